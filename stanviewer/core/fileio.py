@@ -1,0 +1,67 @@
+"""Small file helpers: atomic writes and content fingerprints."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+MIB = 1 << 20
+
+
+def fingerprint(path: str | Path) -> str:
+    """SHA-256 over the file size and its first, middle and last MiB (hex).
+
+    Cheap for hour-long videos and changes whenever the content does in practice.
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    h = hashlib.sha256()
+    h.update(str(size).encode())
+    with p.open("rb") as f:
+        for offset in sorted({0, max(0, size // 2 - MIB // 2), max(0, size - MIB)}):
+            f.seek(offset)
+            h.update(f.read(MIB))
+    return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a whole file (hex)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(4 * MIB), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Write to a temporary file beside ``path``, fsync, then rename over it.
+
+    Readers see either the old file or the complete new one, never a partial file; on error the
+    temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": ""}
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        with contextlib.suppress(OSError):
+            dfd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
