@@ -36,7 +36,7 @@ from stanviewer.core.paths import cache_dir
 
 __all__ = ["FrameIndex", "VideoInfo", "VideoReader", "Window", "open_video", "window_starts"]
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: corrupt packets are left out of the index, AVI truncation noticed
 MAX_FPS = 10_000.0
 MIN_FPS = 0.01
 DEFAULT_MAX_SIDE = 1920
@@ -250,6 +250,9 @@ class VideoReader:
             for packet in self._container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
                     continue
+                if packet.is_corrupt:  # e.g. the partly written last packet of a truncated file
+                    truncated = True
+                    continue
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None:  # no timestamps at all: fall back to packet order
                     ts = counter
@@ -269,6 +272,9 @@ class VideoReader:
             frame_s = float(np.median(np.diff(pts)) * tb)
             if got + 2 * frame_s < 0.9 * declared / 1e6:
                 truncated = True
+        # AVI computes its duration from the data that is there; its header still counts every frame.
+        if stream.frames and pts.size + 2 < 0.9 * stream.frames:
+            truncated = True
         keys = np.unique(np.asarray(key_list, dtype=np.int64))
         if keys.size == 0 or keys[0] > pts[0]:
             keys = np.unique(np.concatenate([[pts[0]], keys]))
@@ -519,7 +525,10 @@ class VideoReader:
         if self.rotation in (90, 270):
             w, h = h, w
         if (frame.width, frame.height) != (w, h) or frame.format.name != "rgb24":
-            arr = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+            # AREA only when scaling: at the same size it changes the chroma upsampling of odd-sized frames,
+            # and frames must equal a plain sequential decode.
+            interpolation = "AREA" if (frame.width, frame.height) != (w, h) else None
+            arr = frame.reformat(width=w, height=h, format="rgb24", interpolation=interpolation).to_ndarray()
         else:
             arr = frame.to_ndarray()
         if self.rotation:
