@@ -212,30 +212,38 @@ def draw_body(img: np.ndarray, body: Body, pose: Pose, cam: Camera) -> tuple[np.
     near = float(depth.max())
     far = float(depth.min())
     span = max(1e-6, near - far)
+    extents: list[tuple[np.ndarray, float]] = []  # (points, half width) of every drawn primitive, for the box
     for d, kind, args in parts:
         f = 0.8 + 0.2 * (d - far) / span  # farther parts slightly darker
         if kind == "seg":
             a, b, color, width = args
             cv2.line(img, _pt(xy[a]), _pt(xy[b]), _shade(color, f), width, cv2.LINE_AA, SHIFT)
+            extents.append((xy[[a, b]], width / 2))
         elif kind == "trunk":
             poly = np.array([_pt(xy[J[k]]) for k in ("shoulder_l", "shoulder_r", "hip_r", "hip_l")], np.int32)
             cv2.fillConvexPoly(img, poly, _shade(body.shirt, f), cv2.LINE_AA, SHIFT)
+            extents.append((xy[[J[k] for k in ("shoulder_l", "shoulder_r", "hip_r", "hip_l")]], 0.5))
             width = max(3, int(round(body.trunk_depth * s * abs(math.sin(math.radians(cam.yaw))) + lw)))
             top = xy[J["neck"]] * 0.85 + xy[J["pelvis"]] * 0.15
             cv2.line(img, _pt(top), _pt(xy[J["pelvis"]]), _shade(body.shirt, f), width, cv2.LINE_AA, SHIFT)
             cv2.line(img, _pt(xy[J["shoulder_l"]]), _pt(xy[J["shoulder_r"]]), _shade(body.shirt, f), lw,
                      cv2.LINE_AA, SHIFT)  # fmt: skip
-            cv2.line(img, _pt(xy[J["neck"]]), _pt(xy[J["head"]] * 0.4 + xy[J["neck"]] * 0.6), body.skin,
-                     max(2, int(lw * 0.8)), cv2.LINE_AA, SHIFT)  # fmt: skip
+            neck_top = xy[J["head"]] * 0.4 + xy[J["neck"]] * 0.6
+            cv2.line(img, _pt(xy[J["neck"]]), _pt(neck_top), body.skin, max(2, int(lw * 0.8)), cv2.LINE_AA, SHIFT)
+            extents.append((np.stack([top, xy[J["pelvis"]]]), width / 2))
+            extents.append((xy[[J["shoulder_l"], J["shoulder_r"]]], lw / 2))
+            extents.append((np.stack([xy[J["neck"]], neck_top]), max(2, int(lw * 0.8)) / 2))
         else:
             r = max(2, int(round(body.head_r * s)))
             c = _pt(xy[J["head"]])
             cv2.circle(img, c, r << SHIFT, body.skin, -1, cv2.LINE_AA, SHIFT)
             cv2.ellipse(img, c, (r << SHIFT, r << SHIFT), 0, 180, 360, body.hair, -1, cv2.LINE_AA, SHIFT)
-    pad = max(lw, body.head_r * s)
-    x0, y0 = xy.min(axis=0) - pad * 0.7
-    x1, y1 = xy.max(axis=0) + pad * 0.7
-    head = xy[J["head"]]
-    r = body.head_r * s
-    box = np.array([min(x0, head[0] - r), min(y0, head[1] - r), max(x1, head[0] + r), max(y1, head[1] + r)])
+            extents.append((xy[[J["head"]]], float(r)))
+    # The box is the union of what was drawn: every line's end points grown by half its thickness (cv2 draws
+    # round caps) plus one pixel of anti-aliasing, the trunk polygon and the head disc. A point drawn at x
+    # lights pixel x, which covers [x, x + 1) in box coordinates: hence the half-pixel shift.
+    aa = 1.0
+    lo = np.min([p.min(axis=0) - hw - aa for p, hw in extents], axis=0) + 0.5
+    hi = np.max([p.max(axis=0) + hw + aa for p, hw in extents], axis=0) + 0.5
+    box = np.array([lo[0], lo[1], hi[0], hi[1]], dtype=np.float64)
     return xy, box

@@ -1,0 +1,155 @@
+"""The synthetic data set: valid manifest and labels, true boxes, subject-wise split, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stanviewer.core.errors import StanError
+from stanviewer.core.manifest import ManifestEntry, read_boxes_csv, read_frame_labels, read_manifest
+from stanviewer.core.progress import Progress, run_job
+from stanviewer.core.synth import CLASSES, make_dataset
+from stanviewer.core.synth.body import Body, Camera, Pose, draw_body
+from stanviewer.core.video import open_video
+
+TINY = {"subjects": 2, "videos_per_subject": 2, "reps": (1, 1), "seed": 3}  # 4 videos, ~360 frames
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Manifest of a 2 subjects x 2 videos data set with one repetition per video."""
+    out = tmp_path_factory.mktemp("synth")
+    return run_job(make_dataset(out, **TINY), stream=None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def entries(tiny_dataset: Path) -> list[ManifestEntry]:
+    return read_manifest(tiny_dataset)
+
+
+def test_manifest_validates(tiny_dataset: Path, entries: list[ManifestEntry]) -> None:
+    assert tiny_dataset.name == "manifest.csv"
+    assert len(entries) == 4
+    for e in entries:
+        assert e.video.is_file() and e.video.parent.name == "videos"
+        assert e.frame_labels is not None and e.frame_labels.is_file()
+        assert e.label in CLASSES
+        assert e.split in ("train", "test")
+        boxes = e.extra_path("boxes", tiny_dataset.parent)
+        assert boxes is not None and boxes.is_file()
+    assert {e.label for e in entries} == set(CLASSES)  # half of each subject's videos show compensation
+
+
+def test_label_files_validate_against_the_videos(tiny_dataset: Path, entries: list[ManifestEntry]) -> None:
+    meta = {v["name"]: v for v in json.loads((tiny_dataset.parent / "synth.json").read_text())["videos"]}
+    for e in entries:
+        with open_video(e.video) as r:
+            n = r.frame_count
+            assert r.fps == pytest.approx(meta[e.name]["fps"], rel=1e-3)
+        assert n == meta[e.name]["frames"]
+        labels = read_frame_labels(e.frame_labels, n_frames=n)  # type: ignore[arg-type]
+        assert labels.shape == (n,)
+        assert int(labels.sum()) == meta[e.name]["positive_frames"]
+
+
+def test_compensation_videos_have_positive_frames(entries: list[ManifestEntry]) -> None:
+    for e in entries:
+        labels = read_frame_labels(e.frame_labels)  # type: ignore[arg-type]
+        if e.label == "compensation":
+            assert 0 < labels.sum() < labels.size, e.name
+        else:
+            assert labels.sum() == 0, e.name
+
+
+def test_boxes_lie_inside_the_frame(tiny_dataset: Path, entries: list[ManifestEntry]) -> None:
+    for e in entries:
+        with open_video(e.video) as r:
+            n, (w, h) = r.frame_count, r.size
+        boxes = read_boxes_csv(e.extra_path("boxes", tiny_dataset.parent))  # type: ignore[arg-type]
+        assert sorted(boxes) == list(range(n))
+        b = np.array([boxes[i] for i in range(n)])
+        x, y, bw, bh = b.T
+        assert (x >= 0).all() and (y >= 0).all()
+        assert (bw > 0).all() and (bh > 0).all()
+        assert (x + bw <= w).all() and (y + bh <= h).all()
+        assert (bh > 0.4 * h).all()  # the figure is a standing person, not a speck
+
+
+def test_split_is_subject_wise(entries: list[ManifestEntry]) -> None:
+    splits: dict[str, set[str]] = {}
+    for e in entries:
+        splits.setdefault(e.subject, set()).add(e.split)  # type: ignore[arg-type]
+    assert all(len(s) == 1 for s in splits.values()), splits
+    assert {next(iter(s)) for s in splits.values()} == {"train", "test"}
+
+
+def _generate(out: Path, seed: int, seen: list[Progress] | None = None) -> Path:
+    job = make_dataset(out, subjects=1, videos_per_subject=1, reps=(1, 1), seed=seed)
+    return run_job(job, stream=None, on_progress=None if seen is None else seen.append)
+
+
+def test_deterministic_by_seed(tmp_path: Path) -> None:
+    seen: list[Progress] = []
+    a, b, c = (_generate(tmp_path / name, seed, seen) for name, seed in (("a", 5), ("b", 5), ("c", 6)))
+    assert seen[0].done == 0 and seen[-1].done == seen[-1].total > 0  # the job reports its progress
+    ea, eb, ec = read_manifest(a)[0], read_manifest(b)[0], read_manifest(c)[0]
+    for sub in ("labels", "boxes", "joints"):
+        fa, fb = a.parent / sub / f"{ea.name}.csv", b.parent / sub / f"{eb.name}.csv"
+        assert fa.read_bytes() == fb.read_bytes(), sub
+    assert a.read_bytes() == b.read_bytes()
+    assert (a.parent / "synth.json").read_bytes() == (b.parent / "synth.json").read_bytes()
+    with open_video(ea.video, use_index_cache=False) as ra, open_video(eb.video, use_index_cache=False) as rb:
+        assert ra.frame_count == rb.frame_count
+        assert np.array_equal(ra.frame(0), rb.frame(0))
+        assert np.array_equal(ra.frame(ra.frame_count - 1), rb.frame(rb.frame_count - 1))
+    with open_video(ec.video, use_index_cache=False) as rc, open_video(ea.video, use_index_cache=False) as ra:
+        assert rc.size != ra.size or not np.array_equal(rc.frame(0), ra.frame(0))  # another seed, another video
+
+
+def test_long_video_mode(tmp_path: Path) -> None:
+    manifest = run_job(make_dataset(tmp_path, subjects=1, videos_per_subject=1, long_seconds=7, seed=5), stream=None)
+    entry = read_manifest(manifest)[0]
+    with open_video(entry.video) as r:
+        assert r.frame_count == round(7 * r.fps)
+        assert r.info.duration_s == pytest.approx(7.0, abs=0.1)
+
+
+def test_bad_arguments_raise_stan_error(tmp_path: Path) -> None:
+    with pytest.raises(StanError):
+        next(make_dataset(tmp_path, subjects=0))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_box_matches_the_drawn_figure(seed: int) -> None:
+    """The box that draw_body returns is the bounding box of the pixels it changed (IoU > 0.85)."""
+    rng = np.random.default_rng(seed)
+    h = 240
+    w = 320
+    for yaw in (0.0, 40.0, 90.0, -85.0):
+        body = Body.random(rng)
+        pose = Pose(
+            lean_lateral=float(rng.uniform(-25, 25)),
+            lean_forward=float(rng.uniform(-25, 10)),
+            rotation=float(rng.uniform(-30, 30)),
+            hike_l=float(rng.uniform(0, 0.1)),
+            arm_l=(float(rng.uniform(0, 160)), 4.0),
+            arm_r=(0.0, float(4 + rng.uniform(0, 160))),
+        )
+        img = np.zeros((h, w, 3), np.uint8)  # plain black background
+        cam = Camera(yaw=yaw, scale=h * float(rng.uniform(0.62, 0.85)) / 1.8, cx=w / 2, floor_y=0.93 * h)
+        _, box = draw_body(img, body, pose, cam)
+        ys, xs = np.nonzero(img.any(axis=2))
+        drawn = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
+        clipped = np.clip(box, 0, [w, h, w, h])
+        assert _iou(clipped, drawn) > 0.85, (seed, yaw, box, drawn)
