@@ -47,11 +47,15 @@ def _open_csv(path: Path) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
     if path.is_dir():
         raise LabelError("is a folder, not a CSV file", path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise LabelError(f"is not UTF-8 text (byte {e.start})", path) from e
+        data = path.read_bytes()
     except OSError as e:
         raise LabelError(f"cannot be read ({e.strerror})", path) from e
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        bad = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data[:bad].count(b"\n") + 1
+        raise LabelError(f"line {line}: not UTF-8 text (byte {bad}); save the file as UTF-8", path) from e
     rows = list(csv.reader(text.splitlines()))
     if not rows or not any(c.strip() for c in rows[0]):
         raise LabelError("is empty (a header line is required)", path)
@@ -105,8 +109,8 @@ def read_frame_labels(path: str | Path, n_frames: int | None = None) -> np.ndarr
         raise LabelError(f"line 1: header must start with frame,label (got {','.join(header)})", path)
     seen: dict[int, tuple[int, int]] = {}
     for line, row in body:
-        if len(row) < 2:
-            raise LabelError(f"line {line}: expected frame,label", path)
+        if len(row) != len(header):
+            raise LabelError(f"line {line}: {len(row)} fields, header has {len(header)} (expected frame,label)", path)
         try:
             f = int(row[0].strip())
         except ValueError:
