@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TextIO, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 
 R = TypeVar("R")
 
@@ -43,11 +43,17 @@ Job = Generator[Progress, None, R]
 def run_job(
     job: Job[R],
     *,
-    stream: TextIO | None = sys.stderr,
+    stream: TextIO | Literal["stderr"] | None = "stderr",
     on_progress: Callable[[Progress], None] | None = None,
     min_interval: float = 0.2,
 ) -> R:
-    """Drain a job, drawing a one-line progress bar on ``stream`` (a tty) and returning its result."""
+    """Drain a job, drawing a one-line progress bar on ``stream`` (a tty) and returning its result.
+
+    ``stream`` defaults to the ``sys.stderr`` of the moment of the call (not of the import, which a
+    redirection or a test's capture may have replaced since); ``None`` draws nothing.
+    """
+    if stream == "stderr":
+        stream = sys.stderr
     start = time.monotonic()
     last = 0.0
     drew = False

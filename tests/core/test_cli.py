@@ -1,0 +1,110 @@
+"""The ``stanviewer`` command: help for every subcommand, ``info``, ``synth`` and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+import pytest
+
+from stanviewer.cli import COMMANDS, main
+from stanviewer.core.errors import VideoError
+from stanviewer.core.manifest import read_frame_labels, read_manifest
+from stanviewer.core.progress import Progress, run_job
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stanviewer", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+    )
+
+
+def test_python_m_stanviewer_help(env_with_repo: dict[str, str]) -> None:
+    proc = _run(["--help"], env_with_repo)
+    assert proc.returncode == 0, proc.stderr
+    for name in COMMANDS:
+        assert name in proc.stdout
+    assert "not a medical device" in proc.stdout.replace("\n", " ")
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert f"usage: stanviewer {command}" in capsys.readouterr().out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("stanviewer ")
+
+
+def test_info_prints_metadata(make_video: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    path = make_video("cli_info.mp4", 30, "h264", gop=10)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "frames      30" in out
+    assert "25.000" in out and "fps" in out
+    assert "96x64" in out and "h264" in out
+    assert main(["info", "--frames", str(path)]) == 0
+    rows = capsys.readouterr().out.split("frame,time_s,pts,keyframe\n")[1].splitlines()
+    assert len(rows) == 30
+    assert rows[0].startswith("0,0.000000,") and rows[0].endswith(",1")
+    assert rows[25].startswith("25,1.000000,")
+
+
+def test_info_missing_file_is_one_line_error(tmp_path: Path, env_with_repo: dict[str, str]) -> None:
+    missing = tmp_path / "no such vidéo.mp4"
+    proc = _run(["info", str(missing)], env_with_repo)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("stanviewer: error: ")
+    assert str(missing) in lines[0] and "not found" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    with pytest.raises(VideoError):
+        main(["--debug", "info", str(tmp_path / "missing.mp4")])
+
+
+def test_bad_reps_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", str(tmp_path / "out"), "--reps", "three"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stanviewer: error: ") and "--reps" in err
+
+
+def test_synth_writes_a_valid_data_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "data set"
+    args = ["synth", str(out), "--subjects", "2", "--videos-per-subject", "1", "--reps", "1-1", "--seed", "2"]
+    assert main(args) == 0
+    manifest = out / "manifest.csv"
+    assert f"wrote {manifest}" in capsys.readouterr().out
+    entries = read_manifest(manifest)
+    assert len(entries) == 2
+    assert {e.split for e in entries} == {"train", "test"}
+    for e in entries:
+        assert e.video.is_file()
+        read_frame_labels(e.frame_labels)  # type: ignore[arg-type]
+
+
+def test_progress_bar_draws_on_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """run_job must use sys.stderr as it is when called (it used to bind the one of import time)."""
+
+    def job() -> Generator[Progress, None, int]:
+        yield Progress(1, 4, "working")
+        yield Progress(4, 4, "done")
+        return 7
+
+    assert run_job(job(), min_interval=0) == 7
+    err = capsys.readouterr().err
+    assert "working" in err and "25%" in err and "1/4" in err
