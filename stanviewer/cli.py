@@ -70,8 +70,12 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reps", default="3-5", help="repetitions per video, MIN-MAX (default 3-5)")
     p.add_argument("--codec", choices=["h264", "mp4v", "mjpeg"], default="h264")
-    p.add_argument("--long", type=float, metavar="SECONDS",
-                   help="make one long video of this many seconds (scale tests) instead of a data set")  # fmt: skip
+    p.add_argument(
+        "--long",
+        type=float,
+        metavar="SECONDS",
+        help="make one long video of this many seconds (scale tests) instead of a data set",
+    )
     p.set_defaults(run=_run_synth)
 
 
@@ -99,6 +103,178 @@ def _run_synth(a: argparse.Namespace) -> int:
     manifest = run_job(job)
     print(f"wrote {manifest}")
     return 0
+
+
+@command("train", "train a STAN model on a manifest with video-level labels")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", type=Path, help="manifest.csv (video,subject,label[,frame_labels][,split])")
+    p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, history.csv)")
+    p.add_argument("--arch", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
+    p.add_argument("--frames", type=int, default=8, help="clip length T in model frames (even)")
+    p.add_argument("--size", type=int, default=64, help="input side in pixels (multiple of 32)")
+    p.add_argument("--sample-fps", type=float, default=5.0, help="frames per second the model sees")
+    p.add_argument("--roi", default="motion", help="ROI provider for the local view (motion, none, truth, ...)")
+    p.add_argument("--classes", default="normal,compensation", help="class names, the last is the target")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=6, help="videos per step (half of each class)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--pool", default="lse", choices=["lse", "max", "mean", "topk"], help="MIL pooling")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="share of training subjects for validation")
+    p.add_argument("--patience", type=int, default=8, help="early stopping patience (epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    p.add_argument("--max-minutes", type=float, help="stop after this many minutes (a checkpoint is kept)")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--init", type=Path, help="start from this stanviewer checkpoint (fine-tuning)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--cv", help="cross-validation instead of the manifest split: loso or kfold:K")
+    p.set_defaults(run=_run_train)
+
+
+def _train_parts(a: argparse.Namespace):
+    from stanviewer.core.models.stan import ModelSpec
+    from stanviewer.core.training.train import TrainConfig
+
+    classes = [c.strip() for c in a.classes.split(",") if c.strip()]
+    spec = ModelSpec(
+        arch=a.arch,
+        classes=classes,
+        target=classes[-1],
+        views=a.views,
+        frames=a.frames,
+        size=a.size,
+        sample_fps=a.sample_fps,
+        roi_provider=a.roi,
+    )
+    cfg = TrainConfig(
+        epochs=a.epochs,
+        batch_videos=a.batch,
+        lr=a.lr,
+        weight_decay=a.weight_decay,
+        pool=a.pool,
+        val_fraction=a.val_fraction,
+        patience=a.patience,
+        seed=a.seed,
+        threads=a.threads,
+        max_minutes=a.max_minutes,
+        augment=not a.no_augment,
+        init=str(a.init) if a.init else None,
+        device=a.device,
+    )
+    return spec, cfg
+
+
+def _run_train(a: argparse.Namespace) -> int:
+    from stanviewer.core.progress import run_job
+    from stanviewer.core.training.train import train
+
+    spec, cfg = _train_parts(a)
+    if a.cv:
+        from stanviewer.core.training.cv import cross_validate
+
+        rows = run_job(cross_validate(a.manifest, spec, a.out, cfg, a.cv))
+        for r in rows:
+            print(
+                f"fold {r['fold']}: test subjects {r['test_subjects']}  video F1 {r['f1']:.3f}  AUROC {r['auroc']:.3f}"
+            )
+        return 0
+    res = run_job(train(a.manifest, spec, a.out, cfg, resume=a.resume))
+    print(f"best checkpoint: {res.best}")
+    if res.val:
+        print(f"validation: video F1 {res.val['f1']:.3f}  AUROC {res.val['auroc']:.3f}  ({res.val['videos']} videos)")
+    if res.test:
+        print(
+            f"test:       video F1 {res.test['f1']:.3f}  AUROC {res.test['auroc']:.3f}  ({res.test['videos']} videos)"
+        )
+    return 0
+
+
+@command("model", "import an official UniFormer checkpoint or show a checkpoint's card")
+def _model_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="convert an official UniFormer video .pth into a stanviewer checkpoint")
+    imp.add_argument("source", type=Path, help="e.g. uniformer_small_k400_16x8.pth (read with weights_only=True)")
+    imp.add_argument("--classes", required=True, help="class names, comma-separated; the last is the target")
+    imp.add_argument("--out", type=Path, required=True, help="output .safetensors")
+    imp.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
+    imp.add_argument("--frames", type=int, default=16)
+    imp.add_argument("--size", type=int, default=224)
+    imp.add_argument("--sample-fps", type=float, default=7.5)
+    info = sub.add_parser("info", help="print a checkpoint's metadata")
+    info.add_argument("checkpoint", type=Path, nargs="?", help="default: the bundled model")
+    info.add_argument("--json", action="store_true", help="print the raw metadata JSON")
+    p.set_defaults(run=_run_model)
+
+
+def _run_model(a: argparse.Namespace) -> int:
+    import json
+
+    from stanviewer.core.models import checkpoint as ck
+
+    if a.model_command == "import":
+        classes = [c.strip() for c in a.classes.split(",") if c.strip()]
+        if len(classes) < 2:
+            from stanviewer.core.errors import StanError
+
+            raise StanError("--classes needs at least two names, e.g. normal,compensation")
+        out, notes = ck.import_official(
+            a.source, a.out, classes, views=a.views, frames=a.frames, size=a.size, sample_fps=a.sample_fps
+        )
+        print(f"wrote {out}")
+        for n in notes:
+            print(f"  {n}")
+        return 0
+    from stanviewer.core.models.bundled import default_checkpoint_path
+
+    path = a.checkpoint or default_checkpoint_path()
+    meta = ck.read_metadata(path)
+    if a.json:
+        print(json.dumps(meta, indent=1, sort_keys=True))
+        return 0
+    from stanviewer.core.models.bundled import describe
+
+    print(describe(path, meta))
+    return 0
+
+
+@command("analyze", "score every frame of videos with a model and an explanation method")
+def _analyze_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, help="videos, folders of videos, or manifest.csv files")
+    p.add_argument("--checkpoint", type=Path, help="stanviewer checkpoint (default: the bundled model)")
+    p.add_argument(
+        "--method",
+        default=None,
+        help="vanilla, smoothgrad, gradcam, ig, occlusion or window (default: the model's best)",
+    )
+    p.add_argument("--views", help="check that the model uses these views (global, local, global+local)")
+    p.add_argument("--target", help="class to explain (default: the model's target class)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--stride", type=int, help="window stride in model frames (default T/2)")
+    p.add_argument(
+        "--coverage",
+        choices=["full", "sampled"],
+        default="full",
+        help="full: the model sees every frame; sampled: one phase, interpolated (faster)",
+    )
+    p.add_argument("--batch", type=int, default=16, help="clips per batch")
+    p.add_argument("--samples", type=int, default=8, help="SmoothGrad noisy samples")
+    p.add_argument("--sigma", type=float, default=0.15, help="SmoothGrad noise (fraction of input range)")
+    p.add_argument("--threshold", type=float, help="threshold for the printed segments (default: calibrated)")
+    p.add_argument("--min-frames", type=int, default=1, help="drop flagged segments shorter than this")
+    p.add_argument("--merge-gap", type=int, default=0, help="merge segments separated by at most this many frames")
+    p.add_argument("--out", type=Path, help="write results to OUT/<video name>/ (default: the cache only)")
+    p.add_argument("--no-heatmaps", action="store_true")
+    p.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
+    p.set_defaults(run=_run_analyze)
+
+
+def _run_analyze(a: argparse.Namespace) -> int:
+    from stanviewer.core.explain.batch import run_analyze
+
+    return run_analyze(a)
 
 
 # --------------------------------------------------------------------------- main

@@ -15,15 +15,36 @@ import cv2
 import numpy as np
 
 JOINTS = (
-    "head", "neck", "shoulder_l", "shoulder_r", "elbow_l", "elbow_r", "wrist_l", "wrist_r",
-    "pelvis", "hip_l", "hip_r", "knee_l", "knee_r", "ankle_l", "ankle_r", "toe_l", "toe_r",
-)  # fmt: skip
+    "head",
+    "neck",
+    "shoulder_l",
+    "shoulder_r",
+    "elbow_l",
+    "elbow_r",
+    "wrist_l",
+    "wrist_r",
+    "pelvis",
+    "hip_l",
+    "hip_r",
+    "knee_l",
+    "knee_r",
+    "ankle_l",
+    "ankle_r",
+    "toe_l",
+    "toe_r",
+)
 J = {name: i for i, name in enumerate(JOINTS)}
 
 SKIN_TONES = [
-    (255, 224, 196), (241, 194, 160), (224, 172, 130), (198, 134, 96), (160, 102, 66), (110, 70, 45),
-    (233, 185, 150), (250, 210, 180),
-]  # fmt: skip
+    (255, 224, 196),
+    (241, 194, 160),
+    (224, 172, 130),
+    (198, 134, 96),
+    (160, 102, 66),
+    (110, 70, 45),
+    (233, 185, 150),
+    (250, 210, 180),
+]
 
 
 @dataclass
@@ -226,8 +247,9 @@ def draw_body(img: np.ndarray, body: Body, pose: Pose, cam: Camera) -> tuple[np.
             width = max(3, int(round(body.trunk_depth * s * abs(math.sin(math.radians(cam.yaw))) + lw)))
             top = xy[J["neck"]] * 0.85 + xy[J["pelvis"]] * 0.15
             cv2.line(img, _pt(top), _pt(xy[J["pelvis"]]), _shade(body.shirt, f), width, cv2.LINE_AA, SHIFT)
-            cv2.line(img, _pt(xy[J["shoulder_l"]]), _pt(xy[J["shoulder_r"]]), _shade(body.shirt, f), lw,
-                     cv2.LINE_AA, SHIFT)  # fmt: skip
+            cv2.line(
+                img, _pt(xy[J["shoulder_l"]]), _pt(xy[J["shoulder_r"]]), _shade(body.shirt, f), lw, cv2.LINE_AA, SHIFT
+            )
             neck_top = xy[J["head"]] * 0.4 + xy[J["neck"]] * 0.6
             cv2.line(img, _pt(xy[J["neck"]]), _pt(neck_top), body.skin, max(2, int(lw * 0.8)), cv2.LINE_AA, SHIFT)
             extents.append((np.stack([top, xy[J["pelvis"]]]), width / 2))

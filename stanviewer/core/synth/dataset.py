@@ -287,9 +287,13 @@ def make_video(spec: VideoSpec, out_dir: str | Path) -> dict:
     distractors = [Distractor.random(rng, w + 2 * m, h + 2 * m, floor_y + m) for _ in range(spec.distractors)]
     cam = Camera(yaw=spec.yaw, scale=s.scale * h / 1.8, cx=s.x_center * w + m, floor_y=floor_y + m)
     sway = {
-        "lat": _Sway(rng, 1.5), "fwd": _Sway(rng, 1.5), "rot": _Sway(rng, 3.0), "hike": _Sway(rng, 1.0),
-        "head": _Sway(rng, 3.0), "elbow": _Sway(rng, 1.0),
-    }  # fmt: skip
+        "lat": _Sway(rng, 1.5),
+        "fwd": _Sway(rng, 1.5),
+        "rot": _Sway(rng, 3.0),
+        "hike": _Sway(rng, 1.0),
+        "head": _Sway(rng, 3.0),
+        "elbow": _Sway(rng, 1.0),
+    }
     ext = {"h264": ".mp4", "mp4v": ".mp4", "mjpeg": ".avi"}.get(spec.codec, ".mp4")
     video_path = out / "videos" / f"{spec.name}{ext}"
     labels = np.zeros(n, np.uint8)
@@ -316,11 +320,15 @@ def make_video(spec: VideoSpec, out_dir: str | Path) -> dict:
             joints[i] = xy - np.array([m + dx, m + dy])
     name = video_path.name
     _write_rows(out / "labels" / f"{spec.name}.csv", ["frame", "label"], ([i, int(v)] for i, v in enumerate(labels)))
-    _write_rows(out / "boxes" / f"{spec.name}.csv", ["frame", "x", "y", "w", "h"],
-                ([i, *map(int, b)] for i, b in enumerate(boxes)))  # fmt: skip
+    _write_rows(
+        out / "boxes" / f"{spec.name}.csv",
+        ["frame", "x", "y", "w", "h"],
+        ([i, *map(int, b)] for i, b in enumerate(boxes)),
+    )
     header = ["frame"] + [f"{j}_{c}" for j in JOINTS for c in "xy"]
-    _write_rows(out / "joints" / f"{spec.name}.csv", header,
-                ([i, *(f"{v:.1f}" for v in joints[i].ravel())] for i in range(n)))  # fmt: skip
+    _write_rows(
+        out / "joints" / f"{spec.name}.csv", header, ([i, *(f"{v:.1f}" for v in joints[i].ravel())] for i in range(n))
+    )
     return {
         "video": f"videos/{name}",
         "subject": s.subject,

@@ -1,0 +1,124 @@
+"""``stanviewer analyze``: many videos (files, folders, manifests), resumable, one line per result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stanviewer.core.errors import StanError
+from stanviewer.core.explain.scoring import AnalysisSettings
+from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
+from stanviewer.core.explain.store import analyze_video
+from stanviewer.core.fileio import fingerprint
+from stanviewer.core.manifest import read_frame_labels, read_manifest
+from stanviewer.core.progress import run_job
+
+__all__ = ["VIDEO_EXTENSIONS", "expand_inputs", "run_analyze"]
+
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".mts", ".m2ts"}
+
+
+@dataclass
+class Item:
+    video: Path
+    labels_file: Path | None = None
+
+
+def expand_inputs(inputs: list[Path]) -> list[Item]:
+    """Videos from files, folders (their video files, sorted) and manifest.csv files."""
+    items: list[Item] = []
+    for p in inputs:
+        if p.is_dir():
+            vids = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXTENSIONS)
+            if not vids:
+                raise StanError("folder contains no video files", p)
+            items += [Item(v) for v in vids]
+        elif p.suffix.lower() == ".csv":
+            items += [Item(e.video, e.frame_labels) for e in read_manifest(p)]
+        else:
+            items.append(Item(p))
+    return items
+
+
+def _fmt_time(t: float) -> str:
+    m, s = divmod(t, 60)
+    return f"{int(m)}:{s:06.3f}"
+
+
+def run_analyze(a: argparse.Namespace) -> int:
+    from stanviewer.core.models.bundled import default_checkpoint_path
+    from stanviewer.core.models.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(a.checkpoint or default_checkpoint_path())
+    if a.views and a.views != ck.spec.views:
+        raise StanError(
+            f"the checkpoint was trained with views {ck.spec.views!r}, not {a.views!r}; "
+            "choose a checkpoint trained for those views (stanviewer train --views ...)",
+            ck.path,
+        )
+    method = a.method or ck.meta.get("default_method", "window")
+    st = AnalysisSettings(
+        method=method,
+        target=a.target,
+        stride=a.stride,
+        coverage=a.coverage,
+        batch=a.batch,
+        device=a.device,
+        samples=a.samples,
+        sigma=a.sigma,
+        heatmaps=not a.no_heatmaps,
+    )
+    items = expand_inputs(list(a.inputs))
+    failed = 0
+    for k, item in enumerate(items):
+        name = item.video.stem
+        out = (a.out / name) if a.out else None
+        try:
+            labels = None
+            if out is not None and (out / "analysis.json").exists() and not a.no_cache:
+                meta = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
+                same = (
+                    meta.get("settings") == st.key()
+                    and meta.get("model", {}).get("sha256") == ck.sha256
+                    and item.video.exists()
+                    and meta.get("video", {}).get("fingerprint") == fingerprint(item.video)
+                )
+                if same:
+                    print(f"[{k + 1}/{len(items)}] {name}: already analysed with these settings ({out})")
+                    continue
+            analysis, folder = run_job(analyze_video(item.video, ck, st, out=out, use_cache=not a.no_cache))
+            if item.labels_file is not None:
+                labels = read_frame_labels(item.labels_file, len(analysis.scores))
+                if out is not None:
+                    from stanviewer.core.explain.store import save_analysis
+
+                    save_analysis(analysis, out, labels)
+        except StanError as e:
+            failed += 1
+            print(f"[{k + 1}/{len(items)}] {name}: error: {e}", file=sys.stderr)
+            continue
+        th = a.threshold if a.threshold is not None else ck.threshold(method)
+        segs = segments_from_scores(analysis.scores, th, SegmentOptions(a.min_frames, a.merge_gap))
+        pred = analysis.prediction
+        p = pred["probabilities"].get(pred["class"], float("nan"))
+        target_p = pred["probabilities"].get(analysis.meta["target"], float("nan"))
+        print(
+            f"[{k + 1}/{len(items)}] {name}: predicted {pred['class']} (p={p:.2f}; "
+            f"{analysis.meta['target']} p={target_p:.2f}), method {method}, threshold {th:.2f}, "
+            f"{len(segs)} flagged segment(s) -> {folder}"
+        )
+        t = analysis.times
+        for s in segs[:50]:
+            print(
+                f"    frames {s.start}-{s.end - 1}  {_fmt_time(t[s.start])} - {_fmt_time(t[s.end - 1])}  "
+                f"peak {float(np.max(analysis.scores[s.start : s.end])):.2f}"
+            )
+        if len(segs) > 50:
+            print(f"    ... {len(segs) - 50} more")
+    print("Scores show which frames influenced the model; they are not a diagnosis.")
+    return 2 if failed else 0

@@ -1,0 +1,160 @@
+"""Analysis results on disk (DESIGN.md §4) and the cache that makes reopening a video instant.
+
+One folder per analysed video:
+- ``scores.csv``: ``frame,time_s,score,raw,window_prob[,label]`` (score in [0, 1], frames 0-based);
+- ``analysis.json``: video (path, fingerprint, frames, fps, size), model (name, SHA-256, classes),
+  prediction, method and parameters, views, window settings, normalisation, threshold, software
+  version, time taken;
+- ``windows.csv``: every model window (phase, first and last frame, target log-odds, probability);
+- ``heatmaps.zip``: per-frame maps (:mod:`stanviewer.core.explain.heatmaps`), for pixel methods.
+
+Cached analyses live under ``cache_dir()/analyses/<video fingerprint>/<settings hash>/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from stanviewer.core.errors import StanError
+from stanviewer.core.explain.scoring import Analysis, AnalysisSettings, analyze_reader
+from stanviewer.core.fileio import atomic_write
+from stanviewer.core.models.checkpoint import Checkpoint
+from stanviewer.core.paths import cache_dir
+from stanviewer.core.progress import Job, Progress
+from stanviewer.core.video import open_video
+
+__all__ = ["analysis_key", "analyze_video", "cached_analyses", "load_analysis", "save_analysis"]
+
+
+def analysis_key(fingerprint: str, checkpoint_sha: str, settings: AnalysisSettings) -> str:
+    blob = json.dumps({"v": fingerprint, "m": checkpoint_sha, "s": settings.key()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cache_folder(fingerprint: str, key: str) -> Path:
+    return cache_dir() / "analyses" / fingerprint[:32] / key
+
+
+def save_analysis(a: Analysis, folder: str | Path, labels: np.ndarray | None = None) -> Path:
+    """Write an analysis folder (atomic per file)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "scores.csv") as f:
+        w = csv.writer(f, lineterminator="\n")
+        head = ["frame", "time_s", "score", "raw", "window_prob"] + (["label"] if labels is not None else [])
+        w.writerow(head)
+        for i in range(len(a.scores)):
+            row = [i, f"{a.times[i]:.6f}", f"{a.scores[i]:.6f}", f"{a.raw[i]:.6g}", f"{a.window_prob[i]:.6f}"]
+            if labels is not None:
+                row.append(int(labels[i]))
+            w.writerow(row)
+    with atomic_write(folder / "windows.csv") as f:
+        w = csv.DictWriter(f, fieldnames=["phase", "start", "end", "evidence", "prob"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(a.windows)
+    meta = dict(a.meta)
+    if a.heatmap_path is not None:
+        target = folder / "heatmaps.zip"
+        if Path(a.heatmap_path).resolve() != target.resolve():
+            shutil.copyfile(a.heatmap_path, target)
+        meta["heatmaps"] = "heatmaps.zip"
+    with atomic_write(folder / "analysis.json") as f:
+        json.dump(meta, f, indent=1)
+    return folder
+
+
+def load_analysis(folder: str | Path) -> Analysis:
+    """Read an analysis folder written by :func:`save_analysis` (clear errors when malformed)."""
+    folder = Path(folder)
+    meta_path, scores_path = folder / "analysis.json", folder / "scores.csv"
+    if not meta_path.exists() or not scores_path.exists():
+        raise StanError("not an analysis folder (analysis.json and scores.csv are needed)", folder)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        rows = list(csv.DictReader(scores_path.read_text(encoding="utf-8").splitlines()))
+        scores = np.array([float(r["score"]) for r in rows], np.float32)
+        raw = np.array([float(r.get("raw", r["score"])) for r in rows], np.float32)
+        wprob = np.array([float(r.get("window_prob", "nan")) for r in rows], np.float32)
+        times = np.array([float(r["time_s"]) for r in rows], np.float64)
+        frames = [int(r["frame"]) for r in rows]
+    except (ValueError, KeyError, json.JSONDecodeError) as e:
+        raise StanError(f"analysis files are malformed ({e})", folder) from e
+    if frames != list(range(len(frames))):
+        raise StanError("scores.csv must list frames 0..N-1 in order", folder)
+    windows = []
+    wpath = folder / "windows.csv"
+    if wpath.exists():
+        for r in csv.DictReader(wpath.read_text(encoding="utf-8").splitlines()):
+            windows.append(
+                {
+                    "phase": int(r["phase"]),
+                    "start": int(r["start"]),
+                    "end": int(r["end"]),
+                    "evidence": float(r["evidence"]),
+                    "prob": float(r["prob"]),
+                }
+            )
+    heat = folder / meta["heatmaps"] if meta.get("heatmaps") else None
+    return Analysis(
+        scores=scores,
+        raw=raw,
+        window_prob=wprob,
+        times=times,
+        windows=windows,
+        prediction=meta.get("prediction", {}),
+        meta=meta,
+        heatmap_path=heat if heat is not None and heat.exists() else None,
+    )
+
+
+def cached_analyses(fingerprint: str) -> list[Path]:
+    """Cached analysis folders of a video, newest first."""
+    base = cache_dir() / "analyses" / fingerprint[:32]
+    if not base.exists():
+        return []
+    found = [p for p in base.iterdir() if (p / "analysis.json").exists()]
+    return sorted(found, key=lambda p: (p / "analysis.json").stat().st_mtime, reverse=True)
+
+
+def analyze_video(
+    path: str | Path,
+    checkpoint: Checkpoint,
+    settings: AnalysisSettings | None = None,
+    *,
+    out: str | Path | None = None,
+    use_cache: bool = True,
+    labels: np.ndarray | None = None,
+    roi: tuple | None = None,
+) -> Job[tuple[Analysis, Path]]:
+    """Analyse a video file, reusing a cached result with the same video, model and settings.
+
+    Returns the analysis and its folder (``out`` when given, else the cache folder).
+    """
+    st = settings or AnalysisSettings()
+    with open_video(path) as reader:
+        key = analysis_key(reader.info.fingerprint, checkpoint.sha256, st)
+        folder = cache_folder(reader.info.fingerprint, key)
+        if use_cache and (folder / "analysis.json").exists():
+            try:
+                a = load_analysis(folder)
+                yield Progress(1, 1, "cached")
+                if out is not None:
+                    save_analysis(a, out, labels)
+                    return a, Path(out)
+                return a, folder
+            except StanError:
+                shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=folder / "heatmaps.zip", roi=roi)
+    a.meta["video"]["path"] = str(Path(path).resolve())
+    save_analysis(a, folder, labels)
+    if out is not None:
+        save_analysis(a, out, labels)
+        return a, Path(out)
+    return a, folder

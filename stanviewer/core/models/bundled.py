@@ -1,0 +1,67 @@
+"""The bundled model (``models/``) and human-readable model cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stanviewer.core.errors import CheckpointError
+from stanviewer.core.paths import models_dir
+
+__all__ = ["BUNDLED_NAME", "default_checkpoint_path", "describe", "load_default"]
+
+BUNDLED_NAME = "stan-tiny-synth.safetensors"
+SYNTHETIC_WARNING = (
+    "Trained on synthetic videos of a drawn figure only: it knows nothing about real patients. "
+    "Scores explain the model, they are not a diagnosis."
+)
+
+
+def default_checkpoint_path() -> Path:
+    """Path of the bundled checkpoint; a clear error if the install lacks it."""
+    path = models_dir() / BUNDLED_NAME
+    if not path.exists():
+        raise CheckpointError("the bundled model is missing from this installation", path)
+    return path
+
+
+def load_default(device: str = "cpu"):
+    from stanviewer.core.models.checkpoint import load_checkpoint
+
+    return load_checkpoint(default_checkpoint_path(), device)
+
+
+def describe(path: str | Path, meta: dict) -> str:
+    """A short model card from checkpoint metadata."""
+    spec = meta.get("spec", {})
+    tr = meta.get("training", {})
+    lines = [
+        f"checkpoint  {path}",
+        f"name        {meta.get('name', Path(path).stem)}",
+        f"arch        {spec.get('arch')} (UniFormer backbone), views {spec.get('views')}",
+        f"classes     {', '.join(spec.get('classes', []))} (explained: {spec.get('target')})",
+        f"input       {spec.get('frames')} frames x {spec.get('size')} px at {spec.get('sample_fps')} frames/s, "
+        f"ROI {spec.get('roi_provider')}",
+    ]
+    if "imported_from" in meta:
+        imp = meta["imported_from"]
+        lines.append(f"imported    {imp.get('file')} ({'; '.join(imp.get('notes', [])) or 'as is'})")
+    if tr.get("data_description"):
+        lines.append(f"trained on  {tr['data_description']}")
+    for split in ("val", "test"):
+        m = tr.get(split) or {}
+        if m:
+            lines.append(
+                f"{split:<11} video F1 {m.get('f1', float('nan')):.3f}, AUROC {m.get('auroc', float('nan')):.3f} "
+                f"({m.get('videos')} videos)"
+            )
+    th = meta.get("thresholds") or {}
+    if th:
+        parts = [f"{k} {v.get('threshold'):.2f}" for k, v in sorted(th.items()) if isinstance(v, dict)]
+        lines.append(f"thresholds  {', '.join(parts)}")
+    if meta.get("default_method"):
+        lines.append(f"method      {meta['default_method']} (default)")
+    sw = meta.get("software", {})
+    lines.append(f"software    stanviewer {sw.get('stanviewer')}, torch {sw.get('torch')}")
+    if meta.get("synthetic_only", True) and "imported_from" not in meta:
+        lines.append(f"warning     {SYNTHETIC_WARNING}")
+    return "\n".join(lines)

@@ -1,0 +1,287 @@
+"""Checkpoints: one safetensors file per model with JSON metadata; never unpickles untrusted data.
+
+A stanviewer checkpoint is a ``.safetensors`` file whose header metadata holds one key, ``stanviewer``,
+with a JSON document: ``format``, ``spec`` (:class:`ModelSpec`: architecture, classes, views, clip
+length, sampling, input size, normalisation), ``thresholds`` (calibrated per method), ``training``
+(data description, metrics, command), ``software`` (versions). Tensors are the model's state dict.
+
+Official UniFormer ``.pth`` files are read with ``torch.load(weights_only=True)`` (tensors and plain
+containers only: a pickle that tries to build any other object is refused, never executed) and mapped
+with :func:`~stanviewer.core.models.uniformer.checkpoint_filter_fn`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from stanviewer import __version__
+from stanviewer.core.errors import CheckpointError
+from stanviewer.core.fileio import make_temp, sha256_file
+from stanviewer.core.models.stan import STAN, ModelSpec
+from stanviewer.core.models.uniformer import VARIANTS, UniFormer, UniFormerConfig, checkpoint_filter_fn
+
+__all__ = [
+    "FORMAT",
+    "Checkpoint",
+    "import_official",
+    "load_checkpoint",
+    "read_metadata",
+    "save_checkpoint",
+    "update_metadata",
+]
+
+FORMAT = "stanviewer-checkpoint/1"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model with its metadata. ``model`` is in eval mode on the CPU."""
+
+    model: nn.Module
+    meta: dict
+    path: Path
+    sha256: str
+    spec: ModelSpec = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spec = ModelSpec.from_dict(self.meta["spec"])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.stem)
+
+    def threshold(self, method: str, default: float = 0.5) -> float:
+        th = self.meta.get("thresholds", {}).get(method)
+        return float(th["threshold"]) if isinstance(th, dict) and "threshold" in th else default
+
+
+def _software() -> dict:
+    return {"stanviewer": __version__, "torch": torch.__version__}
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict | None = None, *, half: bool = False) -> Path:
+    """Write ``model`` (a :class:`STAN` or other model with a ``spec``) and metadata, atomically.
+
+    ``half`` stores floating-point tensors as float16 (half the size; loading casts back to float32).
+    """
+    path = Path(path)
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        raise CheckpointError("model has no spec; cannot write a stanviewer checkpoint", path)
+    meta = {**(metadata or {})}
+    meta["format"] = FORMAT
+    meta["spec"] = spec.to_dict()
+    meta.setdefault("software", _software())
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
+        meta["stored_dtype"] = "float16"
+    tmp = make_temp(path)
+    try:
+        save_file(tensors, str(tmp), metadata={"stanviewer": json.dumps(meta, sort_keys=True)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError("file not found", path)
+    if path.is_dir():
+        raise CheckpointError("is a folder, not a checkpoint file", path)
+    if path.stat().st_size == 0:
+        raise CheckpointError("file is empty (0 bytes)", path)
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The ``stanviewer`` metadata of a checkpoint (no tensors are read)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("stanviewer")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"not a safetensors checkpoint ({str(e).splitlines()[0][:120]}); "
+            "official UniFormer .pth files must first be converted with 'stanviewer model import'",
+            path,
+        ) from e
+    if raw is None:
+        raise CheckpointError(
+            "has no stanviewer metadata (a bare state dict?); convert it with 'stanviewer model import'", path
+        )
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"metadata is not valid JSON ({e.msg})", path) from e
+    if not isinstance(meta, dict) or "spec" not in meta:
+        raise CheckpointError("metadata has no model spec", path)
+    return meta
+
+
+def _build(meta: dict, path: Path) -> nn.Module:
+    try:
+        spec = ModelSpec.from_dict(meta["spec"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"model spec is invalid ({e})", path) from e
+    arch = spec.arch
+    if arch in VARIANTS or arch.startswith("uniformer"):
+        return STAN(spec)
+    raise CheckpointError(f"unknown architecture {arch!r} in the model spec", path)
+
+
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing:
+        raise CheckpointError(f"missing key {missing[0]!r} ({len(missing)} missing in all)", path)
+    if unexpected:
+        raise CheckpointError(f"unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected in all)", path)
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"key {k!r} has shape {tuple(state[k].shape)}, the model needs {tuple(v.shape)}", path
+            )
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a stanviewer checkpoint; clear :class:`CheckpointError` for anything wrong."""
+    path = Path(path)
+    meta = read_metadata(path)
+    model = _build(meta, path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"tensors cannot be read ({str(e).splitlines()[0][:120]})", path) from e
+    own = model.state_dict()
+    state = {k: (v.to(own[k].dtype) if k in own and v.is_floating_point() else v) for k, v in state.items()}
+    _load_state(model, state, path)
+    for name, t in state.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"key {name!r} contains NaN or infinite values", path)
+    model.eval().to(device)
+    return Checkpoint(model=model, meta=meta, path=path, sha256=sha256_file(path))
+
+
+def update_metadata(path: str | Path, changes: dict) -> dict:
+    """Merge ``changes`` into a checkpoint's metadata (rewrites the file atomically)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    for k, v in changes.items():
+        if isinstance(v, dict) and isinstance(meta.get(k), dict):
+            meta[k] = {**meta[k], **v}
+        else:
+            meta[k] = v
+    tmp = make_temp(path)
+    try:
+        save_file(state, str(tmp), metadata={"stanviewer": json.dumps(meta, sort_keys=True)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return meta
+
+
+# --------------------------------------------------------------------------- official checkpoints
+def _read_foreign(path: Path) -> dict:
+    """Tensors of an official checkpoint (.pth via weights_only, or a bare .safetensors)."""
+    _check_file(path)
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"not a safetensors file ({str(e).splitlines()[0][:120]})", path) from e
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).split("\n")[0][:160]
+        raise CheckpointError(
+            "refused: the file contains Python objects other than tensors, which could run code "
+            f"(weights_only=True): {first}",
+            path,
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"not a PyTorch checkpoint ({str(e).splitlines()[0][:160]})", path) from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"holds a {type(obj).__name__}, not a state dict", path)
+    return obj
+
+
+def _variant_of(state: dict[str, torch.Tensor]) -> str:
+    depth = []
+    for stage in range(1, 5):
+        idx = {int(k.split(".")[1]) for k in state if k.startswith(f"blocks{stage}.") and k.split(".")[1].isdigit()}
+        depth.append(max(idx) + 1 if idx else 0)
+    for name, v in VARIANTS.items():
+        if tuple(depth) == tuple(v["depth"]):
+            emb = state.get("patch_embed1.proj.weight")
+            if emb is not None and emb.shape[0] == v["embed_dim"][0]:
+                return name
+    raise CheckpointError(f"does not look like a UniFormer video model (blocks per stage {depth})")
+
+
+def import_official(
+    src: str | Path,
+    out: str | Path,
+    classes: list[str],
+    *,
+    target: str | None = None,
+    views: str = "global+local",
+    frames: int = 16,
+    size: int = 224,
+    sample_fps: float = 7.5,
+) -> tuple[Path, list[str]]:
+    """Convert an official UniFormer video checkpoint into a stanviewer checkpoint.
+
+    Returns the output path and notes (what was inflated or re-initialised).
+    """
+    src = Path(src)
+    raw = _read_foreign(src)
+    from stanviewer.core.models.uniformer import _unwrap
+
+    state = {k: v for k, v in _unwrap(raw).items() if isinstance(v, torch.Tensor)}
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    if not state:
+        raise CheckpointError("contains no tensors", src)
+    try:
+        variant = _variant_of(state)
+    except CheckpointError as e:
+        raise CheckpointError(e.reason, src) from None
+    backbone = UniFormer(UniFormerConfig(name=variant, **VARIANTS[variant], num_classes=len(classes)))
+    mapped, notes = checkpoint_filter_fn(state, backbone)
+    _load_state(backbone, mapped, src)
+    spec = ModelSpec(
+        arch=variant,
+        classes=list(classes),
+        target=target or classes[-1],
+        views=views,
+        frames=frames,
+        size=size,
+        sample_fps=sample_fps,
+    )
+    model = STAN(spec, backbone)
+    meta = {
+        "name": Path(out).stem,
+        "imported_from": {"file": src.name, "sha256": sha256_file(src), "notes": notes},
+        "training": {"data": "not fine-tuned: weights as imported (head re-initialised if classes differ)"},
+        "thresholds": {},
+    }
+    return save_checkpoint(out, model, meta), notes

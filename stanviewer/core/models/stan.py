@@ -1,0 +1,121 @@
+"""STAN: a UniFormer backbone over one or two views of a clip, with a linear head (PAPER.md §1-2).
+
+With ``global+local`` the same backbone sees both views; their pooled features are averaged before the
+head. ``forward(*clips)`` takes one ``Tensor[B, 3, T, S, S]`` per view in :attr:`STAN.view_names` order
+and returns logits ``Tensor[B, classes]``, so Captum can attribute each view separately.
+
+:class:`ModelSpec` is everything needed to rebuild a model and feed it (stored in checkpoint metadata).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from stanviewer.core.models.uniformer import VARIANTS, UniFormer, UniFormerConfig
+from stanviewer.core.views import MEAN, STD, view_names
+
+__all__ = ["STAN", "ModelSpec", "build_model"]
+
+
+@dataclass
+class ModelSpec:
+    """Architecture and input conventions of a model.
+
+    Attributes:
+        arch: backbone variant (``tiny``, ``small``, ``base``) or another registered architecture.
+        classes: class names; ``target`` is the class whose evidence is explained.
+        views: ``global``, ``local`` or ``global+local``.
+        frames: clip length T (even, >= 2).
+        size: input side S in pixels (multiple of 32).
+        sample_fps: frames per second fed to the model; a video at ``fps`` is sampled every
+            ``round(fps / sample_fps)`` frames (at least 1).
+        mean, std: per-channel normalisation of RGB in [0, 1].
+        backbone: the backbone's :class:`UniFormerConfig` as a dict.
+    """
+
+    arch: str = "tiny"
+    classes: list[str] = field(default_factory=lambda: ["normal", "compensation"])
+    target: str = "compensation"
+    views: str = "global+local"
+    frames: int = 16
+    size: int = 64
+    sample_fps: float = 5.0
+    mean: list[float] = field(default_factory=lambda: list(MEAN))
+    std: list[float] = field(default_factory=lambda: list(STD))
+    roi_provider: str = "motion"
+    backbone: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        view_names(self.views)
+        if self.frames < 2 or self.frames % 2:
+            raise ValueError(f"clip length must be even and >= 2, not {self.frames}")
+        if self.size < 32 or self.size % 32:
+            raise ValueError(f"input size must be a multiple of 32, not {self.size}")
+        if self.target not in self.classes:
+            raise ValueError(f"target class {self.target!r} is not one of {self.classes}")
+
+    @property
+    def target_index(self) -> int:
+        return self.classes.index(self.target)
+
+    def step_for(self, fps: float) -> int:
+        """Temporal sampling step (frames) for a video at ``fps``."""
+        return max(1, round(fps / self.sample_fps)) if self.sample_fps > 0 else 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class STAN(nn.Module):
+    """UniFormer over the views of a clip; pooled features averaged across views, then the head."""
+
+    def __init__(self, spec: ModelSpec, backbone: UniFormer | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        if backbone is None:
+            cfg = spec.backbone or {**VARIANTS[spec.arch], "name": spec.arch}
+            ucfg = UniFormerConfig.from_dict({**cfg, "num_classes": len(spec.classes)})
+            backbone = UniFormer(ucfg)
+        if backbone.num_classes != len(spec.classes):
+            backbone.reset_classifier(len(spec.classes))
+        spec.backbone = backbone.cfg.to_dict()
+        self.backbone = backbone
+        self.view_names = view_names(spec.views)
+
+    @property
+    def last_block(self) -> nn.Module:
+        return self.backbone.last_block
+
+    def features(self, *clips: Tensor) -> Tensor:
+        """Pooled features averaged over views: ``Tensor[B, C4]``."""
+        if len(clips) != len(self.view_names):
+            raise ValueError(f"expected {len(self.view_names)} view tensor(s) ({self.spec.views}), got {len(clips)}")
+        b = clips[0].shape[0]
+        x = clips[0] if len(clips) == 1 else torch.cat(clips, 0)
+        f = self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
+        if len(clips) > 1:
+            f = f.view(len(clips), b, -1).mean(0)
+        return f
+
+    def forward(self, *clips: Tensor) -> Tensor:
+        """One ``Tensor[B, 3, T, S, S]`` per view -> logits ``Tensor[B, classes]``."""
+        return self.backbone.head(self.features(*clips))
+
+    def evidence(self, logits: Tensor) -> Tensor:
+        """Log-odds of the target class against the others: ``Tensor[B]`` (the MIL instance score)."""
+        t = self.spec.target_index
+        others = torch.cat([logits[:, :t], logits[:, t + 1 :]], 1)
+        return logits[:, t] - torch.logsumexp(others, 1)
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """A fresh (randomly initialised) model for ``spec``."""
+    return STAN(spec)

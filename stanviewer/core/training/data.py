@@ -1,0 +1,165 @@
+"""Training data: every video of a manifest decoded once into small view images, cached on disk.
+
+For each video the frames the model sees (every ``step = round(fps / sample_fps)`` frames, at twice that
+density so that training can jitter the sampling phase) are turned into the model's views at
+``size x size`` and stored as one uint8 array ``[n, V, S, S, 3]`` (V views) under the cache folder,
+keyed by the video fingerprint and every setting that changes the pixels. Training then never decodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stanviewer.core.errors import StanError
+from stanviewer.core.fileio import atomic_write
+from stanviewer.core.manifest import ManifestEntry, read_frame_labels, read_manifest
+from stanviewer.core.models.stan import ModelSpec
+from stanviewer.core.paths import cache_dir
+from stanviewer.core.progress import Job, Progress
+from stanviewer.core.video import open_video
+from stanviewer.core.views import make_views, view_names
+
+__all__ = ["VideoSample", "load_samples", "prepare_video", "roi_for_video"]
+
+PREP_VERSION = 3
+
+
+@dataclass
+class VideoSample:
+    """One video ready for training: view images at half the model's sampling step."""
+
+    name: str
+    subject: str
+    label: int  # index of the video's class
+    images: np.ndarray  # uint8 [n, V, S, S, 3]
+    frame_index: np.ndarray  # int64 [n]: source frame of each image
+    step: int  # model sampling step in source frames (images are every step/2 frames, see ``sub``)
+    sub: int  # images per model step (2, or 1 when step == 1)
+    frame_labels: np.ndarray | None  # uint8 [N] per source frame, when the manifest has them
+    n_frames: int
+    fps: float
+
+
+def roi_for_video(reader, provider: str, entry: ManifestEntry | None = None, root: Path | None = None):
+    """ROI boxes ``float [N, 4]`` (x0, y0, x1, y1, reader pixels) and the crop square for one video.
+
+    ``provider`` is an ROI provider name (see :mod:`stanviewer.core.roi`), or ``truth`` for the
+    manifest's ``boxes`` column (synthetic data; for experiments only).
+    """
+    if provider == "truth":
+        from stanviewer.core.manifest import read_boxes_csv
+
+        if entry is None or root is None or not entry.extra.get("boxes"):
+            raise StanError("ROI 'truth' needs a manifest with a boxes column")
+        rows = read_boxes_csv(root / entry.extra["boxes"])
+        n = reader.frame_count
+        boxes = np.zeros((n, 4), np.float32)
+        last = (0.0, 0.0, float(reader.size[0]), float(reader.size[1]))
+        for i in range(n):
+            if i in rows:
+                x, y, w, h = rows[i]
+                last = (x, y, x + w, y + h)
+            boxes[i] = last
+        return boxes, _square_from_boxes(boxes)
+    from stanviewer.core.progress import run_job
+    from stanviewer.core.roi import compute_roi
+
+    track = run_job(compute_roi(reader, provider=provider), stream=None)
+    return np.asarray(track.boxes, np.float32), track.crop_square()
+
+
+def _square_from_boxes(boxes: np.ndarray) -> tuple[float, float, float]:
+    cx = float(np.median((boxes[:, 0] + boxes[:, 2]) / 2))
+    cy = float(np.median((boxes[:, 1] + boxes[:, 3]) / 2))
+    side = float(np.median(np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]))) * 1.1
+    return cx, cy, side
+
+
+def _cache_key(fingerprint: str, spec: ModelSpec) -> str:
+    views = spec.views.replace("+", "-")
+    return f"{fingerprint[:24]}_{views}_{spec.size}_{spec.sample_fps:g}_{spec.roi_provider}_v{PREP_VERSION}"
+
+
+def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: list[str]) -> VideoSample:
+    """Decode one manifest video into a :class:`VideoSample` (cached)."""
+    if entry.label not in classes:
+        raise StanError(f"line {entry.line}: class {entry.label!r} is not one of {classes}", root / "manifest.csv")
+    with open_video(entry.video) as reader:
+        fps = reader.fps
+        step = spec.step_for(fps)
+        sub = 2 if step >= 2 else 1
+        n = reader.frame_count
+        key = _cache_key(reader.info.fingerprint, spec)
+        path = cache_dir() / "train" / f"{key}.npz"
+        labels = read_frame_labels(entry.frame_labels, n) if entry.frame_labels else None
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    images, idx = z["images"], z["frame_index"]
+                return VideoSample(
+                    entry.name, entry.subject, classes.index(entry.label), images, idx, step, sub, labels, n, fps
+                )
+            except Exception:
+                path.unlink(missing_ok=True)
+        fine = max(1, step // sub)
+        idx = np.arange(0, n, fine, dtype=np.int64)
+        need_roi = "local" in view_names(spec.views)
+        boxes, square = roi_for_video(reader, spec.roi_provider, entry, root) if need_roi else (None, None)
+        wanted = set(idx.tolist())
+        frames, kept = [], []
+        for i, fr in reader.iter_frames(0, n):
+            if i in wanted:
+                frames.append(fr)
+                kept.append(i)
+        arr = np.stack(frames)
+        kept_idx = np.asarray(kept, np.int64)
+        views = make_views(arr, spec.views, spec.size, None if boxes is None else boxes[kept_idx], square)
+        images = np.stack([views[v] for v in view_names(spec.views)], axis=1)
+    with atomic_write(path, "wb") as f:
+        np.savez(f, images=images, frame_index=kept_idx)
+    return VideoSample(
+        entry.name, entry.subject, classes.index(entry.label), images, kept_idx, step, sub, labels, n, fps
+    )
+
+
+def load_samples(manifest: str | Path, spec: ModelSpec, split: str | None = None) -> Job[list[VideoSample]]:
+    """Prepare every video of ``manifest`` (optionally only one split); a job returning the samples."""
+    manifest = Path(manifest)
+    entries = read_manifest(manifest)
+    if split is not None:
+        entries = [e for e in entries if (e.split or "train") == split]
+    samples: list[VideoSample] = []
+    for k, e in enumerate(entries):
+        yield Progress(k, len(entries), f"preparing {e.name}")
+        samples.append(prepare_video(e, spec, manifest.parent, spec.classes))
+    yield Progress(len(entries), len(entries), "prepared")
+    return samples
+
+
+def model_windows(
+    sample: VideoSample, frames: int, stride: int, phase: int = 0, offset: int = 0
+) -> Iterator[np.ndarray]:
+    """Image indices of consecutive model windows: ``frames`` images, every ``sample.sub`` images.
+
+    ``phase`` picks which half-step images are used; ``offset`` shifts the window grid by padding the
+    start with that many copies of the first image (training augmentation).
+    """
+    s = sample.sub
+    n = sample.images.shape[0]
+    positions = np.arange(phase % s, n, s)
+    if positions.size == 0:
+        positions = np.array([0])
+    if offset > 0:
+        positions = np.concatenate([np.full(offset, positions[0]), positions])
+    if positions.size < frames:
+        yield np.concatenate([positions, np.full(frames - positions.size, positions[-1])])
+        return
+    starts = list(range(0, positions.size - frames + 1, stride))
+    if starts[-1] != positions.size - frames:
+        starts.append(positions.size - frames)
+    for st in starts:
+        yield positions[st : st + frames]

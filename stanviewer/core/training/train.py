@@ -1,0 +1,409 @@
+"""Weakly supervised training of STAN with a multiple-instance objective.
+
+Each step takes a class-balanced batch of whole videos. A video is cut into consecutive windows of T
+model frames; every window gets an evidence score (target-class log-odds); the video score pools them
+(:func:`~stanviewer.core.training.mil.pool_scores`, smooth maximum by default) and a binary
+cross-entropy compares it with the video label. Only video labels are used: frame labels never reach
+training.
+
+Augmentation (per video, the same for all its frames, so that nothing changes within a video that the
+label could hide in): horizontal flip, brightness/contrast jitter, a small translation, the sampling
+phase (which half-step frames are used) and a random temporal offset of the window grid.
+
+Optimisation: AdamW, linear warm-up then cosine decay, class-balanced batches, validation on held-out
+*training subjects* every epoch with early stopping on validation loss, a checkpoint every epoch
+(``last.safetensors``; ``best.safetensors`` at the best validation), ``--resume`` from ``last``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stanviewer.core.errors import StanError
+from stanviewer.core.fileio import atomic_write
+from stanviewer.core.metrics import auroc, prf
+from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
+from stanviewer.core.models.stan import STAN, ModelSpec
+from stanviewer.core.progress import Job, Progress
+from stanviewer.core.training.data import VideoSample, load_samples, model_windows
+from stanviewer.core.training.mil import pool_scores
+from stanviewer.core.views import normalise
+
+__all__ = ["TrainConfig", "TrainResult", "evaluate_videos", "select_device", "train"]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_videos: int = 6
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05  # fraction of all steps
+    pool: str = "lse"
+    pool_r: float = 4.0
+    max_windows: int = 16  # per video and step (a random contiguous run of windows beyond that)
+    val_fraction: float = 0.15  # share of training subjects held out for validation / early stopping
+    patience: int = 8
+    seed: int = 0
+    threads: int | None = None
+    max_minutes: float | None = None
+    augment: bool = True
+    init: str | None = None  # stanviewer checkpoint to start from (fine-tuning)
+    device: str = "auto"
+    eval_stride: int | None = None  # window stride (model frames) for validation; default T/2
+
+
+@dataclass
+class TrainResult:
+    best: Path
+    last: Path
+    history: list[dict] = field(default_factory=list)
+    val: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA, then MPS, then CPU; an explicit name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise StanError("CUDA was requested but no CUDA GPU is available (use --device cpu or auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise StanError("MPS was requested but is not available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """x: uint8 [W, V, T, S, S, 3] of one video -> augmented copy (same transform for every frame)."""
+    out = x
+    if rng.random() < 0.5:
+        out = out[..., :, ::-1, :]
+    s = out.shape[-2]
+    dx, dy = (int(v) for v in rng.integers(-s // 16, s // 16 + 1, 2))
+    if dx or dy:
+        out = np.roll(out, (dy, dx), axis=(-3, -2))
+    f = out.astype(np.float32)
+    contrast = rng.uniform(0.8, 1.2)
+    bright = rng.uniform(-20, 20)
+    f = (f - 115.0) * contrast + 115.0 + bright
+    return np.clip(f, 0, 255).astype(np.uint8)
+
+
+def _video_windows(
+    sample: VideoSample, spec: ModelSpec, stride: int, rng: np.random.Generator | None, max_windows: int
+) -> np.ndarray:
+    """uint8 [W, V, T, S, S, 3] windows of one video (training: random phase/offset, capped)."""
+    T = spec.frames
+    phase = int(rng.integers(sample.sub)) if rng is not None else 0
+    offset = int(rng.integers(0, T // 2 + 1)) if rng is not None else 0
+    wins = list(model_windows(sample, T, stride, phase, offset))
+    if rng is not None and len(wins) > max_windows:
+        a = int(rng.integers(0, len(wins) - max_windows + 1))
+        wins = wins[a : a + max_windows]
+    idx = np.stack(wins)  # [W, T]
+    imgs = sample.images[idx]  # [W, T, V, S, S, 3]
+    return np.ascontiguousarray(imgs.transpose(0, 2, 1, 3, 4, 5))
+
+
+def _to_views(x: np.ndarray, device: torch.device) -> list[torch.Tensor]:
+    """uint8 [W, V, T, S, S, 3] -> V tensors float [W, 3, T, S, S]."""
+    t = normalise(torch.from_numpy(x))  # [W, V, 3, T, S, S]
+    return [t[:, v].to(device) for v in range(t.shape[1])]
+
+
+def window_evidence(model: STAN, x: np.ndarray, device: torch.device, batch: int = 32) -> torch.Tensor:
+    """Evidence (target log-odds) of every window, without gradients: ``Tensor[W]``."""
+    outs = []
+    with torch.no_grad():
+        for a in range(0, x.shape[0], batch):
+            logits = model(*_to_views(x[a : a + batch], device))
+            outs.append(model.evidence(logits).float().cpu())
+    return torch.cat(outs)
+
+
+def evaluate_videos(
+    model: STAN, samples: list[VideoSample], cfg: TrainConfig, device: torch.device
+) -> tuple[dict, list[dict]]:
+    """Video-level metrics (loss, accuracy, F1 of the target class, AUROC) with the MIL decision rule."""
+    model.eval()
+    spec = model.spec
+    stride = cfg.eval_stride or max(1, spec.frames // 2)
+    rows, scores, labels, losses = [], [], [], []
+    for s in samples:
+        ev = window_evidence(model, _video_windows(s, spec, stride, None, 10**9), device)
+        v = pool_scores(ev, cfg.pool, cfg.pool_r)
+        y = float(s.label == spec.target_index)
+        losses.append(float(F.binary_cross_entropy_with_logits(v, torch.tensor(y))))
+        scores.append(float(v))
+        labels.append(y)
+        rows.append(
+            {
+                "video": s.name,
+                "subject": s.subject,
+                "label": int(y),
+                "score": float(v),
+                "prob": float(torch.sigmoid(v)),
+                "pred": int(v > 0),
+            }
+        )
+    sc, lb = np.asarray(scores), np.asarray(labels)
+    m = prf(sc > 0, lb)
+    return {
+        "loss": float(np.mean(losses)) if losses else float("nan"),
+        "accuracy": float(np.mean((sc > 0) == (lb > 0))) if len(lb) else float("nan"),
+        "f1": m.f1,
+        "precision": m.precision,
+        "recall": m.recall,
+        "auroc": auroc(sc, lb),
+        "videos": len(samples),
+    }, rows
+
+
+def _split_val(samples: list[VideoSample], frac: float, rng: np.random.Generator) -> tuple[list, list]:
+    subjects = sorted({s.subject for s in samples})
+    if frac <= 0 or len(subjects) < 3:
+        return samples, []
+    n_val = max(1, round(len(subjects) * frac))
+    val_subj = set(rng.choice(subjects, size=n_val, replace=False).tolist())
+    return [s for s in samples if s.subject not in val_subj], [s for s in samples if s.subject in val_subj]
+
+
+def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    warm = max(1, int(cfg.warmup * total))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    p = (step - warm) / max(1, total - warm)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+
+def _save_state(path: Path, opt: torch.optim.Optimizer, info: dict) -> None:
+    """Optimizer and loop state as safetensors + JSON (never pickled)."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    sd = opt.state_dict()
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"{pid}.{k}"] = (v if isinstance(v, torch.Tensor) else torch.tensor(v)).contiguous()
+    meta = {"param_groups": sd["param_groups"], **info}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+    os.replace(tmp, path)
+
+
+def _load_state(path: Path, opt: torch.optim.Optimizer) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["state"])
+        state: dict[int, dict] = {}
+        for key in f.keys():  # noqa: SIM118
+            pid, name = key.split(".", 1)
+            state.setdefault(int(pid), {})[name] = f.get_tensor(key)
+    opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    return meta
+
+
+def train(
+    manifest: str | Path,
+    spec: ModelSpec,
+    out_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    train_subjects: set[str] | None = None,
+    test_subjects: set[str] | None = None,
+) -> Job[TrainResult]:
+    """Train a STAN model on the ``train`` split of ``manifest`` (a job returning a :class:`TrainResult`).
+
+    ``train_subjects`` / ``test_subjects`` override the manifest's split (cross-validation folds).
+    """
+    cfg = cfg or TrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = select_device(cfg.device)
+    t_start = time.monotonic()
+
+    samples = yield from load_samples(manifest, spec)
+    entries_split = {}
+    from stanviewer.core.manifest import read_manifest
+
+    for e in read_manifest(manifest):
+        entries_split[e.name] = e.split or "train"
+    if train_subjects is not None or test_subjects is not None:
+        pool = [s for s in samples if train_subjects is None or s.subject in train_subjects]
+        test = [s for s in samples if test_subjects is not None and s.subject in test_subjects]
+        pool = [s for s in pool if s not in test]
+    else:
+        pool = [s for s in samples if entries_split.get(s.name) == "train"]
+        test = [s for s in samples if entries_split.get(s.name) == "test"]
+    tr, val = _split_val(pool, cfg.val_fraction, rng)
+    pos = [s for s in tr if s.label == spec.target_index]
+    neg = [s for s in tr if s.label != spec.target_index]
+    if not pos or not neg:
+        raise StanError(f"training needs videos of both classes ({len(pos)} target, {len(neg)} other)")
+
+    if cfg.init:
+        ck = load_checkpoint(cfg.init)
+        if ck.spec.views != spec.views or ck.spec.arch != spec.arch:
+            raise StanError(
+                f"--init checkpoint has arch/views {ck.spec.arch}/{ck.spec.views}, not {spec.arch}/{spec.views}"
+            )
+        model = STAN(spec)
+        model.load_state_dict(ck.model.state_dict())
+    else:
+        model = STAN(spec)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    half = max(1, cfg.batch_videos // 2)
+    steps_per_epoch = max(1, math.ceil(max(len(pos), len(neg)) / half))
+    total = steps_per_epoch * cfg.epochs
+    history: list[dict] = []
+    start_epoch, step, best_val, bad_epochs = 0, 0, float("inf"), 0
+    last_path, best_path = out / "last.safetensors", out / "best.safetensors"
+    state_path = out / "trainer_state.safetensors"
+    if resume:
+        if not (last_path.exists() and state_path.exists()):
+            raise StanError("nothing to resume: no last.safetensors / trainer_state.safetensors", out)
+        model.load_state_dict(load_checkpoint(last_path).model.state_dict())
+        model.to(device)
+        info = _load_state(state_path, opt)
+        start_epoch, step = info["epoch"], info["step"]
+        best_val, bad_epochs, history = info["best_val"], info["bad_epochs"], info["history"]
+        rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
+        torch.manual_seed(cfg.seed + 1000 * start_epoch)
+    use_amp = device.type == "cuda"
+    train_desc = {
+        "manifest": str(manifest),
+        "videos_train": len(tr),
+        "videos_val": len(val),
+        "videos_test": len(test),
+        "subjects_train": sorted({s.subject for s in tr}),
+        "subjects_val": sorted({s.subject for s in val}),
+        "subjects_test": sorted({s.subject for s in test}),
+        "config": asdict(cfg),
+    }
+    stop_reason = "epochs done"
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        rng.shuffle(pos)
+        rng.shuffle(neg)
+        losses, correct, seen = [], 0, 0
+        t_epoch = time.monotonic()
+        for k in range(steps_per_epoch):
+            batch = [pos[(k * half + j) % len(pos)] for j in range(half)]
+            batch += [neg[(k * half + j) % len(neg)] for j in range(half)]
+            wins, owner = [], []
+            for b, s in enumerate(batch):
+                x = _video_windows(s, spec, spec.frames, rng, cfg.max_windows)
+                if cfg.augment:
+                    x = _augment(x, rng)
+                wins.append(x)
+                owner += [b] * x.shape[0]
+            x_all = np.concatenate(wins)
+            owner_t = torch.tensor(owner)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, total, cfg)
+            with torch.autocast(device.type, enabled=use_amp):
+                logits = model(*_to_views(x_all, device))
+            ev = model.evidence(logits.float()).cpu()
+            vid_scores = torch.stack([pool_scores(ev[owner_t == b], cfg.pool, cfg.pool_r) for b in range(len(batch))])
+            y = torch.tensor([float(s.label == spec.target_index) for s in batch])
+            loss = F.binary_cross_entropy_with_logits(vid_scores, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            correct += int(((vid_scores > 0).float() == y).sum())
+            seen += len(batch)
+            msg = f"epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses[-20:]):.3f} acc {correct / seen:.2f}"
+            yield Progress(step, total, msg)
+            if cfg.max_minutes and (time.monotonic() - t_start) / 60 > cfg.max_minutes:
+                stop_reason = "time budget"
+                break
+        val_m, _ = evaluate_videos(model, val, cfg, device) if val else ({}, [])
+        rec = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train_loss": float(np.mean(losses)),
+            "train_acc": correct / max(1, seen),
+            "lr": _lr_at(step, total, cfg),
+            "seconds": round(time.monotonic() - t_epoch, 1),
+            **{f"val_{k}": v for k, v in val_m.items() if k != "videos"},
+        }
+        history.append(rec)
+        yield Progress(
+            step, total, " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
+        )
+        meta = {"name": out.name, "training": {**train_desc, "history": history}}
+        save_checkpoint(last_path, model, meta)
+        val_loss = val_m.get("loss", rec["train_loss"])
+        if val_loss < best_val - 1e-4:
+            best_val, bad_epochs = val_loss, 0
+            save_checkpoint(best_path, model, meta)
+        else:
+            bad_epochs += 1
+        _save_state(
+            state_path,
+            opt,
+            {"epoch": epoch + 1, "step": step, "best_val": best_val, "bad_epochs": bad_epochs, "history": history},
+        )
+        _write_history(out / "history.csv", history)
+        if stop_reason == "time budget":
+            break
+        if bad_epochs >= cfg.patience:
+            stop_reason = f"early stop (no validation improvement for {cfg.patience} epochs)"
+            break
+    if not best_path.exists():
+        save_checkpoint(best_path, model, {"name": out.name, "training": {**train_desc, "history": history}})
+    best = load_checkpoint(best_path, device)
+    val_m, _ = evaluate_videos(best.model, val, cfg, device) if val else ({}, [])
+    test_m, test_rows = evaluate_videos(best.model, test, cfg, device) if test else ({}, [])
+    training = {
+        **train_desc,
+        "history": history,
+        "stop": stop_reason,
+        "val": val_m,
+        "test": test_m,
+        "minutes": round((time.monotonic() - t_start) / 60, 1),
+    }
+    from stanviewer.core.models.checkpoint import update_metadata
+
+    update_metadata(best_path, {"training": training})
+    if test_rows:
+        _write_rows(out / "test_videos.csv", test_rows)
+    return TrainResult(best=best_path, last=last_path, history=history, val=val_m, test=test_m)
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    _write_rows(path, history)
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,130 @@
+"""Model inputs: the global view, the local (person) view and their normalisation.
+
+- **global**: the whole frame, letterboxed to ``size x size`` (aspect kept; bars filled with the neutral
+  value).
+- **local**: the person only. The frame is cropped to one stable square per video around the person
+  (:meth:`RoiTrack.crop_square`, never zoomed frame by frame, which would leak the label through the
+  scale), resized to ``size x size``, and every pixel outside the frame's ROI box (plus a margin) is set
+  to the neutral value.
+- **global+local**: both; the model averages their pooled features (PAPER.md §2).
+
+The **neutral value** is the normalisation mean (0.45 of full scale, grey 115 in uint8), so masked
+pixels are ~0 after normalisation and contribute nothing to the first layer's response. Inputs are
+RGB, ``/255``, then ``(x - 0.45) / 0.225`` per channel (the official UniFormer video normalisation).
+All views have the same shape and dtype, so training, explanation and the app treat them alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = [
+    "MEAN",
+    "NEUTRAL",
+    "STD",
+    "VIEWS",
+    "global_view",
+    "local_view",
+    "make_views",
+    "normalise",
+    "view_names",
+]
+
+MEAN = (0.45, 0.45, 0.45)
+STD = (0.225, 0.225, 0.225)
+NEUTRAL = int(round(MEAN[0] * 255))  # 115
+VIEWS = ("global", "local", "global+local")
+
+
+def view_names(views: str) -> list[str]:
+    """``"global+local"`` -> ``["global", "local"]``; validates the name."""
+    if views not in VIEWS:
+        raise ValueError(f"unknown views {views!r}; choose from {', '.join(VIEWS)}")
+    return views.split("+")
+
+
+def global_view(frame: np.ndarray, size: int) -> np.ndarray:
+    """Letterbox ``frame`` (uint8 [H, W, 3]) into uint8 [size, size, 3]."""
+    h, w = frame.shape[:2]
+    s = size / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+    out = np.full((size, size, 3), NEUTRAL, np.uint8)
+    y0, x0 = (size - nh) // 2, (size - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = small
+    return out
+
+
+def local_view(
+    frame: np.ndarray,
+    box: Sequence[float],
+    square: Sequence[float],
+    size: int,
+    margin: float = 0.08,
+) -> np.ndarray:
+    """The person only: crop ``square`` = (cx, cy, side), resize, mask outside ``box`` (x0, y0, x1, y1).
+
+    Coordinates are in ``frame`` pixels. ``margin`` widens the box by that fraction of its size on each
+    side. The crop may extend beyond the frame; those pixels are neutral.
+    """
+    cx, cy, side = (float(v) for v in square)
+    side = max(side, 2.0)
+    x0s, y0s = cx - side / 2, cy - side / 2
+    scale = size / side
+    # affine map frame -> view, pixels outside the frame become neutral
+    M = np.array([[scale, 0, -x0s * scale], [0, scale, -y0s * scale]], np.float32)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = cv2.warpAffine(
+        frame, M, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(NEUTRAL,) * 3
+    )
+    bx0, by0, bx1, by1 = (float(v) for v in box)
+    mw, mh = (bx1 - bx0) * margin, (by1 - by0) * margin
+    vx0 = int(np.floor((bx0 - mw - x0s) * scale))
+    vy0 = int(np.floor((by0 - mh - y0s) * scale))
+    vx1 = int(np.ceil((bx1 + mw - x0s) * scale))
+    vy1 = int(np.ceil((by1 + mh - y0s) * scale))
+    mask = np.ones((size, size), bool)
+    mask[max(0, vy0) : max(0, min(size, vy1)), max(0, vx0) : max(0, min(size, vx1))] = False
+    out[mask] = NEUTRAL
+    return out
+
+
+def make_views(
+    frames: np.ndarray,
+    views: str,
+    size: int,
+    boxes: np.ndarray | None = None,
+    square: Sequence[float] | None = None,
+    margin: float = 0.08,
+) -> dict[str, np.ndarray]:
+    """Build the requested views for frames uint8 [T, H, W, 3] -> {name: uint8 [T, size, size, 3]}.
+
+    ``boxes`` (float [T, 4], x0 y0 x1 y1) and ``square`` (cx, cy, side) are in the frames' pixels and
+    are required for the local view.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name in view_names(views):
+        if name == "global":
+            out[name] = np.stack([global_view(f, size) for f in frames])
+        else:
+            if boxes is None or square is None:
+                raise ValueError("the local view needs ROI boxes and a crop square")
+            out[name] = np.stack([local_view(f, b, square, size, margin) for f, b in zip(frames, boxes)])
+    return out
+
+
+def normalise(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 [..., T, S, S, 3] -> float32 [..., 3, T, S, S], normalised with :data:`MEAN` / :data:`STD`."""
+    x = torch.as_tensor(images)
+    x = x.to(torch.float32).div_(255.0)
+    mean = torch.tensor(MEAN, dtype=torch.float32)
+    std = torch.tensor(STD, dtype=torch.float32)
+    x = (x - mean) / std
+    nd = x.ndim
+    # [..., T, S, S, C] -> [..., C, T, S, S]
+    perm = [*range(nd - 4), nd - 1, nd - 4, nd - 3, nd - 2]
+    return x.permute(*perm).contiguous()
