@@ -6,8 +6,8 @@ other logits), which does not depend on how softmax spreads the rest.
 
 Methods (PAPER.md §3 plus extras):
 - ``vanilla``: |gradient| (Captum ``Saliency``).
-- ``smoothgrad``: mean |gradient| over N noisy copies, noise sigma = ``sigma`` x input range (Captum
-  ``NoiseTunnel``; the copies are batched).
+- ``smoothgrad``: mean |gradient| over N noisy copies, noise sigma = ``sigma`` x input range (seeded
+  noise; the copies of all clips are batched through Captum ``Saliency``).
 - ``gradcam``: Grad-CAM on the last block (Captum ``LayerGradCam``, ReLU), upsampled trilinearly to
   T x S x S. The stem halves T, so each Grad-CAM time step covers two frames.
 - ``ig``: integrated gradients from the neutral (all-zero, i.e. mean grey) clip.
@@ -89,39 +89,50 @@ class Vanilla(AttributionMethod):
         from captum.attr import Saliency
 
         with frozen(self.model):
-            out = Saliency(self.forward_func).attribute(tuple(c.detach() for c in clips), target=target, abs=True)
+            out = Saliency(self.forward_func).attribute(
+                tuple(c.detach().requires_grad_(True) for c in clips), target=target, abs=True
+            )
         return tuple(o.detach() for o in out)
 
 
 class SmoothGrad(AttributionMethod):
+    """Mean |gradient| over ``samples`` noisy copies (noise sigma = ``sigma`` x each view's input range).
+
+    The noise is drawn once per call from a seeded generator, then the noisy copies of all clips go
+    through Captum's ``Saliency`` in chunks of ``batch`` copies: batching changes speed, not results.
+    """
+
     name = "smoothgrad"
 
     def __init__(self, model: nn.Module, samples: int = 8, sigma: float = 0.15, batch: int = 8, seed: int = 0) -> None:
         super().__init__(model, samples=samples, sigma=sigma)
-        self.samples, self.sigma, self.batch, self.seed = int(samples), float(sigma), int(batch), seed
+        self.samples, self.sigma, self.batch, self.seed = int(samples), float(sigma), max(1, int(batch)), seed
 
     def cost(self) -> int:
         return self.samples
 
     def attribute(self, clips: tuple[Tensor, ...], target: int) -> tuple[Tensor, ...]:
-        from captum.attr import NoiseTunnel, Saliency
+        from captum.attr import Saliency
 
-        stdevs = tuple(float(self.sigma * (c.max() - c.min())) for c in clips)
-        torch.manual_seed(self.seed)
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        B = clips[0].shape[0]
+        noise = [
+            torch.randn((self.samples, *c.shape), generator=gen).to(c.device) * float(self.sigma * (c.max() - c.min()))
+            for c in clips
+        ]
+        flat = [(c.detach().unsqueeze(0) + n).flatten(0, 1) for c, n in zip(clips, noise)]  # [N*B, ...]
+        total = [torch.zeros_like(c) for c in clips]
+        sal = Saliency(self.forward_func)
         with frozen(self.model):
-            nt = NoiseTunnel(Saliency(self.forward_func))
-            out = nt.attribute(
-                tuple(c.detach() for c in clips),
-                nt_type="smoothgrad",
-                nt_samples=self.samples,
-                nt_samples_batch_size=max(1, self.batch),
-                stdevs=stdevs,
-                target=target,
-                abs=True,
-            )
-        if isinstance(out, Tensor):
-            out = (out,)
-        return tuple(o.detach() for o in out)
+            for a in range(0, self.samples * B, self.batch):
+                chunk = tuple(f[a : a + self.batch].requires_grad_(True) for f in flat)
+                grads = sal.attribute(chunk, target=target, abs=True)
+                if isinstance(grads, Tensor):
+                    grads = (grads,)
+                idx = torch.arange(a, a + chunk[0].shape[0]) % B
+                for t, g in zip(total, grads):
+                    t.index_add_(0, idx.to(t.device), g.detach())
+        return tuple(t / self.samples for t in total)
 
 
 class GradCAM(AttributionMethod):
@@ -133,7 +144,7 @@ class GradCAM(AttributionMethod):
         layer = self.model.last_block
         with frozen(self.model):
             cam = LayerGradCam(self.forward_func, layer).attribute(
-                tuple(c.detach() for c in clips), target=target, relu_attributions=True
+                tuple(c.detach().requires_grad_(True) for c in clips), target=target, relu_attributions=True
             )
         # the backbone saw the views concatenated along the batch: split them back
         b = clips[0].shape[0]
@@ -160,7 +171,7 @@ class IntegratedGradients(AttributionMethod):
 
         with frozen(self.model):
             out = IG(self.forward_func).attribute(
-                tuple(c.detach() for c in clips),
+                tuple(c.detach().requires_grad_(True) for c in clips),
                 baselines=tuple(torch.zeros_like(c) for c in clips),
                 target=target,
                 n_steps=self.steps,
