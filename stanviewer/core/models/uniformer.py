@@ -181,7 +181,8 @@ class GlobalBlock(nn.Module):
         t = x.flatten(2).transpose(1, 2)
         t = t + self.drop_path(self.attn(self.norm1(t)))
         t = t + self.drop_path(self.mlp(self.norm2(t)))
-        return t.transpose(1, 2).reshape(B, C, T, H, W)
+        # contiguous: see PatchEmbed.forward (the final BatchNorm follows the last block)
+        return t.transpose(1, 2).reshape(B, C, T, H, W).contiguous()
 
 
 class PatchEmbed(nn.Module):
@@ -196,7 +197,9 @@ class PatchEmbed(nn.Module):
         x = self.proj(x)
         B, C, T, H, W = x.shape
         x = self.norm(x.flatten(2).transpose(1, 2))
-        return x.transpose(1, 2).reshape(B, C, T, H, W)
+        # contiguous, as in the official code. Not cosmetic: with B == 1 the view has an odd batch stride, and
+        # torch's CPU BatchNorm backward (seen in 2.13) then returns a wrong input gradient (forward is fine).
+        return x.transpose(1, 2).reshape(B, C, T, H, W).contiguous()
 
 
 class UniFormer(nn.Module):
