@@ -1,0 +1,264 @@
+"""Autosave and crash recovery for review files (Qt-free).
+
+- :class:`Autosaver` subscribes to a :class:`~stanviewer.core.review.reviewfile.Review`'s labels and
+  writes the review, atomically, to a **recovery file** in ``data_dir()/recovery/`` (one per video,
+  named after the video and its fingerprint) from a background thread: ``delay`` seconds after the last
+  edit, and never later than ``max_delay`` seconds after the first unsaved edit, so that a continuous
+  drag is still on disk within 2 s. It never touches the review file itself; an explicit
+  :meth:`Review.save() <stanviewer.core.review.reviewfile.Review.save>` writes the sidecar and removes
+  the recovery file.
+- After a crash (even ``kill -9``), :func:`find_recovery` tells whether a recovery file of the video is
+  newer than its review file; the app offers :func:`restore` (the review with the recovered labels,
+  saved to the sidecar on the next explicit save) or :func:`discard`.
+
+::
+
+    info = find_recovery(video_path)
+    review = restore(info) if info and user_says_yes(info.summary()) else open_review(video_path)
+    saver = Autosaver(review)          # starts its thread
+    ...                                # edits
+    review.save(); saver.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from stanviewer.core.errors import LabelError
+from stanviewer.core.paths import data_dir
+from stanviewer.core.review.model import Change
+from stanviewer.core.review.reviewfile import (
+    Review,
+    VideoRef,
+    read_review_dict,
+    review_from_dict,
+    review_path,
+    video_fingerprint,
+)
+from stanviewer.core.review.signals import Signal
+
+__all__ = ["Autosaver", "RecoveryInfo", "discard", "find_recovery", "recovery_path", "restore"]
+
+log = logging.getLogger(__name__)
+
+
+def recovery_path(video: VideoRef | str | Path, fingerprint: str | None = None) -> Path:
+    """``data_dir()/recovery/<video name>-<fingerprint[:16]>.stanreview.json``."""
+    if isinstance(video, VideoRef):
+        name, fp = video.name, video.fingerprint
+    else:
+        name, fp = Path(video).name, fingerprint or video_fingerprint(video)
+    safe = re.sub(r"[^\w.-]+", "_", name)[:80]
+    folder = data_dir() / "recovery"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{safe}-{fp[:16]}.stanreview.json"
+
+
+class Autosaver:
+    """Write a review's recovery file in the background within ``max_delay`` s of every edit.
+
+    Args:
+        review: the review to watch.
+        path: where to write (default: :func:`recovery_path` of the video).
+        delay: quiet time after the last edit before writing (debounce).
+        max_delay: the longest an edit waits for a write, even while edits keep coming.
+        start: start the thread now.
+
+    Signals: ``sig_saved(path)`` after each write, ``sig_error(exception)`` when a write fails (the next
+    edit tries again). Both are emitted from the autosaver's thread.
+    """
+
+    def __init__(
+        self,
+        review: Review,
+        path: str | Path | None = None,
+        *,
+        delay: float = 0.5,
+        max_delay: float = 1.5,
+        start: bool = True,
+    ) -> None:
+        self.review = review
+        self.path = Path(path) if path is not None else recovery_path(review.video)
+        self.delay, self.max_delay = delay, max_delay
+        self.sig_saved = Signal("autosaved")
+        self.sig_error = Signal("autosave failed")
+        self.last_error: BaseException | None = None
+        self.writes = 0
+        self._cond = threading.Condition()
+        self._first: float | None = None  # monotonic time of the first unsaved edit
+        self._last = 0.0
+        self._stop = False
+        self._written_generation = review.generation
+        self._thread = threading.Thread(target=self._run, name="stanviewer-autosave", daemon=True)
+        review.labels.sig_changed.connect(self._on_change)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def _on_change(self, change: Change) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if self._first is None:
+                self._first = now
+            self._last = now
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and self._first is None:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                while not self._stop and self._first is not None:
+                    due = min(self._last + self.delay, self._first + self.max_delay)
+                    wait = due - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                if self._stop:
+                    return
+                self._first = None
+            self._write()
+
+    def _write(self) -> None:
+        review = self.review
+        gen = review.generation
+        if gen == self._written_generation or gen == review.saved_generation:
+            return
+        try:
+            review.write(self.path)
+        except Exception as e:  # a full disk must not kill the thread; report and retry on the next edit
+            self.last_error = e
+            log.warning("autosave to %s failed: %s", self.path, e)
+            self.sig_error.emit(e)
+            return
+        self._written_generation = gen
+        self.last_error = None
+        self.writes += 1
+        self.sig_saved.emit(self.path)
+
+    def flush(self) -> None:
+        """Write now if there are unsaved edits (in the calling thread)."""
+        with self._cond:
+            self._first = None
+        self._write()
+
+    def stop(self, flush: bool = True) -> None:
+        """Stop the thread (writing pending edits first when ``flush``) and unsubscribe."""
+        self.review.labels.sig_changed.disconnect(self._on_change)
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if flush:
+            self.flush()
+
+    def __enter__(self) -> Autosaver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class RecoveryInfo:
+    """A recovery file that is newer than the video's review file."""
+
+    path: Path  # the recovery file
+    review_path: Path  # where the review is saved explicitly
+    video: Path
+    modified: str  # ISO time of the last recovered edit
+    saved_modified: str | None  # ISO time of the review file's last change (None when there is none)
+    tiers: int
+    intervals: int
+
+    def summary(self) -> str:
+        """One sentence for the restore dialog."""
+        when = _local(self.modified)
+        saved = f"the saved review is from {_local(self.saved_modified)}" if self.saved_modified else "never saved"
+        return (
+            f"Unsaved labels of {self.video.name} from {when} were recovered ({self.intervals} intervals in "
+            f"{self.tiers} tiers; {saved}). Restore them?"
+        )
+
+
+def _parse_iso(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def _local(s: str | None) -> str:
+    if not s:
+        return "?"
+    try:
+        return _parse_iso(s).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return s
+
+
+def find_recovery(video: str | Path, project: str | Path | None = None) -> RecoveryInfo | None:
+    """The recovery file of ``video`` if it holds edits newer than the review file, else None.
+
+    A recovery file that is older than (or as old as) the review file, belongs to other video content
+    or cannot be read is ignored (and left alone).
+    """
+    video = Path(video)
+    fp = video_fingerprint(video)
+    rec = recovery_path(video, fp)
+    if not rec.exists():
+        return None
+    try:
+        data = read_review_dict(rec)
+        if data["video"]["fingerprint"] != fp:
+            return None
+        modified = str(data["modified"])
+        rec_time = _parse_iso(modified)
+    except (LabelError, KeyError, TypeError, ValueError) as e:
+        log.warning("ignoring unreadable recovery file %s: %s", rec, e)
+        return None
+    target = review_path(video, project)
+    saved = None
+    if target.exists():
+        try:
+            saved = str(read_review_dict(target).get("modified") or "")
+            if saved and _parse_iso(saved) >= rec_time:
+                return None
+        except (LabelError, ValueError):
+            saved = None  # a broken review file: the recovery is the better copy
+    tiers = data.get("tiers") or []
+    return RecoveryInfo(
+        path=rec,
+        review_path=target,
+        video=video,
+        modified=modified,
+        saved_modified=saved or None,
+        tiers=len(tiers),
+        intervals=sum(len(t.get("intervals") or []) for t in tiers if t.get("source") != "model"),
+    )
+
+
+def restore(info: RecoveryInfo, video: VideoRef | None = None, *, user: str | None = None) -> Review:
+    """The review as recovered; its :attr:`~Review.path` is the review file, so ``save()`` puts it there.
+
+    The recovery file stays until that save (or :func:`discard`), so a second crash loses nothing.
+    """
+    ref = video if video is not None else VideoRef.open(info.video)
+    data = read_review_dict(info.path)
+    review = review_from_dict(data, info.review_path, video=ref, user=user, source=info.path)
+    review.generation = 1  # unsaved: the recovered edits are not in the review file yet
+    return review
+
+
+def discard(info: RecoveryInfo) -> None:
+    """Delete the recovery file (the user chose the saved review)."""
+    info.path.unlink(missing_ok=True)

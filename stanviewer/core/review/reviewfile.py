@@ -1,0 +1,343 @@
+"""The review file of one video: versioned JSON, written atomically, tied to the video by its fingerprint.
+
+Where: next to the video as ``<video file name>.stanreview.json`` (``clip.mp4.stanreview.json``), or in
+a chosen project folder under the same name (:func:`review_path`). Written with
+:func:`~stanviewer.core.fileio.atomic_write` (temporary file, fsync, rename): a reader sees the old or
+the new file, never half of one. Schema (``version`` 1)::
+
+    {"format": "stanviewer-review", "version": 1, "software": "0.1.0",
+     "frame_indexing": "0-based frame indices in presentation order; intervals [start, end) end-exclusive",
+     "video": {"path", "name", "fingerprint", "frames", "fps", "duration_s"},
+     "status": "unreviewed" | "in_progress" | "done", "reviewer": "...",
+     "created": ISO time, "modified": ISO time of the last change,
+     "tiers": [{"name", "source", "read_only", "annotator", "meta",
+                "intervals": [{"start", "end", "label", "who", "when", "origin", "proposal"?}]}]}
+
+The ``model`` tier (source ``model``) is the proposal as it was when saved, with its method, model and
+threshold in ``meta``; the app regenerates it from the analysis.
+
+Opening checks the video's content fingerprint (:func:`~stanviewer.core.fileio.fingerprint`): labels
+never attach to a different video silently. A mismatch raises :class:`VideoMismatchError` naming both
+files; ``allow_other_video=True`` (``--force`` on the command line) attaches them anyway and records
+the override in the file. Autosave and crash recovery: :mod:`stanviewer.core.review.recovery`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stanviewer import __version__
+from stanviewer.core.errors import LabelError
+from stanviewer.core.fileio import atomic_write, fingerprint
+from stanviewer.core.review.model import Change, EditError, LabelsModel, now_iso
+
+__all__ = [
+    "FORMAT",
+    "SCHEMA_VERSION",
+    "SUFFIX",
+    "Review",
+    "VideoMismatchError",
+    "VideoRef",
+    "load_review",
+    "open_review",
+    "read_review_dict",
+    "review_path",
+]
+
+FORMAT = "stanviewer-review"
+SCHEMA_VERSION = 1
+SUFFIX = ".stanreview.json"
+FRAME_INDEXING = "0-based frame indices in presentation order; intervals [start, end) end-exclusive"
+DEFAULT_TIERS = ("annotator", "therapist")
+
+
+class VideoMismatchError(LabelError):
+    """A review file belongs to another video (different content fingerprint or frame count)."""
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """The video a review belongs to."""
+
+    path: str
+    fingerprint: str
+    frames: int
+    fps: float
+    duration_s: float
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @classmethod
+    def from_reader(cls, reader: Any) -> VideoRef:
+        """From an open :class:`~stanviewer.core.video.VideoReader`."""
+        info = reader.info
+        return cls(str(Path(info.path).resolve()), info.fingerprint, info.frame_count, info.fps, info.duration_s)
+
+    @classmethod
+    def open(cls, path: str | Path) -> VideoRef:
+        """Open the video once (the frame index is cached) and describe it."""
+        from stanviewer.core.video import open_video
+
+        with open_video(path) as r:
+            return cls.from_reader(r)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "frames": self.frames,
+            "fps": self.fps,
+            "duration_s": self.duration_s,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoRef:
+        return cls(str(d["path"]), str(d["fingerprint"]), int(d["frames"]), float(d["fps"]), float(d["duration_s"]))
+
+
+def review_path(video: str | Path, project: str | Path | None = None) -> Path:
+    """``<video>.stanreview.json`` beside the video, or in ``project`` when given."""
+    v = Path(video)
+    folder = Path(project) if project is not None else v.parent
+    return folder / (v.name + SUFFIX)
+
+
+class Review:
+    """The labels of one video with its review state; :meth:`save` writes the review file.
+
+    Attributes:
+        video: the video it belongs to.
+        labels: the :class:`~stanviewer.core.review.model.LabelsModel` (subscribe to its signals).
+        path: where :meth:`save` writes (the sidecar or the project file).
+        created, modified: ISO times; ``modified`` moves with every change of the labels.
+        generation: counts changes; ``saved_generation`` is its value at the last explicit save.
+        overrides: notes of fingerprint overrides (kept in the file).
+    """
+
+    def __init__(
+        self,
+        video: VideoRef,
+        labels: LabelsModel,
+        path: str | Path,
+        *,
+        created: str | None = None,
+        modified: str | None = None,
+        overrides: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if labels.n_frames != video.frames:
+            raise EditError(f"labels cover {labels.n_frames} frames but the video has {video.frames}")
+        self.video = video
+        self.labels = labels
+        self.path = Path(path)
+        self.created = created or now_iso()
+        self.modified = modified or self.created
+        self.overrides = list(overrides or [])
+        self.generation = 0
+        self.saved_generation = 0
+        labels.sig_changed.connect(self._on_change)
+
+    def _on_change(self, change: Change) -> None:
+        self.modified = now_iso()
+        self.generation += 1
+
+    @property
+    def dirty(self) -> bool:
+        """Changes since the last explicit save."""
+        return self.generation != self.saved_generation
+
+    def to_dict(self) -> dict[str, Any]:
+        """The review file's content (JSON-able)."""
+        labels = self.labels.to_dict()
+        d: dict[str, Any] = {
+            "format": FORMAT,
+            "version": SCHEMA_VERSION,
+            "software": __version__,
+            "frame_indexing": FRAME_INDEXING,
+            "video": self.video.to_dict(),
+            "status": labels["status"],
+            "reviewer": labels["reviewer"],
+            "created": self.created,
+            "modified": self.modified,
+            "tiers": labels["tiers"],
+        }
+        if self.overrides:
+            d["overrides"] = self.overrides
+        return d
+
+    def write(self, path: str | Path) -> Path:
+        """Write the review file atomically to ``path`` (no change of state; used by the autosaver)."""
+        return write_review_dict(self.to_dict(), path)
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Explicit save to :attr:`path` (or ``path``, which becomes the new one); drops the recovery file."""
+        from stanviewer.core.review.recovery import recovery_path
+
+        gen = self.generation
+        if path is not None:
+            self.path = Path(path)
+        out = self.write(self.path)
+        self.saved_generation = gen
+        recovery_path(self.video).unlink(missing_ok=True)
+        return out
+
+
+def write_review_dict(data: dict[str, Any], path: str | Path) -> Path:
+    """JSON with indentation, atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    text = json.dumps(data, indent=1, ensure_ascii=False)
+    try:
+        with atomic_write(path) as f:
+            f.write(text + "\n")
+    except OSError as e:
+        raise LabelError(f"cannot write the review file ({e.strerror or e})", path) from e
+    return path
+
+
+def read_review_dict(path: str | Path) -> dict[str, Any]:
+    """Parse and validate the top level of a review file; :class:`LabelError` with the line when malformed."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LabelError("review file not found", path) from None
+    except UnicodeDecodeError as e:
+        line = text_line_of_byte(path, e.start)
+        raise LabelError(f"line {line}: not UTF-8 text", path) from None
+    except OSError as e:
+        raise LabelError(f"cannot read the review file ({e.strerror or e})", path) from e
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LabelError(f"line {e.lineno}: not valid JSON ({e.msg})", path) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise LabelError(f'line 1: not a stanviewer review file (no "format": "{FORMAT}")', path)
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise LabelError(f"line {_line_of(text, 'version')}: missing or bad schema version", path)
+    if version > SCHEMA_VERSION:
+        raise LabelError(
+            f"written by a newer stanviewer (schema version {version}; this one reads up to {SCHEMA_VERSION})", path
+        )
+    return data
+
+
+def text_line_of_byte(path: Path, offset: int) -> int:
+    return path.read_bytes()[:offset].count(b"\n") + 1
+
+
+def _line_of(text: str, key: str, nth: int = 0) -> int:
+    """Line of the ``nth`` occurrence of ``"key"`` in a JSON text (best effort, for messages)."""
+    pos = -1
+    for _ in range(nth + 1):
+        pos = text.find(f'"{key}"', pos + 1)
+        if pos < 0:
+            return 1
+    return text.count("\n", 0, pos) + 1
+
+
+def review_from_dict(
+    data: dict[str, Any],
+    path: str | Path,
+    *,
+    video: VideoRef | None = None,
+    allow_other_video: bool = False,
+    user: str | None = None,
+    source: str | Path | None = None,
+) -> Review:
+    """Build a :class:`Review` from a review file's content (``source`` names the file in errors)."""
+    src = Path(source) if source is not None else Path(path)
+    text = src.read_text(encoding="utf-8") if src.exists() else ""
+    try:
+        stored = VideoRef.from_dict(data["video"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise LabelError(f'line {_line_of(text, "video")}: the "video" record is incomplete ({e})', src) from None
+    overrides = list(data.get("overrides") or [])
+    ref = stored
+    if video is not None:
+        problem = _mismatch(stored, video)
+        if problem:
+            if not allow_other_video:
+                raise VideoMismatchError(
+                    f"belongs to another video: {problem}. Labels are not attached to a different video "
+                    f"silently; open the right video ({stored.path}) or override explicitly "
+                    "(allow_other_video=True, --force)",
+                    src,
+                )
+            if stored.frames != video.frames:
+                raise VideoMismatchError(
+                    f"cannot attach: it covers {stored.frames} frames and {video.path} has {video.frames}", src
+                )
+            overrides.append({"when": now_iso(), "from": stored.to_dict(), "to": video.to_dict()})
+        ref = video
+    try:
+        labels = LabelsModel.from_dict({**data, "frames": ref.frames}, user=user)
+    except (KeyError, TypeError, ValueError, EditError) as e:
+        raise LabelError(f"line {_line_of(text, 'tiers')}: the tiers are malformed ({_reason(e)})", src) from None
+    return Review(
+        ref,
+        labels,
+        path,
+        created=str(data.get("created") or now_iso()),
+        modified=str(data.get("modified") or data.get("created") or now_iso()),
+        overrides=overrides,
+    )
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, KeyError):
+        return f"missing {e.args[0]!r}"
+    return str(getattr(e, "reason", None) or e)
+
+
+def _mismatch(stored: VideoRef, video: VideoRef) -> str:
+    if stored.fingerprint != video.fingerprint:
+        return (
+            f"its fingerprint is {stored.fingerprint[:12]}… ({stored.name}, {stored.frames} frames) but "
+            f"{video.path} has {video.fingerprint[:12]}… ({video.frames} frames)"
+        )
+    if stored.frames != video.frames:
+        return f"it covers {stored.frames} frames but {video.path} has {video.frames}"
+    return ""
+
+
+def load_review(
+    path: str | Path,
+    video: VideoRef | None = None,
+    *,
+    allow_other_video: bool = False,
+    user: str | None = None,
+) -> Review:
+    """Read a review file; with ``video``, check that it belongs to that video (see module doc)."""
+    data = read_review_dict(path)
+    return review_from_dict(data, path, video=video, allow_other_video=allow_other_video, user=user)
+
+
+def open_review(
+    video: str | Path | VideoRef,
+    project: str | Path | None = None,
+    *,
+    allow_other_video: bool = False,
+    user: str | None = None,
+    tiers: tuple[str, ...] = DEFAULT_TIERS,
+) -> Review:
+    """The review of a video: its review file when there is one, else a new review with empty ``tiers``.
+
+    This does not look at crash recovery: call :func:`~stanviewer.core.review.recovery.find_recovery`
+    first and offer to restore.
+    """
+    ref = video if isinstance(video, VideoRef) else VideoRef.open(video)
+    path = review_path(ref.path, project)
+    if path.exists():
+        return load_review(path, ref, allow_other_video=allow_other_video, user=user)
+    return Review(ref, LabelsModel(ref.frames, tiers, user=user), path)
+
+
+def video_fingerprint(path: str | Path) -> str:
+    """The content fingerprint of a video file (cheap: size and three MiB)."""
+    return fingerprint(path)
