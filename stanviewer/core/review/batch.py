@@ -1,0 +1,281 @@
+"""``stanviewer export`` and ``stanviewer agree``: many videos at once, thin over the review core.
+
+Inputs are videos, folders of videos, ``manifest.csv`` files or review files (``*.stanreview.json``).
+For each video: its review (the sidecar or ``project`` file; empty tiers when there is none), its
+analysis (``analysis`` folder — one analysis, or a folder of ``<video stem>/`` analyses as written by
+``stanviewer analyze --out`` — else the newest cached analysis of the video) and from it the ``model``
+tier at ``threshold`` (default: the analysis' calibrated threshold).
+
+:func:`export_job` writes, per video, ``OUT/<stem><ext>`` (labels in one format), ``OUT/clips/`` (clips
+of the chosen tiers' intervals; default the flagged segments) and ``OUT/<stem>.pdf`` (the report, when
+:func:`stanviewer.qt.report.write_report` can be imported). One failing video does not stop the others;
+the result lists what was written and what failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stanviewer.core.errors import LabelError, StanError
+from stanviewer.core.progress import Job, Progress
+from stanviewer.core.review.formats import EXTENSIONS, export_labels
+from stanviewer.core.review.model import MODEL_TIER
+from stanviewer.core.review.reviewfile import SUFFIX, Review, VideoRef, load_review, open_review, read_review_dict
+from stanviewer.core.review.timing import FrameTimes
+
+__all__ = ["ExportResult", "Prepared", "expand", "export_job", "prepare", "proposal_info", "run_agree"]
+
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".mts", ".m2ts"}
+WHAT = ("labels", "clips", "report")
+
+
+def expand(inputs: Sequence[str | Path]) -> list[Path]:
+    """Video paths from files, folders, manifests and review files (in the order given)."""
+    out: list[Path] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            vids = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXTENSIONS)
+            if not vids:
+                raise StanError("folder contains no video files", p)
+            out += vids
+        elif p.name.endswith(SUFFIX) or p.suffix.lower() == ".json":
+            out.append(Path(read_review_dict(p)["video"]["path"]))
+        elif p.suffix.lower() == ".csv":
+            from stanviewer.core.manifest import read_manifest
+
+            out += [e.video for e in read_manifest(p)]
+        else:
+            out.append(p)
+    return out
+
+
+@dataclass
+class Prepared:
+    """Everything needed to export one video."""
+
+    review: Review
+    times: FrameTimes
+    analysis: Any = None  # stanviewer.core.explain.scoring.Analysis
+    analysis_folder: Path | None = None
+    threshold: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _find_analysis(video: VideoRef, analysis: Path | None) -> Path | None:
+    if analysis is not None:
+        for cand in (analysis, analysis / Path(video.path).stem):
+            if (cand / "analysis.json").exists():
+                return cand
+        return None
+    from stanviewer.core.explain.store import cached_analyses
+
+    found = cached_analyses(video.fingerprint)
+    return found[0] if found else None
+
+
+def proposal_info(analysis: Any, folder: Path | None = None) -> dict[str, Any]:
+    """What the ``model`` tier records about the analysis (model, method, normalisation, target)."""
+    meta = analysis.meta
+    model = meta.get("model", {})
+    return {
+        "model": model.get("name", ""),
+        "model_sha256": model.get("sha256", ""),
+        "method": meta.get("method", ""),
+        "method_params": meta.get("method_params", {}),
+        "normalisation": meta.get("normalisation", {}),
+        "target": meta.get("target", ""),
+        "prediction": meta.get("prediction", {}),
+        "analysis": str(folder) if folder is not None else "",
+        "calibrated_threshold": meta.get("threshold"),
+    }
+
+
+def prepare(
+    video: str | Path,
+    *,
+    project: str | Path | None = None,
+    analysis: str | Path | None = None,
+    threshold: float | None = None,
+    allow_other_video: bool = False,
+) -> Prepared:
+    """Open a video's review, timestamps and analysis; set the ``model`` tier (see module doc)."""
+    from stanviewer.core.video import open_video
+
+    with open_video(video) as reader:
+        ref = VideoRef.from_reader(reader)
+        times = FrameTimes.from_reader(reader)
+    review = open_review(ref, project, allow_other_video=allow_other_video)
+    prep = Prepared(review, times)
+    folder = _find_analysis(ref, Path(analysis) if analysis is not None else None)
+    if folder is None:
+        prep.notes.append("no analysis found (analyse it first, or pass --analysis): no model tier, no scores")
+        return prep
+    from stanviewer.core.explain.store import load_analysis
+
+    a = load_analysis(folder)
+    fp = a.meta.get("video", {}).get("fingerprint")
+    if fp and fp != ref.fingerprint:
+        prep.notes.append(f"the analysis in {folder} is of another video (fingerprint differs): ignored")
+        return prep
+    if len(a.scores) != ref.frames:
+        prep.notes.append(f"the analysis in {folder} has {len(a.scores)} frames, the video {ref.frames}: ignored")
+        return prep
+    th = threshold if threshold is not None else a.meta.get("threshold")
+    th = 0.5 if th is None else float(th)
+    review.labels.set_proposal(a.scores, th, proposal_info(a, folder))
+    prep.analysis, prep.analysis_folder, prep.threshold = a, folder, th
+    return prep
+
+
+@dataclass
+class ExportResult:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def export_job(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    what: Sequence[str] = ("labels",),
+    fmt: str = "intervals",
+    tiers: Sequence[str] | None = None,
+    threshold: float | None = None,
+    padding: int = 0,
+    burn_in: bool = False,
+    merged: bool = False,
+    project: str | Path | None = None,
+    analysis: str | Path | None = None,
+    allow_other_video: bool = False,
+) -> Job[ExportResult]:
+    """Export labels, clips and/or reports of many videos into ``out`` (see module doc)."""
+    from stanviewer.core.review.clips import ClipOptions, check_output_folder, export_clips, requests_from_tier
+
+    bad = [w for w in what if w not in WHAT]
+    if bad:
+        raise StanError(f"--what takes {', '.join(WHAT)}, not {', '.join(bad)}")
+    videos = expand(inputs)
+    out = check_output_folder(out)
+    res = ExportResult()
+    writer_fn = None
+    if "report" in what:
+        try:
+            from stanviewer.qt.report import write_report as writer_fn
+        except ImportError as e:
+            res.notes.append(f"reports skipped: the PDF report needs stanviewer.qt.report and PySide6 ({e})")
+    for k, video in enumerate(videos):
+        name = Path(video).name
+        yield Progress(k, len(videos), f"{name}: preparing")
+        try:
+            prep = prepare(
+                video, project=project, analysis=analysis, threshold=threshold, allow_other_video=allow_other_video
+            )
+            res.notes += [f"{name}: {n}" for n in prep.notes]
+            review = prep.review
+            stem = Path(video).stem
+            if "labels" in what:
+                scores_csv = prep.analysis_folder / "scores.csv" if prep.analysis_folder else None
+                path = out / (stem + EXTENSIONS[fmt])
+                res.written.append(export_labels(review, path, fmt, prep.times, tiers=tiers, scores_csv=scores_csv))
+            if "clips" in what:
+                names = (
+                    list(tiers)
+                    if tiers
+                    else (
+                        [MODEL_TIER] if review.labels.proposal else [t.name for t in review.labels.tiers if t.intervals]
+                    )
+                )
+                reqs = []
+                for t in names:
+                    try:
+                        reqs += requests_from_tier(review.labels.tier(t))
+                    except StanError as e:
+                        raise LabelError(str(e)) from None
+                a = prep.analysis
+                opts = ClipOptions(
+                    padding=padding,
+                    merged=merged,
+                    heatmap=burn_in and a is not None and a.heatmap_path is not None,
+                    timestamp=burn_in,
+                    score_strip=burn_in and a is not None,
+                )
+                if not reqs:
+                    res.notes.append(f"{name}: no segments in tier(s) {', '.join(names) or '-'}: no clips")
+                else:
+                    job = export_clips(
+                        video,
+                        reqs,
+                        out / "clips",
+                        opts,
+                        scores=None if a is None else a.scores,
+                        threshold=prep.threshold,
+                        heatmaps=None if a is None else a.heatmap_path,
+                        provenance=review.labels.proposal.meta if review.labels.proposal else None,
+                    )
+                    clips = yield from _prefixed(job, name, k, len(videos))
+                    res.written += clips
+            if "report" in what and writer_fn is not None:
+                res.written.append(
+                    writer_fn(review, out / f"{stem}.pdf", analysis=prep.analysis, threshold=prep.threshold)
+                )
+        except StanError as e:
+            res.failed.append((Path(video), str(e)))
+    yield Progress(len(videos), len(videos), "done")
+    return res
+
+
+def _prefixed(job: Job, name: str, k: int, n: int) -> Job:
+    try:
+        while True:
+            p = next(job)
+            yield Progress(k, n, f"{name}: {p.message} ({p.done}/{p.total})")
+    except StopIteration as stop:
+        return stop.value
+
+
+def run_agree(
+    target: str | Path,
+    a: str,
+    b: str,
+    *,
+    label: str | None = None,
+    project: str | Path | None = None,
+    analysis: str | Path | None = None,
+    threshold: float | None = None,
+) -> list[str]:
+    """Lines of the agreement report of tiers ``a`` and ``b`` of a review file or a video's review.
+
+    The ``model`` tier comes from the analysis when one is found (at ``threshold``), else from the
+    review file as it was saved.
+    """
+    from stanviewer.core.review.agreement import agreement
+
+    target = Path(target)
+    if target.name.endswith(SUFFIX) or target.suffix.lower() == ".json":
+        video = Path(read_review_dict(target)["video"]["path"])
+        if video.exists():
+            prep = prepare(video, project=None, analysis=analysis, threshold=threshold)
+            review = load_review(target, prep.review.video)
+            if prep.analysis is not None:
+                review.labels.set_proposal(prep.analysis.scores, prep.threshold, proposal_info(prep.analysis))
+            times = prep.times
+        else:
+            review = load_review(target)
+            times = FrameTimes.from_fps(review.video.frames, review.video.fps)
+    else:
+        prep = prepare(target, project=project, analysis=analysis, threshold=threshold)
+        review, times = prep.review, prep.times
+    ag = agreement(review.labels, a, b, label)
+    head = [f"video       {review.video.path}"]
+    prop = review.labels.proposal
+    if prop is not None and MODEL_TIER in (a, b):
+        m = prop.meta
+        head.append(
+            f"model tier  {m.get('model', '?')} / {m.get('method', '?')} at threshold {m.get('threshold', '?')}"
+        )
+    return head + ag.lines(times.starts)
