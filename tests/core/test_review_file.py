@@ -1,0 +1,248 @@
+"""Review files: atomic JSON, fingerprint checks, autosave within 2 s, recovery after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from review_helpers import make_video
+
+from stanviewer.core.errors import LabelError
+from stanviewer.core.review.recovery import Autosaver, discard, find_recovery, recovery_path, restore
+from stanviewer.core.review.reviewfile import (
+    VideoMismatchError,
+    VideoRef,
+    load_review,
+    open_review,
+    review_path,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery files live in the data folder; each test gets its own (videos here share content)."""
+    monkeypatch.setenv("STANVIEWER_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    return make_video(tmp_path / "clip one.mp4")
+
+
+def test_save_and_load_round_trip(video: Path, tmp_path: Path) -> None:
+    r = open_review(video, user="ann")
+    assert r.path == video.with_name("clip one.mp4.stanreview.json")
+    assert [t.name for t in r.labels.tiers] == ["annotator", "therapist"]
+    r.labels.set_label("annotator", 3, 9, "lean, left")
+    r.labels.set_label("therapist", 10, 12, "Rumpfneigung ü")
+    r.labels.set_status("done", reviewer="Dr. T")
+    path = r.save()
+    assert not r.dirty
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["format"] == "stanviewer-review" and data["version"] == 1
+    assert data["video"]["fingerprint"] == r.video.fingerprint and data["video"]["frames"] == 30
+    assert data["status"] == "done" and data["reviewer"] == "Dr. T"
+    assert "0-based" in data["frame_indexing"]
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temp file left
+    again = open_review(video)
+    assert again.labels.tiers == r.labels.tiers  # provenance (who, when, origin) included
+    assert again.labels.status == "done"
+    # a project folder instead of the sidecar
+    proj = tmp_path / "project"
+    r.save(review_path(video, proj))
+    assert (proj / "clip one.mp4.stanreview.json").exists()
+    assert open_review(video, proj).labels.spans() == r.labels.spans()
+
+
+def test_labels_never_attach_to_another_video(video: Path, tmp_path: Path) -> None:
+    r = open_review(video)
+    r.labels.set_label("annotator", 0, 5, "x")
+    r.save()
+    other = make_video(tmp_path / "other.mp4", fps=30)  # same frame count, different content
+    foreign = other.with_name("other.mp4.stanreview.json")
+    foreign.write_bytes(r.path.read_bytes())
+    with pytest.raises(VideoMismatchError) as e:
+        open_review(other)
+    msg = str(e.value)
+    assert str(foreign) in msg and "another video" in msg and "fingerprint" in msg and "clip one.mp4" in msg
+    forced = open_review(other, allow_other_video=True)
+    assert forced.labels.spans()["annotator"] == [(0, 5, "x")]
+    assert forced.overrides and forced.to_dict()["overrides"][0]["from"]["name"] == "clip one.mp4"
+    shorter = make_video(tmp_path / "short.mp4", n=20)
+    shorter.with_name("short.mp4.stanreview.json").write_bytes(r.path.read_bytes())
+    with pytest.raises(VideoMismatchError, match="30 frames"):
+        open_review(shorter, allow_other_video=True)
+
+
+def test_malformed_review_files_name_file_and_line(tmp_path: Path, video: Path) -> None:
+    bad = tmp_path / "bad.stanreview.json"
+    bad.write_text('{\n "format": "stanviewer-review",\n "version": 1,\n "video": {,\n}', encoding="utf-8")
+    with pytest.raises(LabelError) as e:
+        load_review(bad)
+    assert str(bad) in str(e.value) and "line 4" in str(e.value)
+    good = open_review(video)
+    good.labels.set_label("annotator", 0, 3, "x")
+    data = good.to_dict()
+    data["version"] = 99
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(LabelError, match="newer stanviewer"):
+        load_review(bad)
+    data["version"] = 1
+    data["tiers"][0]["intervals"][0]["end"] = 99
+    bad.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    with pytest.raises(LabelError, match=r"line \d+: the tiers are malformed"):
+        load_review(bad)
+    bad.write_text("[]", encoding="utf-8")
+    with pytest.raises(LabelError, match="not a stanviewer review file"):
+        load_review(bad)
+
+
+def _wait_for(path: Path, predicate, timeout: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if path.exists():
+            try:
+                if predicate(json.loads(path.read_text(encoding="utf-8"))):
+                    return time.monotonic() - t0
+            except (json.JSONDecodeError, OSError):
+                pass
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not get the edit within {timeout} s")
+
+
+def _annotator(data: dict) -> list[list]:
+    tier = next(t for t in data["tiers"] if t["name"] == "annotator")
+    return [[iv["start"], iv["end"], iv["label"]] for iv in tier["intervals"]]
+
+
+def _label_at(data: dict, frame: int) -> str:
+    return next((label for a, b, label in _annotator(data) if a <= frame < b), "")
+
+
+def test_autosave_writes_within_two_seconds(video: Path) -> None:
+    r = open_review(video)
+    rec = recovery_path(r.video)
+    rec.unlink(missing_ok=True)
+    saver = Autosaver(r)
+    try:
+        t0 = time.monotonic()
+        r.labels.set_label("annotator", 2, 4, "x")
+        took = _wait_for(rec, lambda d: _annotator(d) == [[2, 4, "x"]], 2.0)
+        assert took < 2.0
+        # continuous edits (a long drag) must not postpone the write past 2 s
+        start = time.monotonic()
+        done: list[float] = []
+        k = 0
+        while time.monotonic() - start < 3.0:
+            r.labels.set_label("annotator", 10, 11 + k % 15, f"e{k}")
+            done.append(time.monotonic())
+            k += 1
+            time.sleep(0.05)
+            if done[0] < time.monotonic() - 2.0:  # every edit older than 2 s is on disk already
+                on_disk = _label_at(json.loads(rec.read_text(encoding="utf-8")), 10)
+                newest_old = max(j for j, t in enumerate(done) if t <= time.monotonic() - 2.0)
+                assert int(on_disk[1:]) >= newest_old
+        assert saver.writes >= 2 and saver.last_error is None
+        assert time.monotonic() - t0 < 10
+    finally:
+        saver.stop()
+    assert _label_at(json.loads(rec.read_text(encoding="utf-8")), 10) == f"e{k - 1}"  # flushed on stop
+    # the review file itself is only written by an explicit save, which removes the recovery file
+    assert not r.path.exists()
+    r.save()
+    assert r.path.exists() and not rec.exists()
+
+
+def test_recovery_offer_restore_discard(video: Path) -> None:
+    assert find_recovery(video) is None
+    r = open_review(video)
+    r.labels.set_label("annotator", 1, 5, "x")
+    r.save()
+    assert find_recovery(video) is None
+    with Autosaver(r, delay=0.05, max_delay=0.1) as saver:
+        r.labels.set_label("therapist", 7, 9, "y")
+        _wait_for(saver.path, lambda d: True, 2.0)
+    info = find_recovery(video)
+    assert info is not None and info.review_path == r.path and info.intervals == 2
+    assert "Restore" in info.summary() and video.name in info.summary()
+    back = restore(info)
+    assert back.labels.spans() == r.labels.spans() and back.dirty
+    assert open_review(video).labels.spans()["therapist"] == []  # the saved file is untouched
+    back.save()
+    assert find_recovery(video) is None and not info.path.exists()
+    # a recovery file older than the review file is not offered
+    with Autosaver(back, delay=0.05, max_delay=0.1):
+        back.labels.set_label("annotator", 20, 22, "z")
+    assert find_recovery(video) is not None
+    time.sleep(0.01)
+    back.labels.set_label("annotator", 24, 25, "w")
+    data = back.to_dict()
+    back.path.write_text(json.dumps(data), encoding="utf-8")  # saved later by someone else
+    assert find_recovery(video) is None
+    discard(find_recovery(video) or info)
+    assert not info.path.exists()
+
+
+CHILD = r"""
+import sys, time
+from stanviewer.core.review.reviewfile import open_review
+from stanviewer.core.review.recovery import Autosaver
+review = open_review(sys.argv[1], user="child")
+review.labels.set_label("annotator", 0, 1, "saved")
+review.save()
+saver = Autosaver(review)
+print("ready", flush=True)
+for k in range(1, 200):
+    review.labels.set_label("annotator", k, k + 1, f"e{k}")
+    print(f"edit {k}", flush=True)
+    time.sleep(0.05)
+"""
+
+
+def test_kill_9_mid_editing_loses_at_most_two_seconds(tmp_path: Path, env_with_repo: dict[str, str]) -> None:
+    video = make_video(tmp_path / "killed.mp4", n=200)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(video)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env_with_repo, "STANVIEWER_DATA_DIR": os.environ["STANVIEWER_DATA_DIR"]},
+        cwd=REPO,
+    )
+    seen: dict[int, float] = {}
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+        while True:
+            line = proc.stdout.readline()
+            assert line, "the child stopped early"
+            k = int(line.split()[1])
+            seen[k] = time.monotonic()
+            if k >= 70:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    # "restart": what the app does when it opens the video again
+    info = find_recovery(video)
+    assert info is not None
+    restored = restore(info, VideoRef.open(video))
+    got = dict((a, label) for a, _, label in restored.labels.tier("annotator").spans())
+    old_enough = [k for k, t in seen.items() if t <= killed - 2.0]
+    assert len(old_enough) >= 20  # the test really covers edits older than 2 s
+    missing = [k for k in old_enough if got.get(k) != f"e{k}"]
+    assert not missing, f"edits older than 2 s lost: {missing}"
+    assert got[0] == "saved"
+    assert open_review(video).labels.tier("annotator").spans() == [(0, 1, "saved")]  # explicit save untouched

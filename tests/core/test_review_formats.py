@@ -1,0 +1,229 @@
+"""Label formats: every export re-imports to the same labels; EAF checked with pympi-ling; clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from review_helpers import VFR_MS, bump_scores, make_vfr_video, make_video
+
+from stanviewer.core.errors import LabelError
+from stanviewer.core.review.formats import EXTENSIONS, FORMATS, export_labels, format_of, import_labels
+from stanviewer.core.review.model import LabelsModel
+from stanviewer.core.review.reviewfile import Review, VideoRef
+from stanviewer.core.review.timing import FrameTimes
+from stanviewer.core.video import open_video
+
+
+def _setup(video: Path) -> tuple[Review, FrameTimes]:
+    with open_video(video) as r:
+        ref, times = VideoRef.from_reader(r), FrameTimes.from_reader(r)
+    review = Review(ref, LabelsModel(ref.frames, ("annotator", "therapist"), user="ann"), video.with_suffix(".json"))
+    return review, times
+
+
+def _label(review: Review) -> None:
+    m = review.labels
+    n = m.n_frames
+    m.set_label("annotator", 0, 3, "lean, left")  # a comma: CSV quoting
+    m.set_label("annotator", 3, 5, 'Rumpf "ü"')  # quotes and non-ASCII
+    m.set_label("annotator", n - 2, n, "compensation")  # up to the last frame
+    m.set_label("therapist", 1, n - 1, "compensation <&>")  # XML escaping
+    m.add_tier("rater 2")
+    m.set_label("rater 2", 2, 4, "x")
+    m.set_proposal(bump_scores(n, ((1, 2), (5, n - 3))), 0.5, {"model": "stan-test", "method": "window"})
+
+
+@pytest.fixture(scope="module")
+def cfr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("fmt") / "cfr.mp4")
+
+
+@pytest.fixture(scope="module")
+def vfr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_vfr_video(tmp_path_factory.mktemp("fmt") / "vfr.mp4")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("which", ["cfr", "vfr"])
+def test_every_export_reimports_to_the_same_labels(
+    fmt: str, which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    video = request.getfixturevalue(which)
+    review, times = _setup(video)
+    _label(review)
+    path = export_labels(review, tmp_path / f"labels{EXTENSIONS[fmt]}", fmt, times, scores_csv=tmp_path / "scores.csv")
+    assert format_of(path) == fmt
+    tiers = import_labels(path, times, video=video.name)
+    assert {t.name: t.spans() for t in tiers} == review.labels.spans()
+    assert {t.name: t.source for t in tiers} == {t.name: t.source for t in review.labels.all_tiers()}
+    m = LabelsModel(review.labels.n_frames, ())
+    m.replace_tiers(tiers)
+    assert m.spans() == review.labels.spans()
+    assert m.proposal is not None and m.proposal.read_only
+
+
+def test_intervals_csv_is_the_design_format(cfr: Path, tmp_path: Path) -> None:
+    review, times = _setup(cfr)
+    review.labels.set_label("annotator", 5, 30, "compensation")
+    path = export_labels(review, tmp_path / "x.intervals.csv", "intervals", times, tiers=["annotator"])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "video,tier,label,start_frame,end_frame_excl,start_s,end_s,duration_s,source"
+    assert lines[1] == "cfr.mp4,annotator,compensation,5,30,0.200000,1.200000,1.000000,annotator"
+
+
+def test_binary_per_frame_file_is_the_design_label_format(cfr: Path, tmp_path: Path) -> None:
+    from stanviewer.core.manifest import read_frame_labels
+
+    review, times = _setup(cfr)
+    review.labels.set_label("annotator", 5, 9, "compensation")
+    path = export_labels(review, tmp_path / "y.csv", "frames", times, tiers=["annotator"], binary=True)
+    np.testing.assert_array_equal(read_frame_labels(path, 30), review.labels.tier("annotator").mask(30))
+    back = import_labels(path, times, "frames", tier="annotator", label="compensation")
+    assert back[0].spans() == [(5, 9, "compensation")]
+
+
+def test_eaf_read_back_by_pympi_with_identical_intervals(vfr: Path, tmp_path: Path) -> None:
+    pympi = pytest.importorskip("pympi")
+    review, times = _setup(vfr)
+    _label(review)
+    scores = tmp_path / "analysis" / "scores.csv"
+    path = export_labels(review, tmp_path / "out" / "labels.eaf", "eaf", times, scores_csv=scores)
+    eaf = pympi.Elan.Eaf(str(path))
+    assert eaf.adocument["FORMAT"] == "3.0" and eaf.header["TIME_UNITS"] == "milliseconds"
+    assert eaf.media_descriptors[0]["RELATIVE_MEDIA_URL"] == os.path.relpath(vfr, path.parent)
+    assert eaf.media_descriptors[0]["MEDIA_URL"] == vfr.resolve().as_uri()
+    assert eaf.linked_file_descriptors[0]["LINK_URL"] == scores.resolve().as_uri()
+    assert eaf.linked_file_descriptors[0]["RELATIVE_LINK_URL"] == "../analysis/scores.csv"
+    ms = [*VFR_MS, round(times.end * 1000)]
+    for tier in review.labels.all_tiers():
+        want = [(ms[iv.start], ms[iv.end], iv.label) for iv in tier.intervals]
+        assert sorted(eaf.get_annotation_data_for_tier(tier.name)) == want
+        frames = sorted(eaf.get_ref_annotation_data_for_tier(tier.name + " frames"))
+        assert [f[2] for f in frames] == [f"[{iv.start},{iv.end})" for iv in tier.intervals]
+    # strict element order of EAF 3.0
+    import xml.etree.ElementTree as ET
+
+    tags = [el.tag for el in ET.parse(path).getroot()]
+    order = ["HEADER", "TIME_ORDER", "TIER", "LINGUISTIC_TYPE", "CONSTRAINT"]
+    assert tags == sorted(tags, key=order.index)
+    header = [el.tag for el in ET.parse(path).getroot().find("HEADER")]
+    assert header == sorted(header, key=["MEDIA_DESCRIPTOR", "LINKED_FILE_DESCRIPTOR", "PROPERTY"].index)
+
+
+def test_eaf_written_by_pympi_imports_by_milliseconds(vfr: Path, tmp_path: Path) -> None:
+    """A file made in ELAN (no frame tiers, times only) maps to frames with the video's timestamps."""
+    pympi = pytest.importorskip("pympi")
+    _, times = _setup(vfr)
+    eaf = pympi.Elan.Eaf(author="elan user")
+    eaf.add_tier("therapist")
+    eaf.add_annotation("therapist", 80, 233, "lean")  # frames 2..4
+    eaf.add_annotation("therapist", 541, 1100, "twist")  # frame 8 to the end (1100 ms ~ video end)
+    eaf.add_tier("notes")
+    eaf.add_annotation("notes", 201, 299, "n")  # not on frame boundaries: nearest ones (3..5)
+    path = tmp_path / "elan.eaf"
+    eaf.to_file(str(path))
+    tiers = {t.name: t for t in import_labels(path, times)}
+    assert tiers["therapist"].spans() == [(2, 4, "lean"), (8, 10, "twist")]
+    assert tiers["therapist"].source == "therapist" and tiers["notes"].source == "annotator"
+    assert tiers["notes"].spans() == [(3, 5, "n")]
+
+
+def test_moved_in_elan_wins_over_stale_frame_tier(cfr: Path, tmp_path: Path) -> None:
+    review, times = _setup(cfr)
+    review.labels.set_label("annotator", 5, 10, "x")
+    path = export_labels(review, tmp_path / "a.eaf", "eaf", times)
+    text = path.read_text(encoding="utf-8").replace('TIME_VALUE="400"', 'TIME_VALUE="480"')  # end 10 -> 12
+    path.write_text(text, encoding="utf-8")
+    assert import_labels(path, times)[0].spans() == [(5, 12, "x")]
+
+
+def test_json_export_keeps_provenance(cfr: Path, tmp_path: Path) -> None:
+    review, times = _setup(cfr)
+    _label(review)
+    review.labels.accept("therapist", 6)
+    path = export_labels(review, tmp_path / "p.labels.json", "json", times)
+    tiers = {t.name: t for t in import_labels(path, times)}
+    assert tiers["therapist"] == review.labels.tier("therapist")
+    assert any(iv.proposal is not None for iv in tiers["therapist"].intervals)
+    assert json.loads(path.read_text(encoding="utf-8"))["video"]["fingerprint"] == review.video.fingerprint
+
+
+MALFORMED = [
+    ("frames", "bad.frames.csv", "frame,time_s,annotator\n0,0,x\nzero,0.04,x\n", "line 3"),
+    ("frames", "dup.frames.csv", "frame,annotator\n0,x\n1,x\n1,y\n", "line 4"),
+    ("frames", "short.frames.csv", "frame,annotator\n0,x\n1\n", "line 3"),
+    ("frames", "bin.csv", "frame,label\n0,1\n1,2\n", "line 3"),
+    ("frames", "missing.frames.csv", "frame,annotator\n0,x\n", "frame 1 is missing"),
+    (
+        "intervals",
+        "int.intervals.csv",
+        "video,tier,label,start_frame,end_frame_excl,start_s,end_s,duration_s,source\n"
+        "v,annotator,x,0,5,0,0.2,0.2,annotator\nv,annotator,x,4.5,9,0,0,0,annotator\n",
+        "line 3",
+    ),
+    (
+        "intervals",
+        "ov.intervals.csv",
+        "video,tier,label,start_frame,end_frame_excl,start_s,end_s,duration_s,source\n"
+        "v,annotator,x,0,5,0,0.2,0.2,annotator\nv,annotator,y,3,9,0,0,0,annotator\n",
+        "line 3",
+    ),
+    (
+        "intervals",
+        "src.intervals.csv",
+        "video,tier,label,start_frame,end_frame_excl,start_s,end_s,duration_s,source\n"
+        "v,annotator,x,0,5,0,0.2,0.2,robot\n",
+        "line 2",
+    ),
+    (
+        "intervals",
+        "range.intervals.csv",
+        "video,tier,label,start_frame,end_frame_excl,start_s,end_s,duration_s,source\n"
+        "v,annotator,x,0,5,0,0.2,0.2,annotator\nv,annotator,x,20,31,0,0,0,annotator\n",
+        "line 3",
+    ),
+    ("intervals", "head.intervals.csv", "video,tier,label\n", "line 1"),
+    ("json", "j.labels.json", '{\n "format": "stanviewer-review",\n "version": 1,\n "tiers": [}\n', "line 4"),
+    ("eaf", "x.eaf", '<?xml version="1.0"?>\n<ANNOTATION_DOCUMENT>\n<HEADER>\n</ANNOTATION_DOCUMENT>\n', "line 4"),
+    (
+        "eaf",
+        "slot.eaf",
+        '<?xml version="1.0"?>\n<ANNOTATION_DOCUMENT>\n<HEADER TIME_UNITS="milliseconds"/>\n'
+        '<TIME_ORDER><TIME_SLOT TIME_SLOT_ID="ts1" TIME_VALUE="0"/></TIME_ORDER>\n<TIER TIER_ID="a">\n<ANNOTATION>\n'
+        '<ALIGNABLE_ANNOTATION ANNOTATION_ID="a1" TIME_SLOT_REF1="ts1" TIME_SLOT_REF2="ts9">\n'
+        "<ANNOTATION_VALUE>x</ANNOTATION_VALUE></ALIGNABLE_ANNOTATION></ANNOTATION></TIER>\n</ANNOTATION_DOCUMENT>\n",
+        "line 7",
+    ),
+    ("boris", "b.boris.csv", "Subject,Behavior,Start (s),Stop (s)\nannotator,x,0.0,0.2\nannotator,y,abc,1\n", "line 3"),
+    ("boris", "b2.boris.csv", "Subject,Behavior,Start (s),Stop (s)\nannotator,x,0.5,0.2\n", "line 2"),
+    ("boris", "b3.boris.csv", "Subject,Behavior\nannotator,x\n", "line 1"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "name", "text", "where"), MALFORMED, ids=[m[1] for m in MALFORMED])
+def test_malformed_files_raise_label_error_with_file_and_line(
+    fmt: str, name: str, text: str, where: str, cfr: Path, tmp_path: Path
+) -> None:
+    _, times = _setup(cfr)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LabelError) as e:
+        import_labels(path, times, fmt)
+    assert str(path) in str(e.value)
+    assert where in str(e.value)
+
+
+def test_non_utf8_and_missing_files(cfr: Path, tmp_path: Path) -> None:
+    _, times = _setup(cfr)
+    path = tmp_path / "latin.frames.csv"
+    path.write_bytes(b"frame,annotator\n0,x\n1,\xe9\n")
+    with pytest.raises(LabelError, match="line 3: not UTF-8"):
+        import_labels(path, times)
+    with pytest.raises(LabelError, match="not found"):
+        import_labels(tmp_path / "nope.intervals.csv", times)
+    with pytest.raises(LabelError, match="unknown label file type"):
+        import_labels(tmp_path / "x.txt", times)
