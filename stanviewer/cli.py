@@ -61,6 +61,76 @@ def _run_info(a: argparse.Namespace) -> int:
     return 0
 
 
+@command("agree", "agreement of two label tiers of a video: Cohen's kappa, precision/recall/F1, disagreements")
+def _agree_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", type=Path, help="a review file (*.stanreview.json) or a video that has one")
+    p.add_argument("--a", required=True, help="reference tier (e.g. annotator)")
+    p.add_argument("--b", required=True, help="compared tier (e.g. model, therapist)")
+    p.add_argument("--label", help="compare this label only (default: any label)")
+    p.add_argument("--project", type=Path, help="project folder holding the review files")
+    p.add_argument("--analysis", type=Path, help="analysis folder for the model tier (default: the cached one)")
+    p.add_argument("--threshold", type=float, help="threshold of the model tier (default: the calibrated one)")
+    p.set_defaults(run=_run_agree)
+
+
+def _run_agree(a: argparse.Namespace) -> int:
+    from stanviewer.core.review.batch import run_agree
+
+    lines = run_agree(a.target, a.a, a.b, label=a.label, project=a.project, analysis=a.analysis, threshold=a.threshold)
+    print("\n".join(lines))
+    return 0
+
+
+@command("export", "export labels, clips and PDF reports of videos, folders or manifests")
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, help="videos, folders, manifest.csv or review files")
+    p.add_argument("--what", default="labels", help="comma-separated: labels, clips, report (default: labels)")
+    p.add_argument(
+        "--format",
+        default="intervals",
+        choices=["csv", "intervals", "json", "eaf", "boris"],
+        help="label format (csv = one row per frame)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--tier", action="append", help="tier(s) to export or clip (repeatable; default: all / model)")
+    p.add_argument("--threshold", type=float, help="threshold of the model tier (default: the calibrated one)")
+    p.add_argument("--padding", type=int, default=0, help="frames added before and after each clip")
+    p.add_argument("--burn-in", action="store_true", help="burn heatmap, timestamp and score strip into clips")
+    p.add_argument("--merged", action="store_true", help="one clip file per video instead of one per segment")
+    p.add_argument("--project", type=Path, help="project folder holding the review files")
+    p.add_argument("--analysis", type=Path, help="analysis folder, or a folder of <video stem>/ analyses")
+    p.add_argument("--force", action="store_true", help="use review files even if their video fingerprint differs")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(a: argparse.Namespace) -> int:
+    from stanviewer.core.progress import run_job
+    from stanviewer.core.review.batch import export_job
+
+    job = export_job(
+        a.inputs,
+        a.out,
+        what=[w.strip() for w in a.what.split(",") if w.strip()],
+        fmt="frames" if a.format == "csv" else a.format,
+        tiers=a.tier,
+        threshold=a.threshold,
+        padding=a.padding,
+        burn_in=a.burn_in,
+        merged=a.merged,
+        project=a.project,
+        analysis=a.analysis,
+        allow_other_video=a.force,
+    )
+    res = run_job(job)
+    for path in res.written:
+        print(f"wrote {path}")
+    for note in res.notes:
+        print(f"note: {note}")
+    for _video, err in res.failed:
+        print(f"stanviewer: error: {err}", file=sys.stderr)
+    return 2 if res.failed else 0
+
+
 @command("synth", "generate a synthetic rehabilitation data set (or one long video)")
 def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", type=Path, help="output folder (created)")

@@ -215,6 +215,10 @@ def export_clips(
                 moved.append(target)
             ok = True
             return [out_dir / f for f in produced if f.endswith(".mp4")]
+    except VideoError as e:
+        if e.path is not None and staging in e.path.parents:  # name the file the user asked for
+            raise VideoError(e.reason, out_dir / e.path.name) from e
+        raise
     finally:
         if writer is not None:
             writer.abort()

@@ -1,0 +1,105 @@
+"""``stanviewer agree`` and ``stanviewer export`` (labels and clips; the PDF report is tested in tests/gui)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from review_helpers import bump_scores, fake_analysis, make_video
+
+from stanviewer.cli import main
+from stanviewer.core.review.formats import import_labels
+from stanviewer.core.review.reviewfile import open_review
+from stanviewer.core.review.timing import FrameTimes
+from stanviewer.core.video import open_video
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Path, Path]:
+    """Two videos with saved reviews and one analysis folder per video (``stanviewer analyze --out`` layout)."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    analyses = tmp_path / "analyses"
+    for k, name in enumerate(["a.mp4", "b.mp4"]):
+        v = make_video(videos / name, n=30 + k)
+        with open_video(v) as r:
+            times = r.times()
+        fake_analysis(analyses / v.stem, v, bump_scores(30 + k), times, threshold=0.5)
+        review = open_review(v, user="ann")
+        review.labels.set_label("annotator", 4, 12, "compensation")
+        review.labels.set_label("therapist", 6, 12, "compensation")
+        review.save()
+    return videos, analyses
+
+
+def test_agree_prints_kappa_prf_and_spans(project: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    videos, analyses = project
+    review = videos / "a.mp4.stanreview.json"
+    assert main(["agree", str(review), "--a", "annotator", "--b", "therapist"]) == 0
+    out = capsys.readouterr().out
+    assert "kappa" in out and "precision 1.000" in out and "recall 0.750" in out
+    assert "4-6" in out and "a_only" in out
+    assert main(["agree", str(videos / "a.mp4"), "--a", "annotator", "--b", "model", "--analysis", str(analyses)]) == 0
+    out = capsys.readouterr().out
+    assert "model tier  stan-test / smoothgrad at threshold 0.5" in out
+    assert "11-12" in out and "18-24" in out and "b_only" in out  # annotator 4-12, model 5-11 and 18-24
+    assert main(["agree", str(review), "--a", "annotator", "--b", "nobody"]) == 2
+    assert "no tier named 'nobody'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "intervals", "json", "eaf", "boris"])
+def test_export_labels_reimport(
+    fmt: str, project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    videos, analyses = project
+    out = tmp_path / "out"
+    args = ["export", str(videos), "--format", fmt, "--out", str(out), "--analysis", str(analyses)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    ext = {"csv": ".frames.csv", "intervals": ".intervals.csv", "json": ".labels.json"}.get(fmt, f".{fmt}")
+    ext = ".boris.csv" if fmt == "boris" else ext
+    for stem in ("a", "b"):
+        path = out / f"{stem}{ext}"
+        assert f"wrote {path}" in printed
+        video = videos / f"{stem}.mp4"
+        with open_video(video) as r:
+            times = FrameTimes.from_reader(r)
+        got = {t.name: t.spans() for t in import_labels(path, times, video=video.name)}
+        want = open_review(video).labels.spans()
+        assert got["annotator"] == want["annotator"] and got["therapist"] == want["therapist"]
+        assert got["model"] == [(5, 11, "compensation"), (18, 24, "compensation")]
+
+
+def test_export_clips_of_flagged_segments_and_a_tier(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _videos, analyses = project
+    out = tmp_path / "out"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("video,subject,label\nvideos/a.mp4,s1,compensation\n", encoding="utf-8")
+    args = ["export", str(manifest), "--what", "clips", "--out", str(out), "--analysis", str(analyses)]
+    assert main([*args, "--padding", "2", "--threshold", "0.95"]) == 0
+    assert "no segments" in capsys.readouterr().out  # nothing is flagged at 0.95
+    assert main([*args, "--padding", "2", "--burn-in"]) == 0
+    clips = sorted((out / "clips").glob("*.mp4"))
+    assert [c.name for c in clips] == ["a_model_f000005-000011.mp4", "a_model_f000018-000024.mp4"]
+    with open_video(clips[0]) as r:
+        assert r.frame_count == 6 + 4
+    side = json.loads((out / "clips" / "a_model_f000005-000011.mp4.json").read_text(encoding="utf-8"))
+    assert side["analysis"]["method"] == "smoothgrad" and side["analysis"]["threshold"] == 0.5
+    assert main([*args, "--tier", "therapist", "--merged"]) == 0
+    assert (out / "clips" / "a_therapist_clips.mp4").exists()
+
+
+def test_export_reports_failures_per_video(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    videos, _ = project
+    (videos / "broken.mp4").write_bytes(b"not a video")
+    assert main(["export", str(videos), "--out", str(tmp_path / "o")]) == 2
+    captured = capsys.readouterr()
+    assert "broken.mp4" in captured.err and "a.intervals.csv" in captured.out
+    assert "no analysis found" in captured.out
+    assert main(["export", str(videos / "a.mp4"), "--what", "pictures", "--out", str(tmp_path / "o")]) == 2
+    assert "--what takes labels, clips, report" in capsys.readouterr().err
