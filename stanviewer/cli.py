@@ -347,6 +347,60 @@ def _run_analyze(a: argparse.Namespace) -> int:
     return run_analyze(a)
 
 
+@command("evaluate", "the paper's experiment layout: video-level and frame-level F1 per method and view")
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", type=Path, help="manifest with frame_labels and a train/test split")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        help="checkpoint(s) to compare, e.g. one per views (default: the bundled model)",
+    )
+    p.add_argument(
+        "--methods",
+        default="window,vanilla,smoothgrad,gradcam",
+        help="comma-separated: vanilla, smoothgrad, gradcam, ig, occlusion, window",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for video_level.csv, frame_level.csv, report.md")
+    p.add_argument("--coverage", choices=["full", "sampled"], default="sampled")
+    p.add_argument("--calib-videos", type=int, default=40, help="training videos used to calibrate thresholds")
+    p.add_argument("--test-videos", type=int, help="at most this many test videos (default: all)")
+    p.add_argument("--no-short", action="store_true", help="skip the short-sequence (one clip) evaluation")
+    p.add_argument("--sanity", action="store_true", help="add the model-randomisation check")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="store the calibrated thresholds (protocol a) in the checkpoint's metadata",
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(a: argparse.Namespace) -> int:
+    from stanviewer.core.evaluate import EvalConfig, evaluate, store_thresholds
+    from stanviewer.core.models.bundled import default_checkpoint_path
+    from stanviewer.core.progress import run_job
+
+    cks = a.checkpoint or [default_checkpoint_path()]
+    cfg = EvalConfig(
+        methods=[m.strip() for m in a.methods.split(",") if m.strip()],
+        coverage=a.coverage,
+        calib_videos=a.calib_videos,
+        test_videos=a.test_videos,
+        short=not a.no_short,
+        sanity=a.sanity,
+        seed=a.seed,
+        device=a.device,
+    )
+    rep = run_job(evaluate(a.manifest, cks, cfg, a.out))
+    print(rep.markdown)
+    if a.calibrate:
+        for c in cks:
+            print(store_thresholds(c, rep.frame_rows))
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

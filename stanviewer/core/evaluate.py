@@ -405,3 +405,22 @@ def markdown_report(video_rows: list[dict], frame_rows: list[dict], sanity_rows:
                 f"{r['rank_corr']:.2f} |"
             )
     return "\n".join(out) + "\n"
+
+
+def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
+    """Write the calibrated thresholds (long sequence, protocol a) of a checkpoint into its metadata.
+
+    The method with the best test F1 becomes ``default_method``. Returns a one-line summary.
+    """
+    from stanviewer.core.models.checkpoint import read_metadata, update_metadata
+
+    meta = read_metadata(checkpoint)
+    name = str(meta.get("name") or Path(checkpoint).stem)
+    rows = [r for r in frame_rows if r["model"] == name and r["sequence"] == "long" and r["protocol"] == "a"]
+    if not rows:
+        return f"{checkpoint}: no rows to store"
+    th = {r["method"]: {"threshold": float(r["threshold"]), "test_f1": float(r["f1"]), "protocol": "a"} for r in rows}
+    best = max(rows, key=lambda r: r["f1"])["method"]
+    update_metadata(checkpoint, {"thresholds": th, "default_method": best})
+    parts = ", ".join(f"{m} {v['threshold']:.2f}" for m, v in th.items())
+    return f"{checkpoint}: thresholds {parts}; default method {best}"
