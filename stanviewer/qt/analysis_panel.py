@@ -1,0 +1,474 @@
+"""The analysis panel: pick a checkpoint, method, device and window settings; run, watch, cancel.
+
+The run is a core job (:func:`stanviewer.core.explain.store.analyze_video`) in a
+:class:`~stanviewer.qt.workers.JobWorker`: the model loads in the worker too (torch is imported there,
+not on the GUI thread), partial scores are normalised in the worker and pushed to the session so the
+curve and segments grow while windows finish, and Cancel stops the job at its next yield. Errors become
+dialogs that name the file and the cause.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stanviewer.core.errors import CheckpointError, StanError
+from stanviewer.core.progress import Job, Progress
+from stanviewer.qt.dialogs import show_error
+from stanviewer.qt.session import Session
+from stanviewer.qt.settings import AppSettings
+from stanviewer.qt.workers import JobWorker
+
+__all__ = ["METHOD_HELP", "METHOD_NAMES", "AnalysisPanel", "peek_metadata"]
+
+#: the names of :data:`stanviewer.core.explain.methods.METHODS` (a test keeps them equal); listed here
+#: so that the panel appears without importing torch on the GUI thread
+METHOD_NAMES = ("vanilla", "smoothgrad", "gradcam", "ig", "occlusion", "window")
+METHOD_HELP = {
+    "vanilla": "|gradient| of the class evidence per pixel (fast)",
+    "smoothgrad": "gradients averaged over noisy copies (slower, less noisy)",
+    "gradcam": "Grad-CAM on the last block (coarse maps)",
+    "ig": "integrated gradients from a grey clip (slow)",
+    "occlusion": "drop in evidence when each frame is hidden (no spatial detail)",
+    "window": "each window's class probability (no spatial detail; fastest)",
+}
+BUNDLED = "bundled"
+
+
+def peek_metadata(path: str | Path) -> dict:
+    """The ``stanviewer`` metadata of a safetensors checkpoint, read from its JSON header (no torch)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            if not 0 < n < 100_000_000:
+                raise ValueError("bad header length")
+            header = json.loads(f.read(n))
+        raw = (header.get("__metadata__") or {}).get("stanviewer")
+        meta = json.loads(raw) if raw else None
+    except FileNotFoundError:
+        raise CheckpointError("file not found", path) from None
+    except (OSError, ValueError, struct.error) as e:
+        raise CheckpointError(f"not a stanviewer safetensors checkpoint ({e})", path) from None
+    if not isinstance(meta, dict) or "spec" not in meta:
+        raise CheckpointError("has no stanviewer metadata (convert it with 'stanviewer model import')", path)
+    return meta
+
+
+def _bundled_path() -> Path:
+    from stanviewer.core.models.bundled import default_checkpoint_path
+
+    return default_checkpoint_path()
+
+
+class AnalysisPanel(QWidget):
+    """Controls and progress of one analysis at a time.
+
+    Signals:
+        sigAnalysisReady(object, object): a finished (or cached) Analysis and its folder.
+        sigStatus(str): a message for the status bar.
+        sigModelText(str): what the status bar should say about the model.
+        sigDeviceText(str): what the status bar should say about the device.
+        sigRunning(bool): an analysis started or ended.
+    """
+
+    sigAnalysisReady = Signal(object, object)
+    sigStatus = Signal(str)
+    sigModelText = Signal(str)
+    sigDeviceText = Signal(str)
+    sigRunning = Signal(bool)
+
+    def __init__(self, session: Session, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = settings
+        self.worker: JobWorker | None = None
+        self._probe: JobWorker | None = None
+        self._loader: JobWorker | None = None
+        self._ck_cache: dict[tuple[str, float], Any] = {}
+        self._t_first: float | None = None
+        self.meta: dict | None = None
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+        form = QFormLayout()
+        outer.addLayout(form)
+
+        row = QHBoxLayout()
+        self.checkpoint = QComboBox(self)
+        self.checkpoint.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        row.addWidget(self.checkpoint, 1)
+        self.browse = QPushButton("File…", self)
+        self.browse.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.browse.setToolTip("Use a stanviewer checkpoint file (.safetensors)")
+        row.addWidget(self.browse)
+        form.addRow("Model", row)
+        self.card = QLabel(self)
+        self.card.setWordWrap(True)
+        self.card.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow(self.card)
+        self.method = QComboBox(self)
+        for m in METHOD_NAMES:
+            self.method.addItem(m, m)
+            self.method.setItemData(self.method.count() - 1, METHOD_HELP[m], Qt.ItemDataRole.ToolTipRole)
+        self.method.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        form.addRow("Method", self.method)
+        self.views = QLabel("—", self)
+        self.views.setToolTip("The views a model sees are fixed when it is trained (global frame, local person crop)")
+        form.addRow("Views", self.views)
+        self.device = QComboBox(self)
+        self.device.addItem("Auto (checking…)", "auto")
+        self.device.addItem("CPU", "cpu")
+        self.device.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        form.addRow("Device", self.device)
+        self.coverage = QComboBox(self)
+        self.coverage.addItem("Every frame (full)", "full")
+        self.coverage.addItem("Sampled, interpolated (faster)", "sampled")
+        self.coverage.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        form.addRow("Coverage", self.coverage)
+        self.stride = QSpinBox(self)
+        self.stride.setRange(0, 64)
+        self.stride.setSpecialValueText("default (T/2)")
+        self.stride.setSuffix(" model frames")
+        self.stride.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.stride.setToolTip("Windows start every this many model frames; smaller = more overlap, slower")
+        form.addRow("Window stride", self.stride)
+
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run analysis", self)
+        self.run_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.cancel_button)
+        outer.addLayout(buttons)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        outer.addWidget(self.progress)
+        self.message = QLabel("", self)
+        self.message.setWordWrap(True)
+        outer.addWidget(self.message)
+        outer.addWidget(QLabel("Earlier analyses of this video (cached):", self))
+        self.cached = QComboBox(self)
+        self.cached.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        outer.addWidget(self.cached)
+        outer.addStretch(1)
+
+        self._fill_checkpoints()
+        m = str(settings.get("analysis/method", "vanilla"))
+        self.method.setCurrentIndex(max(0, self.method.findData(m)))
+        self.coverage.setCurrentIndex(max(0, self.coverage.findData(settings.get("analysis/coverage", "full"))))
+        self.checkpoint.currentIndexChanged.connect(self._on_checkpoint)
+        self.browse.clicked.connect(self.choose_file)
+        self.method.currentIndexChanged.connect(lambda _k: settings.set("analysis/method", self.method.currentData()))
+        self.coverage.currentIndexChanged.connect(
+            lambda _k: settings.set("analysis/coverage", self.coverage.currentData())
+        )
+        self.device.currentIndexChanged.connect(lambda _k: settings.set("analysis/device", self.device.currentData()))
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cached.activated.connect(self._on_cached)
+        session.sigVideoChanged.connect(self._update_enabled)
+        self._on_checkpoint()
+        self._update_enabled()
+
+    # ---------------------------------------------------------------- checkpoint
+    def _fill_checkpoints(self) -> None:
+        self.checkpoint.blockSignals(True)
+        self.checkpoint.clear()
+        self.checkpoint.addItem("Bundled model (stan-tiny-synth)", BUNDLED)
+        recent = self.settings.get("analysis/checkpoints", []) or []
+        if isinstance(recent, str):
+            recent = [recent]
+        for p in recent:
+            self.checkpoint.addItem(Path(p).name, str(p))
+            self.checkpoint.setItemData(self.checkpoint.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
+        last = self.settings.get("analysis/checkpoint", BUNDLED)
+        self.checkpoint.setCurrentIndex(max(0, self.checkpoint.findData(last)))
+        self.checkpoint.blockSignals(False)
+
+    def set_checkpoint(self, path: str | Path | None) -> None:
+        """Use this checkpoint file (None: the bundled model) and remember it."""
+        if path is None:
+            self.settings.set("analysis/checkpoint", BUNDLED)
+        else:
+            p = str(Path(path).resolve())
+            recent = [p] + [x for x in (self.settings.get("analysis/checkpoints", []) or []) if x != p]
+            self.settings.set("analysis/checkpoints", recent[:8])
+            self.settings.set("analysis/checkpoint", p)
+        self._fill_checkpoints()
+        self._on_checkpoint()
+
+    def choose_file(self) -> None:
+        start = str(self.settings.get("analysis/checkpoint_folder", self.settings.last_folder()))
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a model checkpoint", start, "stanviewer checkpoints (*.safetensors);;All files (*)"
+        )
+        if path:
+            self.settings.set("analysis/checkpoint_folder", str(Path(path).parent))
+            self.set_checkpoint(path)
+
+    def checkpoint_path(self) -> Path:
+        """The chosen checkpoint file; :class:`CheckpointError` if the bundled model is missing."""
+        data = self.checkpoint.currentData()
+        return _bundled_path() if data in (None, BUNDLED) else Path(data)
+
+    def _on_checkpoint(self) -> None:
+        self.settings.set("analysis/checkpoint", self.checkpoint.currentData())
+        self.meta = None
+        try:
+            path = self.checkpoint_path()
+            meta = peek_metadata(path)
+        except StanError as e:
+            bundled = self.checkpoint.currentData() == BUNDLED
+            why = (
+                f"The bundled model is missing from this installation ({e.path}). Choose a checkpoint file with File…"
+                if bundled and isinstance(e, CheckpointError) and "missing" in e.reason
+                else str(e)
+            )
+            self.card.setText(f"<span style='color:#e06c6c'>{why}</span>")
+            self.views.setText("—")
+            self.sigModelText.emit("Model: none (bundled model missing)" if bundled else "Model: unreadable file")
+            self._update_enabled()
+            return
+        self.meta = meta
+        spec = meta.get("spec", {})
+        name = meta.get("name") or path.stem
+        ths = meta.get("thresholds") or {}
+        default = meta.get("default_method")
+        if default and self.settings.get("analysis/method") is None:
+            self.method.setCurrentIndex(max(0, self.method.findData(default)))
+        synthetic = meta.get("synthetic_only", True) and "imported_from" not in meta
+        lines = [
+            f"<b>{name}</b>: {spec.get('arch')} UniFormer; classes {', '.join(spec.get('classes', []))} "
+            f"(explains '{spec.get('target')}'); {spec.get('frames')} frames × {spec.get('size')} px "
+            f"at {spec.get('sample_fps')} frames/s",
+        ]
+        if ths:
+            lines.append(
+                "calibrated thresholds: "
+                + ", ".join(f"{k} {v.get('threshold', 0):.2f}" for k, v in sorted(ths.items()) if isinstance(v, dict))
+            )
+        if synthetic:
+            lines.append("<i>Trained on synthetic videos only.</i>")
+        self.card.setText("<br>".join(lines))
+        self.views.setText(f"{spec.get('views')} (fixed by this model)")
+        self.sigModelText.emit(f"Model: {name}" + (" (synthetic-only)" if synthetic else ""))
+        self._update_enabled()
+
+    # ---------------------------------------------------------------- devices
+    def probe_devices(self) -> None:
+        """List CUDA devices in the background (importing torch takes seconds)."""
+
+        def job() -> Job[list[tuple[str, str]]]:
+            yield Progress(0, 0, "checking devices")
+            import torch
+
+            out = []
+            if torch.cuda.is_available():
+                for k in range(torch.cuda.device_count()):
+                    out.append((f"CUDA {k}: {torch.cuda.get_device_name(k)}", f"cuda:{k}"))
+            mps = getattr(torch.backends, "mps", None)
+            if mps is not None and mps.is_available():
+                out.append(("Apple MPS", "mps"))
+            out.append((f"CPU ({torch.get_num_threads()} threads)", "cpu"))
+            return out
+
+        self._probe = JobWorker(job, "device-probe")
+        self._probe.sigReturned.connect(self._on_devices)
+        self._probe.start()
+
+    def _on_devices(self, devices: list[tuple[str, str]]) -> None:
+        want = self.settings.get("analysis/device", "auto")
+        self.device.blockSignals(True)
+        self.device.clear()
+        best = devices[0][0]
+        self.device.addItem(f"Auto ({best})", "auto")
+        for text, data in devices:
+            self.device.addItem(text, data)
+        self.device.setCurrentIndex(max(0, self.device.findData(want)))
+        self.device.blockSignals(False)
+        self.sigDeviceText.emit(f"Device: {best}" + ("" if best.startswith("CUDA") else " (no GPU found)"))
+
+    # ---------------------------------------------------------------- running
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.isRunning()
+
+    def _update_enabled(self) -> None:
+        ok = self.session.reader is not None and not self.running
+        self.run_button.setEnabled(ok)
+        self.cancel_button.setEnabled(self.running)
+        self.checkpoint.setEnabled(not self.running)
+        self.browse.setEnabled(not self.running)
+
+    def settings_for_run(self) -> Any:
+        from stanviewer.core.explain.scoring import AnalysisSettings
+
+        return AnalysisSettings(
+            method=str(self.method.currentData()),
+            device=str(self.device.currentData() or "auto"),
+            coverage=str(self.coverage.currentData()),
+            stride=self.stride.value() or None,
+        )
+
+    def run(self) -> None:
+        """Start an analysis of the open video (a cached result with the same settings is instant)."""
+        if self.running or self.session.path is None:
+            return
+        try:
+            ck_path = self.checkpoint_path()
+        except StanError as e:
+            show_error(self, "No model", e)
+            return
+        video = self.session.path
+        st = self.settings_for_run()
+        self.worker = JobWorker(lambda: self._job(video, ck_path, st), "analysis")
+        self.worker.sigProgress.connect(self._on_progress)
+        self.worker.sigReturned.connect(self._on_returned)
+        self.worker.sigErrored.connect(self._on_error)
+        self.worker.sigAborted.connect(self._on_aborted)
+        self.worker.sigDone.connect(self._on_done)
+        self._t_first = None
+        self.progress.setRange(0, 0)
+        self.message.setText("Loading the model…")
+        self.worker.start()
+        self._update_enabled()
+        self.sigRunning.emit(True)
+        self.sigStatus.emit(f"Analysing {video.name} with {st.method}…")
+
+    def cancel(self) -> None:
+        if self.running:
+            self.worker.cancel()
+            self.message.setText("Cancelling…")
+
+    def _load(self, path: Path) -> Any:
+        from stanviewer.core.models.checkpoint import load_checkpoint
+
+        key = (str(path), os.path.getmtime(path) if path.exists() else 0.0)
+        if key not in self._ck_cache:
+            self._ck_cache = {key: load_checkpoint(path)}
+        return self._ck_cache[key]
+
+    def _job(self, video: Path, ck_path: Path, st: Any) -> Job[tuple[Any, Path]]:
+        """Runs in the worker thread: load the model, then analyse, converting partial scores to a curve."""
+        from stanviewer.core.explain.store import analyze_video
+
+        yield Progress(0, 0, "loading the model")
+        ck = self._load(ck_path)
+        job = analyze_video(video, ck, st)
+        try:
+            while True:
+                p = next(job)
+                curve = p.partial.curve() if p.partial is not None else None
+                yield Progress(p.done, p.total, p.message, partial=curve)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            job.close()
+
+    def _on_progress(self, p: Progress) -> None:
+        if p.total > 0:
+            now = time.monotonic()
+            if self._t_first is None:
+                self._t_first = now
+                self._done_first = p.done
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            eta = ""
+            rate_done = p.done - self._done_first
+            if rate_done > 0:
+                left = (now - self._t_first) / rate_done * (p.total - p.done)
+                eta = f" — about {int(left) // 60}:{int(left) % 60:02d} left"
+            self.message.setText(f"{p.message}{eta}")
+        else:
+            self.message.setText(p.message)
+        if p.partial is not None and self.session.reader is not None:
+            self.session.set_partial(p.partial)
+
+    def _on_returned(self, result: tuple[Any, Path]) -> None:
+        analysis, folder = result
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        secs = analysis.meta.get("seconds")
+        self.message.setText(
+            f"Done: {analysis.meta.get('method')} on {analysis.meta.get('device', '?')}"
+            + (f" in {secs:.1f} s" if isinstance(secs, (int, float)) else "")
+        )
+        self.sigAnalysisReady.emit(analysis, folder)
+        self.sigStatus.emit("Analysis finished")
+
+    def _on_error(self, err: BaseException) -> None:
+        self.session.set_partial(None)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.message.setText("The analysis failed.")
+        show_error(self, "Analysis failed", err)
+
+    def _on_aborted(self) -> None:
+        self.session.set_partial(None)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.message.setText("Cancelled. Nothing was saved.")
+        self.sigStatus.emit("Analysis cancelled")
+
+    def _on_done(self) -> None:
+        self._update_enabled()
+        self.sigRunning.emit(False)
+
+    # ---------------------------------------------------------------- cached analyses
+    def set_cached(self, entries: list[tuple[Path, dict]]) -> None:
+        """Earlier analyses of the open video (folder, metadata), newest first."""
+        self.cached.clear()
+        if not entries:
+            self.cached.addItem("none yet", None)
+            self.cached.setEnabled(False)
+            return
+        self.cached.setEnabled(True)
+        for folder, meta in entries:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime((folder / "analysis.json").stat().st_mtime))
+            text = f"{meta.get('method')} · {meta.get('model', {}).get('name', '?')} · {when}"
+            self.cached.addItem(text, str(folder))
+
+    def _on_cached(self, k: int) -> None:
+        folder = self.cached.itemData(k)
+        if not folder or self.running:
+            return
+
+        def job() -> Job[tuple[Any, Path]]:
+            from stanviewer.core.explain.store import load_analysis
+
+            yield Progress(0, 0, "loading")
+            return load_analysis(folder), Path(folder)
+
+        self._loader = JobWorker(job, "load-analysis")
+        self._loader.sigReturned.connect(lambda r: self.sigAnalysisReady.emit(*r))
+        self._loader.sigErrored.connect(lambda e: show_error(self, "Cannot load the analysis", e))
+        self._loader.start()
+
+    def shutdown(self, wait_ms: int = 60000) -> None:
+        """Cancel and wait for this panel's workers (window closing)."""
+        for w in (self.worker, self._probe, self._loader):
+            if w is not None and w.isRunning():
+                w.cancel()
+                w.wait(wait_ms)

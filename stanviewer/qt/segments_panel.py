@@ -1,0 +1,155 @@
+"""The table of flagged segments: live as the threshold moves; click a row to jump to the segment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+
+from stanviewer.qt.session import Session
+from stanviewer.qt.video_view import format_time
+
+__all__ = ["SegmentsModel", "SegmentsPanel"]
+
+COLUMNS = ["#", "Start frame", "Last frame", "Start", "End", "Duration (s)", "Peak", "Mean"]
+TIPS = [
+    "Segment number",
+    "First flagged frame (0-based)",
+    "Last flagged frame (0-based, inclusive)",
+    "Time of the first frame",
+    "Time at which the segment ends (start of the first frame after it)",
+    "End minus start, in seconds",
+    "Highest score in the segment",
+    "Mean score over the segment",
+]
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class SegmentsModel(QAbstractTableModel):
+    """Rows of :attr:`Session.segments`; every number comes from the session."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        session.sigSegmentsChanged.connect(self._reset)
+        session.sigVideoChanged.connect(self._reset)
+
+    def _reset(self) -> None:
+        self.beginResetModel()
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.session.segments)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return len(COLUMNS)
+
+    def end_time(self, row: int) -> float:
+        s = self.session
+        g = s.segments[row]
+        if g.end < s.frame_count:
+            return s.time_of(g.end)
+        return float(s.reader.info.duration_s) if s.reader is not None else s.time_of(g.end - 1)
+
+    def cell(self, row: int, col: int) -> Any:
+        """The value of a cell (numbers for sorting and tests)."""
+        s = self.session
+        g = s.segments[row]
+        return [
+            row + 1,
+            g.start,
+            g.end - 1,
+            s.time_of(g.start),
+            self.end_time(row),
+            self.end_time(row) - s.time_of(g.start),
+            float(s.peaks[row]),
+            float(s.means[row]),
+        ][col]
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            v = self.cell(row, col)
+            if col in (3, 4):
+                return format_time(v)
+            if col == 5:
+                return f"{v:.2f}"
+            if col in (6, 7):
+                return f"{v:.2f}"
+            return str(v)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return self.cell(row, col)
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return COLUMNS[section]
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return TIPS[section]
+        return None
+
+
+class SegmentsPanel(QWidget):
+    """Summary line plus the table; the selected row is the session's selected segment."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.summary = QLabel(self)
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+        self.model = SegmentsModel(session)
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setAlternatingRowColors(True)
+        self.table.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        lay.addWidget(self.table)
+        self.table.clicked.connect(self._on_clicked)
+        self.table.activated.connect(self._on_clicked)
+        session.sigSegmentsChanged.connect(self._on_segments)
+        session.sigSelectedChanged.connect(self._on_selected)
+        self._on_segments()
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        self.session.select_segment(index.row(), jump=True)
+
+    def _on_segments(self) -> None:
+        s = self.session
+        n = len(s.segments)
+        if s.scores is None:
+            self.summary.setText("No analysis: flagged segments appear here.")
+        else:
+            frames = sum(g.frames for g in s.segments)
+            share = 100.0 * frames / max(1, s.frame_count)
+            self.summary.setText(
+                f"<b>{n}</b> flagged segment{'s' if n != 1 else ''} at threshold {s.threshold:.2f}: "
+                f"{frames} frames ({share:.1f}% of the video). Click a row to jump; N/P step through them."
+            )
+        self._on_selected(s.selected)
+
+    def _on_selected(self, row: int) -> None:
+        sm = self.table.selectionModel()
+        sm.blockSignals(True)
+        if row < 0:
+            sm.clearSelection()
+        else:
+            idx = self.model.index(row, 0)
+            sm.select(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+            self.table.scrollTo(idx)
+        sm.blockSignals(False)
+        self.table.viewport().update()
