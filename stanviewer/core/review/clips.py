@@ -43,7 +43,15 @@ from stanviewer.core.errors import Cancelled, VideoError
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.review.model import Tier, now_iso
 
-__all__ = ["ClipOptions", "ClipRequest", "check_output_folder", "clip_name", "export_clips", "requests_from_tier"]
+__all__ = [
+    "ClipOptions",
+    "ClipRequest",
+    "check_output_folder",
+    "clip_name",
+    "export_clips",
+    "overlay_heatmap",
+    "requests_from_tier",
+]
 
 
 @dataclass(frozen=True)
@@ -313,6 +321,18 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- burn-in
+def overlay_heatmap(frame: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Blend a heatmap (float [h, w] in [0, 1], any size) over an RGB frame with a jet colormap.
+
+    The opacity grows with the heat, so cold regions leave the picture untouched (clips and the report).
+    """
+    h, w = frame.shape[:2]
+    heat = np.clip(cv2.resize(np.asarray(heat, np.float32), (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
+    color = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    alpha = (heat * opacity)[..., None]
+    return (frame * (1 - alpha) + color * alpha).astype(np.uint8)
+
+
 def _decorate(
     frame: np.ndarray,
     i: int,
@@ -329,10 +349,7 @@ def _decorate(
     img = frame.copy()
     h, w = img.shape[:2]
     if o.heatmap and hm is not None:
-        heat = cv2.resize(hm.get(i), (w, h), interpolation=cv2.INTER_LINEAR)
-        color = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-        alpha = (np.clip(heat, 0, 1) * o.heatmap_opacity)[..., None]
-        img = (img * (1 - alpha) + color * alpha).astype(np.uint8)
+        img = overlay_heatmap(img, hm.get(i), o.heatmap_opacity)
     if o.timestamp:
         m, s = divmod(t, 60)
         inside = c.start <= i < c.end
