@@ -38,6 +38,46 @@ def _run_open(a: argparse.Namespace) -> int:
     return run_app([str(v) for v in a.videos], analysis=a.analysis)
 
 
+@command("demo", "generate a synthetic rehabilitation video, analyse it with the bundled model and open it")
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-gui", action="store_true", help="print the predicted class and flagged segments instead")
+    p.add_argument("--checkpoint", type=Path, help="use this checkpoint instead of the bundled model")
+    p.add_argument("--method", help="explanation method (default: the model's best, else vanilla)")
+    p.add_argument("--seed", type=int, default=7, help="which synthetic video (default 7)")
+    p.add_argument("--reps", default="3-4", help="exercise repetitions in the video, MIN-MAX (default 3-4)")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(a: argparse.Namespace) -> int:
+    from stanviewer.core.demo import demo_video, describe_result
+    from stanviewer.core.errors import StanError
+    from stanviewer.core.progress import run_job
+
+    try:
+        lo, hi = (int(x) for x in a.reps.split("-"))
+    except ValueError:
+        raise StanError(f"--reps must look like 3-4, not {a.reps!r}") from None
+    video = run_job(demo_video(a.seed, (lo, hi)))
+    print(f"demo video: {video}")
+    if not a.no_gui:
+        from stanviewer.qt.app import run_app
+
+        return run_app([str(video)], checkpoint=a.checkpoint, auto_run=True, method=a.method)
+    from stanviewer.core.explain.scoring import AnalysisSettings
+    from stanviewer.core.explain.store import analyze_video
+    from stanviewer.core.models.bundled import default_checkpoint_path
+    from stanviewer.core.models.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(a.checkpoint or default_checkpoint_path())
+    method = a.method or ck.meta.get("default_method") or "vanilla"
+    analysis, folder = run_job(analyze_video(video, ck, AnalysisSettings(method=method)))
+    for line in describe_result(analysis, ck.threshold(method)):
+        print(line)
+    print(f"analysis: {folder}")
+    print(DISCLAIMER)
+    return 0
+
+
 @command("info", "print a video's metadata and frame-index summary")
 def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", type=Path)

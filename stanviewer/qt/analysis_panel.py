@@ -219,6 +219,13 @@ class AnalysisPanel(QWidget):
         self._fill_checkpoints()
         self._on_checkpoint()
 
+    def set_method(self, method: str) -> None:
+        """Choose an explanation method by name (a :class:`StanError` for an unknown one)."""
+        k = self.method.findData(method)
+        if k < 0:
+            raise StanError(f"unknown method {method!r}; choose from {', '.join(METHOD_NAMES)}")
+        self.method.setCurrentIndex(k)
+
     def choose_file(self) -> None:
         start = str(self.settings.get("analysis/checkpoint_folder", self.settings.last_folder()))
         path, _ = QFileDialog.getOpenFileName(

@@ -51,12 +51,14 @@ def run_app(
     analysis: str | Path | None = None,
     *,
     checkpoint: str | Path | None = None,
+    method: str | None = None,
     auto_run: bool = False,
 ) -> int:
     """Open the main window (with the first video, and ``analysis`` if given) and run the event loop.
 
-    ``checkpoint`` selects a model file in the analysis panel; ``auto_run`` starts an analysis as soon
-    as the video is open (``stanviewer demo``). Extra videos go to the recent-files menu.
+    ``checkpoint`` selects a model file and ``method`` a method in the analysis panel; ``auto_run``
+    starts an analysis as soon as the video is open (``stanviewer demo``). Extra videos go to the
+    recent-files menu.
     """
     setup_logging()
     app = make_app()
@@ -65,6 +67,8 @@ def run_app(
     win = MainWindow()
     if checkpoint is not None:
         win.analysis_panel.set_checkpoint(checkpoint)
+    if method is not None:
+        win.analysis_panel.set_method(method)
     win.show()
     for extra in list(videos)[1:][::-1]:
         win.settings.add_recent(extra)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -64,17 +64,33 @@ class OpenResult:
 
 
 def open_job(path: Path, analysis_folder: Path | None = None) -> Job[OpenResult]:
-    """Open a video with its analyses and labels (runs in a worker)."""
+    """Open a video with its analyses and labels (runs in a worker).
+
+    The first progress item carries the :class:`OpenResult` with just the reader, so the window shows
+    the video at once; the cached analyses follow (loading them imports torch the first time).
+    """
     from stanviewer.core.explain.segments import segments_from_scores
-    from stanviewer.core.explain.store import cached_analyses, load_analysis
     from stanviewer.core.manifest import read_frame_labels
     from stanviewer.core.video import open_video
 
-    yield Progress(0, 0, f"opening {path.name}")
+    yield Progress(0, 2, f"opening {path.name}")
     reader = open_video(path)
+    handed_over = False  # after the first yield the window owns the reader
     try:
         n = reader.frame_count
         res = OpenResult(path=path, reader=reader)
+        label_file = find_label_file(path)
+        if label_file is not None:
+            try:
+                labels = read_frame_labels(label_file, n)
+                iv = [(g.start, g.end) for g in segments_from_scores(labels.astype(np.float32), 0.5)]
+                res.tiers.append(Tier(f"labels ({label_file.name})", iv, source=str(label_file), color=(90, 160, 240)))
+            except StanError as e:
+                log.warning("label file ignored: %s", e)
+        handed_over = True
+        yield Progress(1, 2, "looking for cached analyses", partial=res)
+        from stanviewer.core.explain.store import cached_analyses, load_analysis
+
         folders = [Path(analysis_folder)] if analysis_folder else []
         folders += [f for f in cached_analyses(reader.info.fingerprint) if f not in folders]
         for f in folders[:20]:
@@ -100,22 +116,23 @@ def open_job(path: Path, analysis_folder: Path | None = None) -> Job[OpenResult]
                 res.curves[str(a.meta.get("method"))] = a.scores
             if len(res.curves) >= 5:
                 break
-        label_file = find_label_file(path)
-        if label_file is not None:
-            try:
-                labels = read_frame_labels(label_file, n)
-                iv = [(g.start, g.end) for g in segments_from_scores(labels.astype(np.float32), 0.5)]
-                res.tiers.append(Tier(f"labels ({label_file.name})", iv, source=str(label_file), color=(90, 160, 240)))
-            except StanError as e:
-                log.warning("label file ignored: %s", e)
     except BaseException:
-        reader.close()
+        if not handed_over:
+            reader.close()
         raise
     return res
 
 
 class MainWindow(QMainWindow):
-    """The stanviewer window."""
+    """The stanviewer window.
+
+    Signals:
+        sigOpened(Path): a video finished opening (with its cached analyses, if any).
+        sigOpenFailed(Path): a video could not be opened (a dialog said why).
+    """
+
+    sigOpened = Signal(object)
+    sigOpenFailed = Signal(object)
 
     def __init__(self, settings: AppSettings | None = None, probe_devices: bool = True) -> None:
         super().__init__()
@@ -308,11 +325,13 @@ class MainWindow(QMainWindow):
         split = self.settings.get("window/splitter")
         if isinstance(split, QByteArray):
             self.splitter.restoreState(split)
-        st = self.settings
-        self.opacity.setValue(int(st.get("overlay/opacity", 50, int)))
-        self.cmap.setCurrentText(str(st.get("overlay/colormap", "inferno")))
-        self.heat_check.setChecked(bool(st.get("overlay/visible", True, bool)))
-        self.scale.setCurrentIndex(max(0, self.scale.findData(st.get("overlay/relative_to", "video"))))
+        st = self.settings  # read everything first: applying one value saves all overlay settings
+        opacity, cmap = int(st.get("overlay/opacity", 50, int)), str(st.get("overlay/colormap", "inferno"))
+        visible, rel = bool(st.get("overlay/visible", True, bool)), st.get("overlay/relative_to", "video")
+        self.opacity.setValue(opacity)
+        self.cmap.setCurrentText(cmap)
+        self.heat_check.setChecked(visible)
+        self.scale.setCurrentIndex(max(0, self.scale.findData(rel)))
 
     # ---------------------------------------------------------------- opening
     def choose_video(self) -> None:
@@ -345,6 +364,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {path.name}…")
         folder = Path(analysis_folder) if analysis_folder else None
         w = JobWorker(lambda: open_job(path, folder), "open")
+        w.sigProgress.connect(self._on_open_progress)
         w.sigReturned.connect(self._on_opened)
         w.sigErrored.connect(lambda e: self._on_open_failed(path, e))
         self._opener = w
@@ -353,25 +373,34 @@ class MainWindow(QMainWindow):
     def _on_open_failed(self, path: Path, err: BaseException) -> None:
         self.statusBar().showMessage(f"Cannot open {path.name}", 8000)
         show_error(self, "Cannot open the video", err)
+        self.sigOpenFailed.emit(path)
 
-    def _on_opened(self, res: OpenResult) -> None:
+    def _on_open_progress(self, p: Progress) -> None:
+        res = p.partial
+        if not isinstance(res, OpenResult):
+            return
         if self.sender() is not self._opener:  # a newer open superseded this one
             res.reader.close()
             return
         s = self.session
         s.set_video(res.reader, res.path)
         s.set_label_tiers(res.tiers)
-        if res.analysis is not None:
-            self.show_analysis(res.analysis, res.folder)
-        s.set_curves(res.curves)
-        self.analysis_panel.set_cached(res.cached)
         self.settings.set_last_folder(res.path.parent)
         self.settings.add_recent(res.path)
         self._rebuild_recent()
         self.setWindowTitle(f"{res.path.name} — stanviewer")
-        cached = " (cached analysis shown)" if res.analysis is not None else ""
-        self.statusBar().showMessage(f"Opened {res.path.name}{cached}", 5000)
+        self.statusBar().showMessage(f"Opened {res.path.name}", 5000)
         self.view.setFocus()
+
+    def _on_opened(self, res: OpenResult) -> None:
+        if self.session.reader is not res.reader:  # superseded by a newer open
+            return
+        if res.analysis is not None:
+            self.show_analysis(res.analysis, res.folder)
+            self.statusBar().showMessage(f"Opened {res.path.name} (cached analysis shown)", 5000)
+        self.session.set_curves(res.curves)
+        self.analysis_panel.set_cached(res.cached)
+        self.sigOpened.emit(res.path)
         if self.auto_run:
             self.auto_run = False
             self.analysis_panel.run()
@@ -383,8 +412,8 @@ class MainWindow(QMainWindow):
         remembered = self.settings.threshold(model, str(analysis.meta.get("method")))
         try:
             s.set_analysis(analysis, folder, threshold=remembered)
-        except ValueError as e:
-            show_error(self, "Cannot show the analysis", str(e))
+        except StanError as e:
+            show_error(self, "Cannot show the analysis", e)
             return
         if s.reader is not None:
             from stanviewer.core.explain.store import cached_analyses

@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from stanviewer.core.explain.scoring import Analysis
+from stanviewer.core.errors import StanError
 from stanviewer.core.explain.segments import Segment, SegmentOptions, segments_from_scores
+
+if TYPE_CHECKING:  # the scoring module imports torch; the window must not wait for it
+    from stanviewer.core.explain.scoring import Analysis
 
 __all__ = ["Overlay", "Session", "Tier", "find_label_file", "segment_stats"]
 
@@ -204,9 +207,10 @@ class Session(QObject):
     ) -> None:
         """Show a finished analysis (None clears). ``threshold`` overrides the analysis' default."""
         if analysis is not None and len(analysis.scores) != self.frame_count:
-            raise ValueError(
+            raise StanError(
                 f"the analysis has {len(analysis.scores)} frames, the video {self.frame_count}; "
-                "it belongs to another video"
+                "it belongs to another video",
+                folder,
             )
         self.analysis, self.analysis_folder, self.partial = analysis, folder, None
         if analysis is not None:

@@ -1,0 +1,315 @@
+"""The desktop app end to end (offscreen): open, analyse, threshold, scrub and step, cancel, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gui_helpers import BUMPS, N_FRAMES, bump_scores, open_and_wait
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from stanviewer.core.explain.segments import segments_from_scores
+
+
+@pytest.fixture
+def dialogs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Capture error dialogs instead of showing them (title, text)."""
+    seen: list[tuple[str, str]] = []
+
+    def critical(parent, title, text, *a, **k):
+        seen.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "critical", critical)
+    return seen
+
+
+def shaded_intervals(timeline) -> list[tuple[int, int]]:
+    """The segments drawn on the timeline, read back from the shading path."""
+    x, _ = timeline.shade.getData()
+    if x is None or len(x) == 0:
+        return []
+    x = np.asarray(x).reshape(-1, 4)
+    return [(int(round(r[0] + 0.5)), int(round(r[2] + 0.5))) for r in x]
+
+
+def table_rows(panel) -> list[tuple[int, int]]:
+    m = panel.model
+    return [(m.cell(r, 1), m.cell(r, 2) + 1) for r in range(m.rowCount())]
+
+
+def test_open_video_shows_first_frame_and_cached_analysis(qtbot, window, analysed_video: Path) -> None:
+    open_and_wait(qtbot, window, analysed_video)
+    s = window.session
+    assert s.frame_count == N_FRAMES and window.view.shown == 0
+    assert window.view.readout().startswith(f"frame 0 / {N_FRAMES - 1}   0:00.000")
+    # reopening a video shows its cached analysis at once: curve, segments, table, prediction text
+    assert s.analysis is not None and s.method == "vanilla"
+    assert [(g.start, g.end) for g in s.segments] == [(a, b) for a, b, v in BUMPS if v >= 0.5]
+    assert table_rows(window.segments_panel) == [(g.start, g.end) for g in s.segments]
+    text = window.threshold_bar.prediction.text()
+    assert "Model output" in text and "not a diagnosis" in text and "compensation" in text
+    assert window.view._heat is not None  # the heatmap of the frame on screen arrived with it
+    assert "99th-percentile" in window.colorbar.caption()
+    assert window.windowTitle().startswith(analysed_video.name)
+    assert "96×64" in window.video_label.text()
+
+
+def test_threshold_moves_segments_in_timeline_and_table(qtbot, window, analysed_video: Path) -> None:
+    open_and_wait(qtbot, window, analysed_video)
+    s, bar, tl, panel = window.session, window.threshold_bar, window.timeline, window.segments_panel
+    scores = bump_scores()
+
+    def check(t: float) -> None:
+        want = [(g.start, g.end) for g in segments_from_scores(scores, t)]
+        assert [(g.start, g.end) for g in s.segments] == want
+        assert shaded_intervals(tl) == want
+        assert table_rows(panel) == want
+        assert bar.slider.value() == round(t * 1000) and abs(bar.spin.value() - t) < 1e-9
+        assert abs(tl.threshold_line.value() - t) < 1e-9
+        assert f"threshold {t:.2f}" in panel.summary.text()
+
+    bar.spin.setValue(0.7)  # the spin box
+    check(0.7)
+    assert len(s.segments) == 2
+    bar.slider.setValue(580)  # the slider
+    check(0.58)
+    assert len(s.segments) == 3
+    tl.threshold_line.setValue(0.95)  # dragging the line sets its value and emits sigPositionChanged
+    check(0.95)
+    assert s.segments == [] and panel.model.rowCount() == 0
+    tl.threshold_line.setValue(0.2)
+    check(0.2)
+    # peak and mean in the table come from the scores
+    m = panel.model
+    for r, (a, b) in enumerate(table_rows(panel)):
+        assert m.cell(r, 6) == pytest.approx(scores[a:b].max())
+        assert m.cell(r, 7) == pytest.approx(scores[a:b].mean())
+    # minimum length drops the 3-frame bump; clicking a row jumps to its segment
+    bar.min_frames.setValue(4)
+    assert (100, 103) not in table_rows(panel)
+    idx = m.index(1, 0)
+    qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=panel.table.visualRect(idx).center())
+    assert s.selected == 1 and s.frame == s.segments[1].start
+    qtbot.waitUntil(lambda: window.view.shown == s.segments[1].start)
+
+
+def test_threshold_remembered_per_model_and_method(qtbot, window, analysed_video: Path) -> None:
+    open_and_wait(qtbot, window, analysed_video)
+    window.threshold_bar.spin.setValue(0.66)
+    assert window.settings.threshold("f" * 64, "vanilla") == pytest.approx(0.66)
+    window.session.set_analysis(window.session.analysis, window.session.analysis_folder, threshold=0.3)
+    window.show_analysis(window.session.analysis, window.session.analysis_folder)
+    assert window.session.threshold == pytest.approx(0.3)  # the last value set is the remembered one
+
+
+def test_keys_step_and_scrub(qtbot, window, analysed_video: Path) -> None:
+    open_and_wait(qtbot, window, analysed_video)
+    s, view = window.session, window.view
+    view.setFocus()
+
+    def key(k: Qt.Key, mod: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+        qtbot.keyClick(view, k, mod)
+
+    def shown(i: int) -> None:
+        qtbot.waitUntil(lambda: view.shown == i, timeout=10000)
+        assert s.frame == i
+        assert view.readout().startswith(f"frame {i} /")
+        assert window.timeline.playhead.value() == i
+
+    for _ in range(3):
+        key(Qt.Key.Key_Right)
+    shown(3)
+    key(Qt.Key.Key_Left)
+    shown(2)
+    key(Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)  # +1 s at 25 fps
+    shown(27)
+    key(Qt.Key.Key_End)
+    shown(N_FRAMES - 1)
+    key(Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)
+    shown(N_FRAMES - 1 - 25)
+    key(Qt.Key.Key_Home)
+    shown(0)
+    key(Qt.Key.Key_Left)  # stays at 0
+    shown(0)
+    key(Qt.Key.Key_N)  # next flagged segment
+    shown(10)
+    key(Qt.Key.Key_N)
+    shown(40)
+    key(Qt.Key.Key_P)
+    shown(10)
+    key(Qt.Key.Key_BracketRight)
+    assert window.transport.speed == 1.5
+    key(Qt.Key.Key_BracketLeft)
+    key(Qt.Key.Key_BracketLeft)
+    assert window.transport.speed == 0.75
+
+    # click on the timeline: the playhead and the picture go there
+    tl = window.timeline
+    pos = tl.glw.mapFromScene(tl.frame_to_scene(60, 0.3))
+    qtbot.mouseClick(tl.glw.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(pos.x(), pos.y()))
+    qtbot.waitUntil(lambda: view.shown in (59, 60, 61), timeout=10000)
+    assert s.frame == view.shown
+    # dragging the playhead scrubs
+    tl.playhead.setValue(85.2)
+    shown(85)
+
+
+def test_playback_paced_by_clock_and_loops_segment(qtbot, window, analysed_video: Path) -> None:
+    open_and_wait(qtbot, window, analysed_video)
+    s, tr = window.session, window.transport
+    s.select_segment(2)  # frames 70..89
+    tr.set_loop(True)
+    seen: list[int] = []
+    s.sigFrameChanged.connect(seen.append)
+    tr.set_speed(4.0)
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert tr.playing
+    qtbot.waitUntil(lambda: seen.count(70) >= 2, timeout=20000)  # looped at least once
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert not tr.playing
+    assert all(70 <= i < 90 for i in seen)
+    tr.set_loop(False)
+    s.set_frame(N_FRAMES - 10)
+    tr.play()
+    qtbot.waitUntil(lambda: not tr.playing, timeout=20000)  # stops at the end
+    assert s.frame == N_FRAMES - 1
+
+
+def test_run_analysis_with_tiny_model(qtbot, window, make_video, tiny_checkpoint: Path, dialogs) -> None:
+    video = make_video("gui_run.mp4", 60, "h264", gop=30)
+    open_and_wait(qtbot, window, video)
+    s, ap = window.session, window.analysis_panel
+    assert s.analysis is None and not ap.cached.isEnabled()
+    ap.set_checkpoint(tiny_checkpoint)
+    assert "tiny" in ap.card.text() and "global" in ap.views.text()
+    ap.set_method("window")
+    progress = []
+    with qtbot.waitSignal(window.session.sigAnalysisChanged, timeout=120000, check_params_cb=lambda: True):
+        ap.run()
+        ap.worker.sigProgress.connect(progress.append)
+        qtbot.waitUntil(lambda: s.analysis is not None, timeout=120000)
+    assert not dialogs
+    assert s.method == "window" and len(s.scores) == 60 and s.partial is None
+    assert any(p.total > 0 for p in progress)
+    _x, y = window.timeline.curve.getData()
+    assert len(y) > 0
+    assert table_rows(window.segments_panel) == [(g.start, g.end) for g in s.segments]
+    assert "Model output" in window.threshold_bar.prediction.text()
+    assert ap.message.text().startswith("Done")
+    assert ap.cached.isEnabled() and "window" in ap.cached.itemText(0)
+
+
+def test_cancel_analysis_midway(qtbot, window, make_video, tiny_checkpoint: Path, dialogs) -> None:
+    video = make_video("gui_cancel.mp4", 400, "h264", gop=50)
+    open_and_wait(qtbot, window, video)
+    s, ap = window.session, window.analysis_panel
+    ap.set_checkpoint(tiny_checkpoint)
+    ap.set_method("vanilla")
+    partials = []
+    s.sigScoresChanged.connect(lambda: partials.append(s.partial is not None))
+
+    def cancel_on_first_window(p) -> None:
+        if p.total > 0:
+            ap.worker.cancel()
+
+    ap.run()
+    ap.worker.sigProgress.connect(cancel_on_first_window, Qt.ConnectionType.DirectConnection)
+    qtbot.waitUntil(lambda: not ap.running, timeout=120000)
+    qtbot.waitUntil(lambda: ap.message.text().startswith("Cancelled"), timeout=5000)
+    assert s.analysis is None and s.partial is None and s.segments == []
+    assert not dialogs
+    assert ap.run_button.isEnabled() and not ap.cancel_button.isEnabled()
+    from stanviewer.core.explain.store import cached_analyses
+
+    assert cached_analyses(s.reader.info.fingerprint) == []  # nothing half-written is offered later
+
+
+def test_bad_files_give_a_dialog(qtbot, window, tmp_path: Path, dialogs, analysed_video: Path) -> None:
+    bad = tmp_path / "not a video.mp4"
+    bad.write_bytes(b"\x00\x01garbage" * 100)
+    with qtbot.waitSignal(window.sigOpenFailed, timeout=30000):
+        window.open_path(bad)
+    assert len(dialogs) == 1
+    title, text = dialogs[0]
+    assert "Cannot open" in title and str(bad) in text and "video" in text
+    with qtbot.waitSignal(window.sigOpenFailed, timeout=30000):
+        window.open_path(tmp_path / "missing.mp4")
+    assert "file not found" in dialogs[1][1] and "missing.mp4" in dialogs[1][1]
+    assert window.session.reader is None
+    # still usable: a good file opens afterwards
+    open_and_wait(qtbot, window, analysed_video)
+    assert window.session.frame_count == N_FRAMES
+
+
+def test_missing_bundled_model_is_a_clear_message(qtbot, window, analysed_video: Path, dialogs) -> None:
+    from stanviewer.core.errors import CheckpointError
+    from stanviewer.core.models.bundled import default_checkpoint_path
+
+    try:
+        default_checkpoint_path()
+        pytest.skip("the bundled model is installed")
+    except CheckpointError:
+        pass
+    ap = window.analysis_panel
+    ap.set_checkpoint(None)
+    assert "bundled model is missing" in ap.card.text()
+    assert "bundled model missing" in window.model_label.text()
+    open_and_wait(qtbot, window, analysed_video)
+    ap.run()
+    assert dialogs and "stan-tiny-synth.safetensors" in dialogs[-1][1] and "missing" in dialogs[-1][1]
+    assert not ap.running
+
+
+def test_settings_and_recent_files_persist(qtbot, tmp_path: Path, analysed_video: Path) -> None:
+    from stanviewer.qt.main_window import MainWindow
+    from stanviewer.qt.settings import AppSettings
+
+    path = tmp_path / "s.ini"
+    w = MainWindow(settings=AppSettings(path), probe_devices=False)
+    qtbot.addWidget(w)
+    w.show()
+    open_and_wait(qtbot, w, analysed_video)
+    w.opacity.setValue(80)
+    w.cmap.setCurrentText("viridis")
+    w.analysis_panel.set_method("gradcam")
+    w.close()
+    w2 = MainWindow(settings=AppSettings(path), probe_devices=False)
+    qtbot.addWidget(w2)
+    try:
+        assert w2.session.overlay.opacity == pytest.approx(0.8) and w2.session.overlay.colormap == "viridis"
+        assert w2.analysis_panel.method.currentData() == "gradcam"
+        assert w2.settings.recent()[0] == str(analysed_video.resolve())
+        assert w2.recent_menu.actions()[0].text() == str(analysed_video.resolve())
+        assert w2.settings.last_folder() == str(analysed_video.parent)
+    finally:
+        w2.close()
+
+
+def test_overlay_controls_and_help(qtbot, window, analysed_video: Path) -> None:
+    from stanviewer import DISCLAIMER
+    from stanviewer.qt.dialogs import ShortcutsDialog, about_text
+
+    open_and_wait(qtbot, window, analysed_video)
+    qtbot.keyClick(window.view, Qt.Key.Key_H)
+    assert not window.session.overlay.visible and not window.heat_check.isChecked()
+    assert window.view._heat_image is None
+    qtbot.keyClick(window.view, Qt.Key.Key_H)
+    assert window.session.overlay.visible and window.view._heat_image is not None
+    window.scale.setCurrentIndex(1)
+    assert window.session.overlay.relative_to == "frame" and "each frame" in window.colorbar.caption()
+    dlg = ShortcutsDialog(window.actions(), window)
+    keys = dict(dlg.rows)
+    for k in ("Space", "Right", "Shift+Right", "Home", "End", "[", "]", "N", "P"):
+        assert any(k in v.split(", ") for v in keys.values()), k
+    text = about_text()
+    assert DISCLAIMER.split(".")[0] in text and "synthetic" in text and "Logs" in text
+
+
+def test_method_names_match_the_core() -> None:
+    from stanviewer.core.explain.methods import METHODS
+    from stanviewer.qt.analysis_panel import METHOD_NAMES
+
+    assert tuple(METHODS) == METHOD_NAMES
