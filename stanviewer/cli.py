@@ -147,10 +147,17 @@ def _run_export(a: argparse.Namespace) -> int:
     from stanviewer.core.progress import run_job
     from stanviewer.core.review.batch import export_job
 
+    what = [w.strip() for w in a.what.split(",") if w.strip()]
+    writer = None
+    if "report" in what:
+        try:
+            from stanviewer.qt.report import write_report as writer
+        except ImportError as e:
+            print(f"note: reports skipped: the PDF report needs PySide6 ({e})")
     job = export_job(
         a.inputs,
         a.out,
-        what=[w.strip() for w in a.what.split(",") if w.strip()],
+        what=what,
         fmt="frames" if a.format == "csv" else a.format,
         tiers=a.tier,
         threshold=a.threshold,
@@ -160,6 +167,7 @@ def _run_export(a: argparse.Namespace) -> int:
         project=a.project,
         analysis=a.analysis,
         allow_other_video=a.force,
+        report_writer=writer,
     )
     res = run_job(job)
     for path in res.written:

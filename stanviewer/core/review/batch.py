@@ -7,14 +7,15 @@ analysis (``analysis`` folder — one analysis, or a folder of ``<video stem>/``
 tier at ``threshold`` (default: the analysis' calibrated threshold).
 
 :func:`export_job` writes, per video, ``OUT/<stem><ext>`` (labels in one format), ``OUT/clips/`` (clips
-of the chosen tiers' intervals; default the flagged segments) and ``OUT/<stem>.pdf`` (the report, when
-:func:`stanviewer.qt.report.write_report` can be imported). One failing video does not stop the others;
+of the chosen tiers' intervals; default the flagged segments) and ``OUT/<stem>.pdf`` (the report, with
+the ``report_writer`` the caller passes: the CLI passes :func:`stanviewer.qt.report.write_report` when
+PySide6 is there). One failing video does not stop the others;
 the result lists what was written and what failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,13 @@ def export_job(
     project: str | Path | None = None,
     analysis: str | Path | None = None,
     allow_other_video: bool = False,
+    report_writer: Callable[..., Path] | None = None,
 ) -> Job[ExportResult]:
-    """Export labels, clips and/or reports of many videos into ``out`` (see module doc)."""
+    """Export labels, clips and/or reports of many videos into ``out`` (see module doc).
+
+    ``report_writer`` is :func:`stanviewer.qt.report.write_report`, passed in by the caller (the core
+    never imports Qt); without it reports are skipped with a note.
+    """
     from stanviewer.core.review.clips import ClipOptions, check_output_folder, export_clips, requests_from_tier
 
     bad = [w for w in what if w not in WHAT]
@@ -162,12 +168,9 @@ def export_job(
     videos = expand(inputs)
     out = check_output_folder(out)
     res = ExportResult()
-    writer_fn = None
-    if "report" in what:
-        try:
-            from stanviewer.qt.report import write_report as writer_fn
-        except ImportError as e:
-            res.notes.append(f"reports skipped: the PDF report needs stanviewer.qt.report and PySide6 ({e})")
+    writer_fn = report_writer
+    if "report" in what and writer_fn is None:
+        res.notes.append("reports skipped: the PDF report needs stanviewer.qt.report (PySide6)")
     for k, video in enumerate(videos):
         name = Path(video).name
         yield Progress(k, len(videos), f"{name}: preparing")
