@@ -104,8 +104,11 @@ def test_nudge_and_move_edge_clamp(m: LabelsModel) -> None:
     assert (iv.start, iv.end) == (24, 25)  # at least one frame
     iv = m.move_edge("annotator", 24, "left", -5)
     assert iv.start == 0
-    m.nudge("annotator", 27, "right", +1)
-    assert spans(m)[-1] == (25, 31, "b")
+    m.select("annotator", 27)
+    m.nudge_selection("right", +1)
+    assert spans(m)[-1] == (25, 31, "b") and m.selection == Selection("annotator", 25, 31)
+    m.clear_selection()
+    assert m.nudge_selection("left") is None
     n = len(m._undo)
     assert m.move_edge("annotator", 27, "right", 31).end == 31  # no change: no undo step
     assert len(m._undo) == n

@@ -511,6 +511,13 @@ class LabelsModel:
         pos = iv.start if edge == "left" else iv.end
         return self.move_edge(tier, at, edge, pos + int(delta))
 
+    def nudge_selection(self, edge: str, delta: int = 1) -> Interval | None:
+        """Nudge an edge of the selected interval (what the app's edge keys call); None if none is selected."""
+        iv = self.selected_interval()
+        if iv is None or self._selection is None:
+            return None
+        return self.nudge(self._selection.tier, iv.start, edge, delta)
+
     def split(self, tier: str, frame: int) -> tuple[Interval, Interval]:
         """Split the interval containing ``frame`` into ``[start, frame)`` and ``[frame, end)``."""
         t, k = self._find(tier, frame)

@@ -79,8 +79,8 @@ class Autosaver:
         review: Review,
         path: str | Path | None = None,
         *,
-        delay: float = 0.5,
-        max_delay: float = 1.5,
+        delay: float = 0.4,
+        max_delay: float = 1.0,
         start: bool = True,
     ) -> None:
         self.review = review
