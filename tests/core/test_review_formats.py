@@ -13,7 +13,7 @@ from review_helpers import VFR_MS, bump_scores, make_vfr_video, make_video
 from stanviewer.core.errors import LabelError
 from stanviewer.core.review.formats import EXTENSIONS, FORMATS, export_labels, format_of, import_labels
 from stanviewer.core.review.model import LabelsModel
-from stanviewer.core.review.reviewfile import Review, VideoRef
+from stanviewer.core.review.reviewfile import Review, VideoMismatchError, VideoRef
 from stanviewer.core.review.timing import FrameTimes
 from stanviewer.core.video import open_video
 
@@ -227,3 +227,15 @@ def test_non_utf8_and_missing_files(cfr: Path, tmp_path: Path) -> None:
         import_labels(tmp_path / "nope.intervals.csv", times)
     with pytest.raises(LabelError, match="unknown label file type"):
         import_labels(tmp_path / "x.txt", times)
+
+
+@pytest.mark.parametrize("fmt", ["json", "eaf"])
+def test_import_checks_the_recorded_video(fmt: str, cfr: Path, vfr: Path, tmp_path: Path) -> None:
+    review, times = _setup(cfr)
+    review.labels.set_label("annotator", 1, 4, "x")
+    path = export_labels(review, tmp_path / f"l{EXTENSIONS[fmt]}", fmt, times)
+    assert import_labels(path, times, fingerprint=review.video.fingerprint)[0].spans() == [(1, 4, "x")]
+    other = VideoRef.open(vfr).fingerprint
+    with pytest.raises(VideoMismatchError, match="another video"):
+        import_labels(path, times, fingerprint=other)
+    assert import_labels(path, times, fingerprint=other, allow_other_video=True)[0].spans() == [(1, 4, "x")]

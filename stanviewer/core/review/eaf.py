@@ -43,7 +43,7 @@ from stanviewer.core.review.model import SOURCES, Interval, Tier, now_iso
 from stanviewer.core.review.reviewfile import Review
 from stanviewer.core.review.timing import FrameTimes
 
-__all__ = ["read_eaf", "write_eaf"]
+__all__ = ["read_eaf", "read_properties", "write_eaf"]
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA = "http://www.mpi.nl/tools/elan/EAFv3.0.xsd"
@@ -242,6 +242,15 @@ def _parse(path: Path) -> tuple[ET.Element, dict[int, int]]:
     except expat.ExpatError as e:
         raise LabelError(f"line {e.lineno}: not well-formed XML ({expat.ErrorString(e.code)})", path) from None
     return root, lines
+
+
+def read_properties(path: str | Path) -> dict[str, str]:
+    """The HEADER's ``PROPERTY`` values of an EAF file (e.g. ``stanviewer.video_fingerprint``)."""
+    root, _ = _parse(Path(path))
+    header = root.find("HEADER")
+    if header is None:
+        return {}
+    return {p.get("NAME", ""): (p.text or "").strip() for p in header.findall("PROPERTY")}
 
 
 def read_eaf(path: str | Path, times: FrameTimes) -> list[Tier]:

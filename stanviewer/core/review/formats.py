@@ -33,7 +33,7 @@ from pathlib import Path
 from stanviewer.core.errors import LabelError
 from stanviewer.core.fileio import atomic_write
 from stanviewer.core.review.model import MODEL_TIER, SOURCES, Interval, Tier, now_iso
-from stanviewer.core.review.reviewfile import Review, review_from_dict, write_review_dict
+from stanviewer.core.review.reviewfile import Review, VideoMismatchError, review_from_dict, write_review_dict
 from stanviewer.core.review.timing import FrameTimes
 
 __all__ = [
@@ -465,13 +465,20 @@ def import_labels(
     video: str | None = None,
     tier: str = "annotator",
     label: str = "compensation",
+    fingerprint: str | None = None,
+    allow_other_video: bool = False,
 ) -> list[Tier]:
     """Read tiers from a label file of any :data:`FORMATS` (guessed from the name when ``fmt`` is None).
 
-    Put them into a model with :meth:`LabelsModel.replace_tiers` (one undo step).
+    ``video`` (a file name) picks the rows of an intervals CSV. With ``fingerprint``, files that record
+    the video's fingerprint (JSON, EAF) must match it, else :class:`VideoMismatchError` (unless
+    ``allow_other_video``). Put the tiers into a model with :meth:`LabelsModel.replace_tiers` (one undo
+    step).
     """
     fmt = fmt or format_of(path)
     n = times.count
+    if fingerprint is not None and not allow_other_video and fmt in ("json", "eaf"):
+        _check_fingerprint(Path(path), fmt, fingerprint)
     if fmt == "frames":
         return read_frames_csv(path, n, tier=tier, label=label)
     if fmt == "intervals":
@@ -485,3 +492,20 @@ def import_labels(
     if fmt == "boris":
         return read_boris(path, times, tier=tier)
     raise LabelError(f"unknown label format {fmt!r}; choose from {', '.join(FORMATS)}", path)
+
+
+def _check_fingerprint(path: Path, fmt: str, fingerprint: str) -> None:
+    if fmt == "json":
+        from stanviewer.core.review.reviewfile import read_review_dict
+
+        stored = str((read_review_dict(path).get("video") or {}).get("fingerprint", ""))
+    else:
+        from stanviewer.core.review.eaf import read_properties
+
+        stored = read_properties(path).get("stanviewer.video_fingerprint", "")
+    if stored and stored != fingerprint:
+        raise VideoMismatchError(
+            f"the labels were made for another video (fingerprint {stored[:12]}…, this video {fingerprint[:12]}…); "
+            "import them anyway only on purpose (allow_other_video=True, --force)",
+            path,
+        )
