@@ -321,7 +321,8 @@ class LabelsModel:
             else:
                 new.append(t)
             changed.append(t.name)
-        self._apply(tuple(new), text, tuple(changed), kind="tiers")
+        if changed or not keep_others:
+            self._apply(tuple(new), text, tuple(changed), kind="tiers")
 
     # ------------------------------------------------------------------ proposal
     def set_proposal(
