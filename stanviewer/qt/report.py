@@ -229,7 +229,7 @@ def _ticks(span: float) -> list[float]:
     return [0.0, span]
 
 
-COLUMNS = [("#", 30), ("tier", 100), ("label", 150), ("frames", 110), ("time (s)", 130), ("dur. (s)", 60), ("peak", 50)]
+COLUMNS = [("#", 30), ("tier", 100), ("label", 150), ("frames", 110), ("time (s)", 130), ("dur. (s)", 70), ("peak", 50)]
 GAP = 12.0
 
 
