@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,17 +213,26 @@ def _read_foreign(path: Path) -> dict:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).split("\n")[0][:160]
-        raise CheckpointError(
-            "refused: the file contains Python objects other than tensors, which could run code "
-            f"(weights_only=True): {first}",
-            path,
-        ) from e
+        raise CheckpointError(_unpickling_reason(str(e)), path) from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError) as e:
         raise CheckpointError(f"not a PyTorch checkpoint ({str(e).splitlines()[0][:160]})", path) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"holds a {type(obj).__name__}, not a state dict", path)
     return obj
+
+
+def _unpickling_reason(message: str) -> str:
+    """A one-line reason from torch's weights-only unpickler error (its first line is boilerplate)."""
+    m = re.search(r"GLOBAL ([\w.]+)", message)
+    if m:
+        return (
+            f"refused: the file asks to build the Python object {m.group(1)}, which could run code; "
+            "only tensors are read (weights_only=True) and nothing was executed"
+        )
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue", "WeightsUnpickler")
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith(boilerplate)]
+    detail = (lines or message.splitlines() or [""])[0][:120]
+    return f"not a PyTorch checkpoint of tensors (weights-only unpickler: {detail}); nothing was executed"
 
 
 def _variant_of(state: dict[str, torch.Tensor]) -> str:
