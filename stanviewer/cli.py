@@ -310,6 +310,50 @@ def _run_train(a: argparse.Namespace) -> int:
     return 0
 
 
+@command("pretrain", "pose-pretrain a backbone on a synthetic data set (joints column; no labels used)")
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", type=Path, help="synthetic manifest with a joints column")
+    p.add_argument("--out", type=Path, required=True, help="output folder (pretrained.safetensors)")
+    p.add_argument("--arch", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--sample-fps", type=float, default=5.0)
+    p.add_argument("--roi", default="motion")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=24, help="clips per step")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--max-minutes", type=float)
+    p.set_defaults(run=_run_pretrain)
+
+
+def _run_pretrain(a: argparse.Namespace) -> int:
+    from stanviewer.core.models.stan import ModelSpec
+    from stanviewer.core.progress import run_job
+    from stanviewer.core.training.pretrain import pretrain_pose
+
+    spec = ModelSpec(
+        arch=a.arch, views=a.views, frames=a.frames, size=a.size, sample_fps=a.sample_fps, roi_provider=a.roi
+    )
+    path = run_job(
+        pretrain_pose(
+            a.manifest,
+            spec,
+            a.out,
+            steps=a.steps,
+            batch=a.batch,
+            lr=a.lr,
+            seed=a.seed,
+            threads=a.threads,
+            max_minutes=a.max_minutes,
+        )
+    )
+    print(f"wrote {path} (use it with: stanviewer train ... --init {path})")
+    return 0
+
+
 @command("model", "import an official UniFormer checkpoint or show a checkpoint's card")
 def _model_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)

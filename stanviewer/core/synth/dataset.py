@@ -4,13 +4,15 @@ A *subject* has a body, a room, a camera placement, a frame rate and a resolutio
 shows a shoulder exercise (flexion or abduction repetitions) from a frontal, oblique or side view. In
 compensation videos some repetitions come with trunk compensation (lateral lean, backward lean, trunk
 rotation or shoulder hiking, chosen among those visible from that view) that grows with arm elevation.
-The per-frame label is 1 while the compensation is visible (intensity >= ``VISIBLE``). Every video also
-has natural sway, so "any trunk motion" is not the answer.
+The per-frame label is 1 while the compensation is visible: its magnitude is at least the visibility
+unit of its kind (:data:`VISIBILITY`: 7 degrees of lean, 15 degrees of trunk rotation, 0.035 body units
+of shoulder hiking, i.e. about 2% of the standing height). Every video also has natural sway (well below
+those units), so "any trunk motion" is not the answer.
 
 Written per video: the video (H.264 MP4 by default), ``labels/<name>.csv`` (``frame,label``),
 ``boxes/<name>.csv`` (``frame,x,y,w,h``: the figure's true bounding box, clipped to the frame) and
 ``joints/<name>.csv`` (``frame`` then x, y per joint in :data:`~stanviewer.core.synth.body.JOINTS` order).
-A data set adds ``manifest.csv`` (``video,subject,label,frame_labels,split,boxes``) with a subject-wise
+A data set adds ``manifest.csv`` (``video,subject,label,frame_labels,split,boxes,joints``) with a subject-wise
 train/test split, and ``synth.json`` with every generation parameter. Deterministic by seed.
 """
 
@@ -43,7 +45,8 @@ __all__ = [
 ]
 
 CLASSES = ("normal", "compensation")
-VISIBLE = 0.3  # compensation intensity (fraction of the repetition's peak) from which a frame is labelled 1
+VISIBILITY = {"lean_lateral": 7.0, "lean_back": 7.0, "lean_forward": 7.0, "rotation": 15.0, "hike": 0.035}
+VISIBLE = 1.0  # a frame is labelled 1 when some compensation reaches this many visibility units
 RESOLUTIONS = [(320, 240), (320, 240), (352, 288), (400, 300), (426, 240), (480, 360)]
 FRAME_RATES = [15.0, 20.0, 24.0, 25.0, 29.97, 30.0]
 
@@ -137,11 +140,8 @@ def _comp_types(yaw: float) -> tuple[list[str], list[float]]:
 
 
 def _amp(kind: str, rng: np.random.Generator) -> float:
-    if kind == "hike":
-        return float(rng.uniform(0.06, 0.1))
-    if kind == "rotation":
-        return float(rng.uniform(25, 40))
-    return float(rng.uniform(14, 28))
+    """Peak amplitude of a compensation: 2.2-4 visibility units (clearly visible at its peak)."""
+    return float(rng.uniform(2.2, 4.0)) * VISIBILITY[kind]
 
 
 def random_video_spec(
@@ -191,7 +191,7 @@ def random_video_spec(
             if rng.random() < 0.35:
                 rest = [x for x in kinds if x != rep.comp]
                 rep.comp2 = str(rng.choice(rest))
-                rep.amp2 = 0.5 * _amp(rep.comp2, rng)
+                rep.amp2 = 0.6 * _amp(rep.comp2, rng)
     total = duration if duration is not None else t + float(rng.uniform(0.2, 1.0))
     return VideoSpec(
         name=name,
@@ -221,7 +221,7 @@ class _Sway:
 
 
 def _pose_at(spec: VideoSpec, t: float, sway: dict[str, _Sway]) -> tuple[Pose, float]:
-    """Pose at time t and the compensation intensity (0..1) visible then."""
+    """Pose at time t and the visible compensation then (in visibility units, >= VISIBLE means visible)."""
     pose = Pose(
         lean_lateral=sway["lat"](t),
         lean_forward=sway["fwd"](t),
@@ -249,11 +249,11 @@ def _pose_at(spec: VideoSpec, t: float, sway: dict[str, _Sway]) -> tuple[Pose, f
         if rep.comp is None:
             continue
         k = e**1.3
-        intensity = max(intensity, k)
         side = {"left": 1.0, "right": -1.0, "both": 1.0}[spec.arm]
         for kind, amp in ((rep.comp, rep.amp), (rep.comp2, rep.amp2)):
             if kind is None:
                 continue
+            intensity = max(intensity, amp * k / VISIBILITY[kind])
             if kind == "lean_lateral":
                 pose.lean_lateral += -side * amp * k
             elif kind == "lean_back":
@@ -335,6 +335,7 @@ def make_video(spec: VideoSpec, out_dir: str | Path) -> dict:
         "label": spec.label,
         "frame_labels": f"labels/{spec.name}.csv",
         "boxes": f"boxes/{spec.name}.csv",
+        "joints": f"joints/{spec.name}.csv",
         "frames": n,
         "positive_frames": int(labels.sum()),
     }
@@ -397,7 +398,7 @@ def make_dataset(
         rows.append(row)
         done += sp.n_frames
     manifest = out / "manifest.csv"
-    cols = ["video", "subject", "label", "frame_labels", "split", "boxes"]
+    cols = ["video", "subject", "label", "frame_labels", "split", "boxes", "joints"]
     _write_rows(manifest, cols, ([r[c] for c in cols] for r in rows))
     meta = {
         "generator": "stanviewer.core.synth",
@@ -406,7 +407,7 @@ def make_dataset(
         "videos_per_subject": videos_per_subject,
         "test_subjects": sorted(test_ids),
         "classes": list(CLASSES),
-        "visible_threshold": VISIBLE,
+        "visibility_units": VISIBILITY,
         "videos": [
             {
                 **{k: v for k, v in asdict(sp).items() if k != "subject"},

@@ -25,7 +25,7 @@ from stanviewer.core.views import make_views, view_names
 
 __all__ = ["VideoSample", "load_samples", "prepare_video", "roi_for_video"]
 
-PREP_VERSION = 3
+PREP_VERSION = 4
 
 
 @dataclass
@@ -42,6 +42,8 @@ class VideoSample:
     frame_labels: np.ndarray | None  # uint8 [N] per source frame, when the manifest has them
     n_frames: int
     fps: float
+    frame_size: tuple[int, int] = (0, 0)  # (w, h) of frames as read
+    square: tuple[float, float, float] | None = None  # local view crop (cx, cy, side) in frame pixels
 
 
 def roi_for_video(reader, provider: str, entry: ManifestEntry | None = None, root: Path | None = None):
@@ -96,34 +98,34 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
         key = _cache_key(reader.info.fingerprint, spec)
         path = cache_dir() / "train" / f"{key}.npz"
         labels = read_frame_labels(entry.frame_labels, n) if entry.frame_labels else None
+        label = classes.index(entry.label)
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    images, idx = z["images"], z["frame_index"]
-                return VideoSample(
-                    entry.name, entry.subject, classes.index(entry.label), images, idx, step, sub, labels, n, fps
-                )
+                    images, idx, geo = z["images"], z["frame_index"], z["geometry"]
+                square = tuple(float(v) for v in geo[2:]) if geo[4] > 0 else None
+                return VideoSample(entry.name, entry.subject, label, images, idx, step, sub, labels, n, fps,
+                                   (int(geo[0]), int(geo[1])), square)  # fmt: skip
             except Exception:
                 path.unlink(missing_ok=True)
         fine = max(1, step // sub)
-        idx = np.arange(0, n, fine, dtype=np.int64)
+        wanted = set(range(0, n, fine))
         need_roi = "local" in view_names(spec.views)
         boxes, square = roi_for_video(reader, spec.roi_provider, entry, root) if need_roi else (None, None)
-        wanted = set(idx.tolist())
-        frames, kept = [], []
+        imgs, kept = [], []
         for i, fr in reader.iter_frames(0, n):
             if i in wanted:
-                frames.append(fr)
+                v = make_views(fr[None], spec.views, spec.size, None if boxes is None else boxes[i : i + 1], square)
+                imgs.append(np.stack([v[name][0] for name in view_names(spec.views)]))
                 kept.append(i)
-        arr = np.stack(frames)
+        images = np.stack(imgs)
         kept_idx = np.asarray(kept, np.int64)
-        views = make_views(arr, spec.views, spec.size, None if boxes is None else boxes[kept_idx], square)
-        images = np.stack([views[v] for v in view_names(spec.views)], axis=1)
+        size = reader.size
+    geo = np.array([size[0], size[1], *(square if square is not None else (0.0, 0.0, 0.0))], np.float64)
     with atomic_write(path, "wb") as f:
-        np.savez(f, images=images, frame_index=kept_idx)
-    return VideoSample(
-        entry.name, entry.subject, classes.index(entry.label), images, kept_idx, step, sub, labels, n, fps
-    )
+        np.savez(f, images=images, frame_index=kept_idx, geometry=geo)
+    return VideoSample(entry.name, entry.subject, label, images, kept_idx, step, sub, labels, n, fps, size,
+                       None if square is None else tuple(float(v) for v in square))  # fmt: skip
 
 
 def load_samples(manifest: str | Path, spec: ModelSpec, split: str | None = None) -> Job[list[VideoSample]]:

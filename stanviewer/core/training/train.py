@@ -263,11 +263,13 @@ def train(
 
     if cfg.init:
         ck = load_checkpoint(cfg.init)
-        if ck.spec.views != spec.views or ck.spec.arch != spec.arch:
+        if ck.spec.arch != spec.arch or ck.spec.classes != spec.classes:
             raise StanError(
-                f"--init checkpoint has arch/views {ck.spec.arch}/{ck.spec.views}, not {spec.arch}/{spec.views}"
+                f"--init checkpoint is {ck.spec.arch} with classes {ck.spec.classes}, "
+                f"not {spec.arch} with {spec.classes}",
+                ck.path,
             )
-        model = STAN(spec)
+        model = STAN(spec)  # views do not change the parameters: any views' checkpoint initialises any views
         model.load_state_dict(ck.model.state_dict())
     else:
         model = STAN(spec)
