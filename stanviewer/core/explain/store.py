@@ -18,16 +18,19 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stanviewer.core.errors import StanError
-from stanviewer.core.explain.scoring import Analysis, AnalysisSettings, analyze_reader
+from stanviewer.core.explain.result import Analysis, AnalysisSettings
 from stanviewer.core.fileio import atomic_write
-from stanviewer.core.models.checkpoint import Checkpoint
 from stanviewer.core.paths import cache_dir
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import open_video
+
+if TYPE_CHECKING:
+    from stanviewer.core.models.checkpoint import Checkpoint
 
 __all__ = ["analysis_key", "analyze_video", "cached_analyses", "load_analysis", "save_analysis"]
 
@@ -151,6 +154,8 @@ def analyze_video(
             except StanError:
                 shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
+        from stanviewer.core.explain.scoring import analyze_reader
+
         a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=folder / "heatmaps.zip", roi=roi)
     a.meta["video"]["path"] = str(Path(path).resolve())
     save_analysis(a, folder, labels)

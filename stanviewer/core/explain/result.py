@@ -1,0 +1,98 @@
+"""Analysis results and settings (NumPy only: loading an analysis never imports torch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CLIP_PERCENTILES", "Analysis", "AnalysisSettings", "PartialScores", "normalise_scores"]
+
+CLIP_PERCENTILES = (1.0, 99.0)
+
+
+@dataclass
+class AnalysisSettings:
+    """How a video is scored. ``stride`` is in model frames (default T/2)."""
+
+    method: str = "window"
+    target: str | None = None  # class to explain (default: the checkpoint's target class)
+    stride: int | None = None
+    coverage: str = "full"  # full | sampled
+    batch: int = 16  # clips per forward/backward batch
+    device: str = "auto"
+    aggregate: str = "mean"  # pixels -> frame score: mean | top10
+    samples: int = 8  # SmoothGrad noisy copies
+    sigma: float = 0.15  # SmoothGrad noise, fraction of the input range
+    ig_steps: int = 16
+    occlusion_span: int = 1
+    heatmaps: bool = True
+    heatmap_side: int = 96
+    work_side: int = 320  # frames are decoded at this longest side before building views
+
+    def method_params(self) -> dict:
+        if self.method == "smoothgrad":
+            return {"samples": self.samples, "sigma": self.sigma, "batch": self.batch}
+        if self.method == "ig":
+            return {"steps": self.ig_steps, "batch": max(1, self.batch // 2)}
+        if self.method == "occlusion":
+            return {"span": self.occlusion_span, "batch": self.batch}
+        return {}
+
+    def key(self) -> dict:
+        """The settings that change the result (for caching)."""
+        d = asdict(self)
+        for k in ("batch", "device", "heatmaps"):
+            d.pop(k)
+        if self.method != "smoothgrad":
+            d.pop("samples"), d.pop("sigma")
+        if self.method != "ig":
+            d.pop("ig_steps")
+        if self.method != "occlusion":
+            d.pop("occlusion_span")
+        return d
+
+
+@dataclass
+class PartialScores:
+    """Scores so far: raw per-frame sums and counts (frames not reached yet have count 0)."""
+
+    raw_sum: np.ndarray
+    count: np.ndarray
+    prob_sum: np.ndarray
+
+    def curve(self) -> np.ndarray:
+        """Normalised scores of the frames reached so far; NaN elsewhere."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = self.raw_sum / self.count
+        ok = self.count > 0
+        out = np.full(raw.shape, np.nan, np.float32)
+        if ok.any():
+            out[ok] = normalise_scores(raw[ok])
+        return out
+
+
+@dataclass
+class Analysis:
+    """The result of scoring one video (see :mod:`stanviewer.core.explain.store` for the files)."""
+
+    scores: np.ndarray  # float32 [N] in [0, 1]
+    raw: np.ndarray  # float32 [N] before normalisation
+    window_prob: np.ndarray  # float32 [N]: mean target probability of the windows containing each frame
+    times: np.ndarray  # float64 [N] seconds (from timestamps)
+    windows: list[dict]  # per window: phase, start, end (frames), evidence, prob
+    prediction: dict  # predicted class, probabilities, pooled evidence
+    meta: dict = field(default_factory=dict)
+    heatmap_path: Path | None = None
+
+
+def normalise_scores(raw: np.ndarray, percentiles: tuple[float, float] = CLIP_PERCENTILES) -> np.ndarray:
+    """Clip to the given percentiles, then min-max to [0, 1] (float32)."""
+    r = np.asarray(raw, np.float64)
+    if r.size == 0:
+        return r.astype(np.float32)
+    lo, hi = np.percentile(r, percentiles)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        return np.zeros(r.shape, np.float32)
+    return ((np.clip(r, lo, hi) - lo) / (hi - lo)).astype(np.float32)
