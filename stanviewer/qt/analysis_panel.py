@@ -1,16 +1,16 @@
 """The analysis panel: pick a checkpoint, method, device and window settings; run, watch, cancel.
 
-The run is a core job (:func:`stanviewer.core.explain.store.analyze_video`) in a
-:class:`~stanviewer.qt.workers.JobWorker`: the model loads in the worker too (torch is imported there,
-not on the GUI thread), partial scores are normalised in the worker and pushed to the session so the
-curve and segments grow while windows finish, and Cancel stops the job at its next yield. Errors become
-dialogs that name the file and the cause.
+The run is a core job (:func:`stanviewer.core.explain.store.analyze_video`) executed by the analysis
+process (:mod:`stanviewer.qt.analysis_process`; torch never loads in the GUI process), driven from a
+:class:`~stanviewer.qt.workers.JobWorker`. A cached result with the same video, model and settings loads
+at once without it. Partial curves stream back and go to the session, so the curve and segments grow
+while windows finish; Cancel stops the job at its next yield. Errors become dialogs that name the file
+and the cause.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import struct
 import time
 from pathlib import Path
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from stanviewer.core.errors import CheckpointError, StanError
 from stanviewer.core.progress import Job, Progress
+from stanviewer.qt.analysis_process import server
 from stanviewer.qt.dialogs import show_error
 from stanviewer.qt.session import Session
 from stanviewer.qt.settings import AppSettings
@@ -103,7 +104,6 @@ class AnalysisPanel(QWidget):
         self.worker: JobWorker | None = None
         self._probe: JobWorker | None = None
         self._loader: JobWorker | None = None
-        self._ck_cache: dict[tuple[str, float], Any] = {}
         self._t_first: float | None = None
         self.meta: dict | None = None
         outer = QVBoxLayout(self)
@@ -152,9 +152,11 @@ class AnalysisPanel(QWidget):
         form.addRow("Window stride", self.stride)
 
         buttons = QHBoxLayout()
-        self.run_button = QPushButton("Run analysis", self)
+        self.run_button = QPushButton("Run", self)
+        self.run_button.setToolTip("Analyse the open video with this model and method (Ctrl+R)")
         self.run_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop the analysis (Esc); nothing is saved")
         self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.cancel_button.setEnabled(False)
         buttons.addWidget(self.run_button, 1)
@@ -164,6 +166,7 @@ class AnalysisPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
         outer.addWidget(self.progress)
         self.message = QLabel("", self)
         self.message.setWordWrap(True)
@@ -285,23 +288,9 @@ class AnalysisPanel(QWidget):
 
     # ---------------------------------------------------------------- devices
     def probe_devices(self) -> None:
-        """List CUDA devices in the background (importing torch takes seconds)."""
+        """List CUDA devices (asked of the analysis process, which imports torch: the GUI never does)."""
 
-        def job() -> Job[list[tuple[str, str]]]:
-            yield Progress(0, 0, "checking devices")
-            import torch
-
-            out = []
-            if torch.cuda.is_available():
-                for k in range(torch.cuda.device_count()):
-                    out.append((f"CUDA {k}: {torch.cuda.get_device_name(k)}", f"cuda:{k}"))
-            mps = getattr(torch.backends, "mps", None)
-            if mps is not None and mps.is_available():
-                out.append(("Apple MPS", "mps"))
-            out.append((f"CPU ({torch.get_num_threads()} threads)", "cpu"))
-            return out
-
-        self._probe = JobWorker(job, "device-probe")
+        self._probe = JobWorker(lambda: server().devices(), "device-probe")
         self._probe.sigReturned.connect(self._on_devices)
         self._probe.start()
 
@@ -357,6 +346,7 @@ class AnalysisPanel(QWidget):
         self.worker.sigAborted.connect(self._on_aborted)
         self.worker.sigDone.connect(self._on_done)
         self._t_first = None
+        self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.message.setText("Loading the model…")
         self.worker.start()
@@ -369,30 +359,24 @@ class AnalysisPanel(QWidget):
             self.worker.cancel()
             self.message.setText("Cancelling…")
 
-    def _load(self, path: Path) -> Any:
-        from stanviewer.core.models.checkpoint import load_checkpoint
-
-        key = (str(path), os.path.getmtime(path) if path.exists() else 0.0)
-        if key not in self._ck_cache:
-            self._ck_cache = {key: load_checkpoint(path)}
-        return self._ck_cache[key]
-
     def _job(self, video: Path, ck_path: Path, st: Any) -> Job[tuple[Any, Path]]:
-        """Runs in the worker thread: load the model, then analyse, converting partial scores to a curve."""
-        from stanviewer.core.explain.store import analyze_video
+        """Runs in the worker thread: a cached result loads here (no torch); otherwise the analysis runs
+        in the analysis process (:mod:`stanviewer.qt.analysis_process`), which sends partial curves."""
+        from stanviewer.core.explain.store import analysis_key, cache_folder, load_analysis
+        from stanviewer.core.fileio import fingerprint, sha256_file
 
-        yield Progress(0, 0, "loading the model")
-        ck = self._load(ck_path)
-        job = analyze_video(video, ck, st)
-        try:
-            while True:
-                p = next(job)
-                curve = p.partial.curve() if p.partial is not None else None
-                yield Progress(p.done, p.total, p.message, partial=curve)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            job.close()
+        yield Progress(0, 0, "looking for a cached result")
+        if not ck_path.is_file():
+            raise CheckpointError("file not found", ck_path)
+        fp = fingerprint(video)
+        folder = cache_folder(fp, analysis_key(fp, sha256_file(ck_path), st))
+        if (folder / "analysis.json").exists():
+            try:
+                return load_analysis(folder), folder
+            except StanError:
+                pass
+        folder = yield from server().analyze(video, ck_path, st)
+        return load_analysis(folder), folder
 
     def _on_progress(self, p: Progress) -> None:
         if p.total > 0:
@@ -440,6 +424,7 @@ class AnalysisPanel(QWidget):
         self.sigStatus.emit("Analysis cancelled")
 
     def _on_done(self) -> None:
+        self.progress.setVisible(False)
         self._update_enabled()
         self.sigRunning.emit(False)
 

@@ -41,7 +41,7 @@ from stanviewer.qt.settings import AppSettings
 from stanviewer.qt.timeline import ThresholdBar, Timeline
 from stanviewer.qt.transport import Transport, TransportBar, make_actions
 from stanviewer.qt.video_view import COLORMAPS, ColorBar, VideoView
-from stanviewer.qt.workers import FrameGrabber, JobWorker, live_workers
+from stanviewer.qt.workers import FrameGrabber, JobWorker, Thumbnails, live_workers
 
 __all__ = ["MainWindow", "OpenResult", "open_job"]
 
@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self.grabber.start()
         self._opener: JobWorker | None = None
         self._roi_worker: JobWorker | None = None
+        self._thumb_worker: JobWorker | None = None
         self.auto_run = False
 
         self.view = VideoView(self.session, self.grabber)
@@ -226,7 +227,7 @@ class MainWindow(QMainWindow):
         self.splitter.setChildrenCollapsible(False)
         top.setMinimumHeight(260)
         bottom.setMinimumHeight(240)
-        self.splitter.setSizes([620, 330])
+        self.splitter.setSizes([560, 420])
         self.setCentralWidget(self.splitter)
         self.analysis_dock = QDockWidget("Analysis", self)
         self.analysis_dock.setObjectName("dock_analysis")
@@ -234,6 +235,8 @@ class MainWindow(QMainWindow):
         self.segments_dock = QDockWidget("Flagged segments", self)
         self.segments_dock.setObjectName("dock_segments")
         self.segments_dock.setWidget(self.segments_panel)
+        self.analysis_dock.setMinimumWidth(380)
+        self.segments_dock.setMinimumWidth(380)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.analysis_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.segments_dock)
         self.splitter.setObjectName("splitter")
@@ -385,12 +388,22 @@ class MainWindow(QMainWindow):
         s = self.session
         s.set_video(res.reader, res.path)
         s.set_label_tiers(res.tiers)
+        self._start_previews(res.path, res.reader)
         self.settings.set_last_folder(res.path.parent)
         self.settings.add_recent(res.path)
         self._rebuild_recent()
         self.setWindowTitle(f"{res.path.name} — stanviewer")
         self.statusBar().showMessage(f"Opened {res.path.name}", 5000)
         self.view.setFocus()
+
+    def _start_previews(self, path: Path, reader: Any) -> None:
+        """Decode low-resolution previews of the whole video in the background (for instant seeks)."""
+        if self._thumb_worker is not None:
+            self._thumb_worker.cancel()
+        thumbs = Thumbnails(reader.frame_count, reader.size)
+        self.view.set_thumbnails(thumbs)
+        self._thumb_worker = JobWorker(lambda: thumbs.job(path), "previews")
+        self._thumb_worker.start(JobWorker.Priority.LowestPriority)
 
     def _on_opened(self, res: OpenResult) -> None:
         if self.session.reader is not res.reader:  # superseded by a newer open
@@ -523,7 +536,7 @@ class MainWindow(QMainWindow):
         self.settings.set("window/splitter", self.splitter.saveState())
         self.settings.sync()
         self.analysis_panel.shutdown()
-        for w in (self._opener, self._roi_worker):
+        for w in (self._opener, self._roi_worker, self._thumb_worker):
             if w is not None and w.isRunning():
                 w.cancel()
                 w.wait(60000)

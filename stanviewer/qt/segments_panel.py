@@ -12,11 +12,11 @@ from stanviewer.qt.video_view import format_time
 
 __all__ = ["SegmentsModel", "SegmentsPanel"]
 
-COLUMNS = ["#", "Start frame", "Last frame", "Start", "End", "Duration (s)", "Peak", "Mean"]
+COLUMNS = ["#", "First", "Last", "Start", "End", "Dur. (s)", "Peak", "Mean"]
 TIPS = [
     "Segment number",
-    "First flagged frame (0-based)",
-    "Last flagged frame (0-based, inclusive)",
+    "First flagged frame (0-based index)",
+    "Last flagged frame (0-based index, inclusive)",
     "Time of the first frame",
     "Time at which the segment ends (start of the first frame after it)",
     "End minus start, in seconds",
@@ -140,6 +140,14 @@ class SegmentsPanel(QWidget):
                 f"<b>{n}</b> flagged segment{'s' if n != 1 else ''} at threshold {s.threshold:.2f}: "
                 f"{frames} frames ({share:.1f}% of the video). Click a row to jump; N/P step through them."
             )
+            a = s.analysis
+            if a is not None and s.partial is None:
+                pred, target = (a.prediction or {}).get("class"), a.meta.get("target")
+                if pred and target and pred != target:
+                    self.summary.setText(
+                        self.summary.text() + f"<br><i>The model predicts '{pred}' for this video; the segments "
+                        f"show where it looked for '{target}' anyway.</i>"
+                    )
         self._on_selected(s.selected)
 
     def _on_selected(self, row: int) -> None:

@@ -51,7 +51,10 @@ def prediction_text(session: Session) -> str:
     """The model's video-level output, worded as model output (never as a diagnosis)."""
     a = session.analysis
     if session.partial is not None:
-        return "<b>Analysing…</b> the curve and segments grow as the model's windows finish."
+        return (
+            "<b>Analysing…</b> the curve and flagged segments grow as the model's windows finish; "
+            "saliency maps appear when it is done."
+        )
     if a is None:
         if session.reader is None:
             return "No video open."
@@ -62,17 +65,17 @@ def prediction_text(session: Session) -> str:
     target = a.meta.get("target", "?")
     pt = (pred.get("probabilities") or {}).get(target)
     ptxt = f" (p = {p:.2f})" if isinstance(p, (int, float)) else ""
-    extra = f"; p({target}) = {pt:.2f}" if isinstance(pt, (int, float)) and target != cls else ""
+    extra = f", p({target}) = {pt:.2f}" if isinstance(pt, (int, float)) and target != cls else ""
     return (
-        f"Model output: predicted class <b>{cls}</b>{ptxt}{extra} — not a diagnosis. "
-        f"Curve: <b>{a.meta.get('method')}</b> score for class '{target}', normalised per video "
-        f"(min–max after clipping at the {_clip_text(a.meta)} percentiles)."
+        f"<b>Model output</b> (not a diagnosis): predicted class <b>{cls}</b>{ptxt}{extra}. "
+        f"Curve: <b>{a.meta.get('method')}</b> score for '{target}', scaled 0–1 per video "
+        f"({_clip_text(a.meta)} percentile → 0–1)."
     )
 
 
 def _clip_text(meta: dict) -> str:
     c = (meta.get("normalisation") or {}).get("clip_percentiles") or [1, 99]
-    return f"{c[0]:g}st/{c[1]:g}th"
+    return f"{c[0]:g}st–{c[1]:g}th"
 
 
 class TimeAxis(pg.AxisItem):
@@ -152,7 +155,12 @@ class Timeline(QWidget):
             pen=pg.mkPen(255, 80, 80, width=2, style=Qt.PenStyle.DashLine),
             hoverPen=pg.mkPen(255, 120, 120, width=3),
             label="threshold {value:.2f}",
-            labelOpts={"position": 0.02, "color": (255, 120, 120), "anchors": [(0, 1), (0, 1)]},
+            labelOpts={
+                "position": 0.985,
+                "color": (255, 150, 150),
+                "fill": (20, 20, 24, 200),
+                "anchors": [(1, 1), (1, 1)],
+            },
         )
         self.threshold_line.setZValue(20)
         self.plot.addItem(self.threshold_line)
@@ -166,6 +174,7 @@ class Timeline(QWidget):
         self.lanes = self.glw.addPlot(row=1, col=0)
         self.lanes.setXLink(self.plot)
         self.lanes.getAxis("left").setWidth(AXIS_WIDTH)
+        self.lanes.getAxis("left").setStyle(hideOverlappingLabels=False)
         self.lanes.hideAxis("bottom")
         self.lanes.setMouseEnabled(x=True, y=False)
         self.lanes.hideButtons()
@@ -198,7 +207,7 @@ class Timeline(QWidget):
         lay_ci.setRowStretchFactor(0, 6)
         lay_ci.setRowStretchFactor(1, 1)
         lay_ci.setRowStretchFactor(2, 1)
-        self.overview.setMaximumHeight(64)
+        self.overview.setFixedHeight(64)
 
         self.threshold_line.sigPositionChanged.connect(self._on_threshold_dragged)
         self.playhead.sigPositionChanged.connect(self._on_playhead_dragged)
@@ -298,6 +307,7 @@ class Timeline(QWidget):
             self.lane_items.append(item)
         self.lanes.getAxis("left").setTicks([[(k + 0.5, t.name) for k, t in enumerate(tiers)]])
         self.lanes.setYRange(0, max(1, len(tiers)), padding=0)
+        self.lanes.setFixedHeight(12 + 24 * max(1, len(tiers)))
         self.lanes.setVisible(bool(tiers))
 
     def _on_frame(self, i: int) -> None:

@@ -3,8 +3,9 @@
 :class:`VideoView` asks the :class:`~stanviewer.qt.workers.FrameGrabber` for frames at exactly the size
 they take on screen (so they are drawn 1:1 and stay crisp; only a window larger than the video scales
 up, smoothly), keeps recently decoded frames in a small LRU, and never decodes on the GUI thread. Until
-the requested frame arrives it keeps showing the previous one and says so; the readout always describes
-the frame that is actually on screen.
+the requested frame arrives it shows a low-resolution preview (:class:`~stanviewer.qt.workers.Thumbnails`)
+when one is ready, else keeps the previous frame, and says so; the readout always describes the frame
+that is actually on screen.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter, QPai
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from stanviewer.qt.session import Session
-from stanviewer.qt.workers import FrameGrabber, Grabbed
+from stanviewer.qt.workers import FrameGrabber, Grabbed, Thumbnails
 
 __all__ = ["COLORMAPS", "ColorBar", "VideoView", "colormap_lut", "format_time"]
 
@@ -66,10 +67,11 @@ class VideoView(QWidget):
     """Draws the frame at ``session.frame`` with the heatmap overlay and ROI box.
 
     Signals:
-        sigDisplayed(int, float): a frame was painted (index, seconds since it was requested).
+        sigDisplayed(int, float, bool): a frame was painted (index, seconds since it was requested,
+            True for the exact frame, False for a low-resolution preview).
     """
 
-    sigDisplayed = Signal(int, float)
+    sigDisplayed = Signal(int, float, bool)
     CACHE_BYTES = 160 << 20
 
     def __init__(self, session: Session, grabber: FrameGrabber, parent: QWidget | None = None) -> None:
@@ -86,6 +88,8 @@ class VideoView(QWidget):
         self._heat_image: QImage | None = None
         self._heat: np.ndarray | None = None
         self.shown = -1  # index of the frame on screen (-1: none)
+        self.preview = False  # the picture on screen is a low-resolution preview of frame ``shown``
+        self.thumbs: Thumbnails | None = None
         self._shown_size: tuple[int, int] | None = None
         self._asked_at: dict[int, float] = {}
         self._pending_paint: tuple[int, float] | None = None
@@ -100,7 +104,11 @@ class VideoView(QWidget):
         session.sigAnalysisChanged.connect(self._on_source)
         session.sigFrameChanged.connect(self.show_frame)
         session.sigOverlayChanged.connect(self._on_overlay)
-        session.sigScoresChanged.connect(self.update)
+        session.sigScoresChanged.connect(self._on_scores)
+
+    def _on_scores(self) -> None:
+        self._update_heat_image()  # no maps from an older analysis while a new one runs
+        self.update()
 
     # ---------------------------------------------------------------- geometry
     def target_rect(self) -> QRectF:
@@ -156,7 +164,15 @@ class VideoView(QWidget):
         self._cache.clear()
         self._cache_bytes = 0
         self._image, self._heat_image, self._heat = None, None, None
-        self.shown, self._shown_size, self.error = -1, None, None
+        self.shown, self._shown_size, self.error, self.preview = -1, None, None, False
+
+    def set_thumbnails(self, thumbs: Thumbnails | None) -> None:
+        """Previews to show while the exact frame is being decoded (filled by a worker)."""
+        self.thumbs = thumbs
+
+    def showing(self, i: int) -> bool:
+        """True when the exact frame ``i`` (not a preview) is on screen."""
+        return self.shown == i and not self.preview
 
     def _refresh(self) -> None:
         if self.session.reader is not None:
@@ -175,6 +191,12 @@ class VideoView(QWidget):
         else:
             self._asked_at[i] = now
             self.grabber.request(i, size)
+            t = self.thumbs.get(i) if self.thumbs is not None else None
+            if t is not None and (self.shown != i or self.preview):
+                self._image = _qimage(t[1], QImage.Format.Format_RGB888)
+                self.shown, self._shown_size, self.preview, self.error = t[0], None, True, None
+                self._heat, self._heat_image = None, None
+                self._pending_paint = (t[0], now, False)
         self._top_up(i, size)
         self.update()
 
@@ -198,7 +220,7 @@ class VideoView(QWidget):
             while self._cache_bytes > self.CACHE_BYTES and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._cache_bytes -= old.rgb.nbytes
-        if g.index == self.session.frame and (g.index != self.shown or g.size != self._shown_size):
+        if g.index == self.session.frame and (g.index != self.shown or g.size != self._shown_size or self.preview):
             self._display(g, self._asked_at.pop(g.index, g.t_request))
             self.update()
         if len(self._asked_at) > 256:
@@ -211,14 +233,14 @@ class VideoView(QWidget):
 
     def _display(self, g: Grabbed, asked: float) -> None:
         self._image = _qimage(g.rgb, QImage.Format.Format_RGB888)
-        self.shown, self._shown_size, self.error = g.index, g.size, None
+        self.shown, self._shown_size, self.error, self.preview = g.index, g.size, None, False
         self._heat = g.heat
         self._update_heat_image()
-        self._pending_paint = (g.index, asked)
+        self._pending_paint = (g.index, asked, True)
 
     def _update_heat_image(self) -> None:
         o = self.session.overlay
-        if self._heat is None or not o.visible:
+        if self._heat is None or not o.visible or self.session.partial is not None:
             self._heat_image = None
             return
         self._heat_image = _qimage(heat_rgba(self._heat, o.colormap, o.opacity), QImage.Format.Format_RGBA8888)
@@ -248,9 +270,9 @@ class VideoView(QWidget):
         self._draw_readout(p, rect)
         p.end()
         if self._pending_paint is not None:
-            i, asked = self._pending_paint
+            i, asked, exact = self._pending_paint
             self._pending_paint = None
-            self.sigDisplayed.emit(i, time.perf_counter() - asked)
+            self.sigDisplayed.emit(i, time.perf_counter() - asked, exact)
 
     def _draw_roi(self, p: QPainter, rect: QRectF, box: np.ndarray) -> None:
         vw, vh = self.session.reader.size
@@ -272,7 +294,8 @@ class VideoView(QWidget):
         score = s.score_at(i)
         sc = "score —" if score is None else f"score {score:.2f}"
         flag = "  ⚑ flagged" if s.segment_at(i) >= 0 else ""
-        return f"frame {i} / {s.frame_count - 1}   {format_time(s.time_of(i))}   {sc}{flag}"
+        pv = "  (preview)" if self.preview else ""
+        return f"frame {i} / {s.frame_count - 1}   {format_time(s.time_of(i))}   {sc}{flag}{pv}"
 
     def _draw_readout(self, p: QPainter, rect: QRectF) -> None:
         font = QFont(self.font())
@@ -283,7 +306,7 @@ class VideoView(QWidget):
         lines = [self.readout()]
         if self.error:
             lines.append(f"cannot show frame {self.session.frame}: {self.error}")
-        elif self.shown >= 0 and self.shown != self.session.frame:
+        elif self.shown >= 0 and (self.shown != self.session.frame or self.preview):
             lines.append(f"decoding frame {self.session.frame}…")
         fm = p.fontMetrics()
         w = max(fm.horizontalAdvance(t) for t in lines) + 16
@@ -307,10 +330,13 @@ class ColorBar(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         session.sigOverlayChanged.connect(self.update)
         session.sigAnalysisChanged.connect(self.update)
+        session.sigScoresChanged.connect(self.update)
 
     def caption(self) -> str:
         s = self.session
         a = s.analysis
+        if s.partial is not None:
+            return "Analysing: the saliency maps appear when the analysis finishes"
         if a is None:
             return "Saliency overlay: run an analysis to see where the model looked"
         if a.heatmap_path is None:

@@ -26,7 +26,7 @@ from PySide6.QtCore import QThread, Signal
 from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Job, Progress
 
-__all__ = ["FrameGrabber", "Grabbed", "JobWorker", "live_workers"]
+__all__ = ["FrameGrabber", "Grabbed", "JobWorker", "Thumbnails", "live_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -266,3 +266,44 @@ def _open_heat(path: Path | None) -> Any:
     except (OSError, KeyError, ValueError) as e:
         log.warning("heatmaps %s cannot be read: %s", path, e)
         return None
+
+
+# --------------------------------------------------------------------------- previews
+class Thumbnails:
+    """Low-resolution copies of the frames (every ``stride``-th), for an instant preview on a seek.
+
+    Filled by :meth:`job` in a worker (one sequential decode with its own reader); read on the GUI
+    thread. Memory is bounded by ``budget`` bytes: long videos keep every ``stride``-th frame only.
+    """
+
+    def __init__(self, n_frames: int, video_size: Size, side: int = 160, budget: int = 96 << 20) -> None:
+        vw, vh = video_size
+        s = min(1.0, side / max(vw, vh))
+        self.size: Size = (max(2, round(vw * s)), max(2, round(vh * s)))
+        w, h = self.size
+        self.n = n_frames
+        self.stride = max(1, -(-n_frames * w * h * 3 // budget))
+        m = -(-n_frames // self.stride)
+        self.data = np.zeros((m, h, w, 3), np.uint8)
+        self.ready = np.zeros(m, bool)
+
+    def get(self, i: int) -> tuple[int, np.ndarray] | None:
+        """(frame index, picture) of the stored frame nearest to ``i``, or None if not decoded yet."""
+        k = min(max(int(round(i / self.stride)), 0), len(self.ready) - 1)
+        return (k * self.stride, self.data[k]) if self.ready[k] else None
+
+    def job(self, path: Path) -> Job[int]:
+        """Decode the video once at thumbnail size (a job; returns the number of frames stored)."""
+        from stanviewer.core.video import open_video
+
+        yield Progress(0, self.n, "previews")
+        stored = 0
+        with open_video(path) as reader:
+            for i, frame in reader.iter_frames(0, self.n, size=self.size):
+                if i % self.stride == 0:
+                    self.data[i // self.stride] = frame
+                    self.ready[i // self.stride] = True
+                    stored += 1
+                if i % 50 == 0:
+                    yield Progress(i, self.n, "previews")
+        return stored

@@ -13,7 +13,7 @@ def open_and_wait(qtbot, w, path: Path, timeout: int = 60000) -> None:
     """Open ``path`` in window ``w`` and wait until the video and its cached analyses are shown."""
     with qtbot.waitSignal(w.sigOpened, timeout=timeout):
         w.open_path(path)
-    qtbot.waitUntil(lambda: w.view.shown == w.session.frame, timeout=timeout)
+    qtbot.waitUntil(lambda: w.view.showing(w.session.frame), timeout=timeout)
 
 
 #: scores of the fake analysis: a low background with four bumps of known height

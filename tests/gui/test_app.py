@@ -93,7 +93,7 @@ def test_threshold_moves_segments_in_timeline_and_table(qtbot, window, analysed_
     idx = m.index(1, 0)
     qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=panel.table.visualRect(idx).center())
     assert s.selected == 1 and s.frame == s.segments[1].start
-    qtbot.waitUntil(lambda: window.view.shown == s.segments[1].start)
+    qtbot.waitUntil(lambda: window.view.showing(s.segments[1].start))
 
 
 def test_threshold_remembered_per_model_and_method(qtbot, window, analysed_video: Path) -> None:
@@ -114,7 +114,7 @@ def test_keys_step_and_scrub(qtbot, window, analysed_video: Path) -> None:
         qtbot.keyClick(view, k, mod)
 
     def shown(i: int) -> None:
-        qtbot.waitUntil(lambda: view.shown == i, timeout=10000)
+        qtbot.waitUntil(lambda: view.showing(i), timeout=10000)
         assert s.frame == i
         assert view.readout().startswith(f"frame {i} /")
         assert window.timeline.playhead.value() == i
@@ -150,11 +150,19 @@ def test_keys_step_and_scrub(qtbot, window, analysed_video: Path) -> None:
     tl = window.timeline
     pos = tl.glw.mapFromScene(tl.frame_to_scene(60, 0.3))
     qtbot.mouseClick(tl.glw.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(pos.x(), pos.y()))
-    qtbot.waitUntil(lambda: view.shown in (59, 60, 61), timeout=10000)
+    qtbot.waitUntil(lambda: view.shown in (59, 60, 61) and not view.preview, timeout=10000)
     assert s.frame == view.shown
     # dragging the playhead scrubs
     tl.playhead.setValue(85.2)
     shown(85)
+    # once the previews are decoded, a far jump shows a low-resolution preview at once, then the frame
+    thumbs = view.thumbs
+    qtbot.waitUntil(lambda: bool(thumbs.ready.all()), timeout=30000)
+    assert thumbs.stride == 1
+    s.set_frame(110)
+    assert view.shown == 110 and view.preview and "(preview)" in view.readout()
+    shown(110)
+    assert "(preview)" not in view.readout()
 
 
 def test_playback_paced_by_clock_and_loops_segment(qtbot, window, analysed_video: Path) -> None:

@@ -1,0 +1,140 @@
+"""Screenshots of the real app window for the README: ``python scripts/screenshots.py``.
+
+Starts the app under Xvfb (re-running itself with ``xvfb-run`` when there is no display; install it with
+``apt-get install -y xvfb libxcb-icccm4 libxcb-keysyms1``), opens a synthetic rehabilitation video
+(:func:`stanviewer.core.demo.demo_video`) with an analysis, and saves:
+
+- ``docs/img/main-window.png``: the picture with its saliency overlay, the score curve with the threshold,
+  flagged segments (one selected) and the label tier, the segments table;
+- ``docs/img/analysis-running.png``: a second method being computed, its curve growing, progress and ETA.
+
+Model: the bundled ``models/stan-tiny-synth.safetensors`` when it exists; until then a tiny *random*
+model (its curve and heatmaps mean nothing; the screenshots show the app, not a result). Everything is
+written to a temporary cache so the user's own cache is untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCREEN = "1600x1000x24"
+
+
+def _relaunch_under_xvfb() -> int:
+    exe = shutil.which("xvfb-run")
+    if exe is None:
+        print("no display and no xvfb-run: apt-get install -y xvfb libxcb-icccm4 libxcb-keysyms1", file=sys.stderr)
+        return 2
+    cmd = [exe, "-a", "-s", f"-screen 0 {SCREEN}", sys.executable, *sys.argv, "--inner"]
+    return subprocess.call(cmd, env={**os.environ, "QT_QPA_PLATFORM": "xcb"})
+
+
+def _checkpoint(tmp: Path) -> tuple[Path, str]:
+    from stanviewer.core.errors import CheckpointError
+    from stanviewer.core.models.bundled import default_checkpoint_path
+
+    try:
+        return default_checkpoint_path(), "bundled model"
+    except CheckpointError:
+        import torch
+
+        from stanviewer.core.models.checkpoint import save_checkpoint
+        from stanviewer.core.models.stan import STAN, ModelSpec
+
+        torch.manual_seed(3)
+        spec = ModelSpec(views="global", frames=8, size=64)
+        path = save_checkpoint(tmp / "tiny-random.safetensors", STAN(spec), {"name": "tiny-random (placeholder)"})
+        return path, "tiny random model (the bundled model is not there yet)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "img")
+    ap.add_argument("--seed", type=int, default=7, help="which synthetic video")
+    ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if not a.inner and not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        return _relaunch_under_xvfb()
+
+    tmp = Path(tempfile.mkdtemp(prefix="stanviewer-shots-"))
+    for var, sub in (("STANVIEWER_CACHE_DIR", "cache"), ("STANVIEWER_DATA_DIR", "data"), ("STANVIEWER_LOG_DIR", "log")):
+        os.environ[var] = str(tmp / sub)
+    sys.path.insert(0, str(REPO))
+    from stanviewer.core.demo import demo_video
+    from stanviewer.core.explain.scoring import AnalysisSettings
+    from stanviewer.core.explain.store import analyze_video
+    from stanviewer.core.models.checkpoint import load_checkpoint
+    from stanviewer.core.progress import run_job
+
+    video = run_job(demo_video(a.seed))
+    ck_path, what = _checkpoint(tmp)
+    print(f"video {video}\nmodel {ck_path} ({what})")
+    ck = load_checkpoint(ck_path)
+    run_job(analyze_video(video, ck, AnalysisSettings(method="vanilla")))
+
+    from PySide6.QtWidgets import QApplication
+
+    from stanviewer.qt.app import make_app
+    from stanviewer.qt.main_window import MainWindow
+    from stanviewer.qt.settings import AppSettings
+
+    app = make_app()
+
+    def spin(seconds: float, until=None) -> bool:  # noqa: ANN001
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            if until is not None and until():
+                return True
+            time.sleep(0.01)
+        return False
+
+    w = MainWindow(settings=AppSettings(tmp / "settings.ini"))
+    w.analysis_panel.set_checkpoint(ck_path)
+    w.resize(1600, 1000)
+    w.show()
+    w.open_path(video)
+    if not spin(120, lambda: w.session.analysis is not None):
+        print("the analysis did not appear", file=sys.stderr)
+        return 1
+    s = w.session
+    spin(3.0, lambda: w.device_label.text().startswith("Device: C"))
+    # a segment in the middle, selected, with the playhead inside it
+    if s.segments:
+        k = max(range(len(s.segments)), key=lambda j: s.segments[j].frames)
+        s.select_segment(k)
+        g = s.segments[k]
+        s.set_frame((g.start + g.end) // 2)
+    spin(2.0, lambda: w.view.shown == s.frame)
+    spin(0.5)
+    a.out.mkdir(parents=True, exist_ok=True)
+    main_png = a.out / "main-window.png"
+    w.grab().save(str(main_png))
+    print(f"wrote {main_png}")
+
+    ap2 = w.analysis_panel
+    ap2.set_method("gradcam")
+    ap2.run()
+    spin(600, lambda: ap2.progress.maximum() > 1 and ap2.progress.value() >= 0.4 * ap2.progress.maximum())
+    spin(0.5)
+    run_png = a.out / "analysis-running.png"
+    w.grab().save(str(run_png))
+    print(f"wrote {run_png}")
+    ap2.cancel()
+    spin(60, lambda: not ap2.running)
+    w.close()
+    QApplication.processEvents()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
