@@ -35,3 +35,7 @@ class Cancelled(StanError):
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+class RoiError(StanError):
+    """Person boxes (ROI) cannot be computed or read: a bad skeleton/CSV file, a missing optional extra."""

@@ -1,0 +1,307 @@
+"""``motion``: find the person in a fixed-camera video from what moves, then from how they look.
+
+Rehabilitation videos are filmed with a fixed camera; the patient mostly stands or sits still and moves
+the arms and trunk. Motion alone finds only the moving parts, while the person's box includes the static
+legs, so the provider works in two stages on frames reduced to ``work_side`` pixels (longest side), in
+chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is analysed on its own):
+
+1. **Motion.** A reference picture is the per-pixel median of up to 60 frames spread over the chunk.
+   Each frame's global gain (lighting drift) is the median ratio of its grey levels to the reference's,
+   and its translation against the reference (camera shake) is found by phase correlation restricted to
+   ``max_shake`` pixels, so periodic wallpaper cannot alias it. After undoing both, a pixel moves when
+   it lies outside the reference's 3x3 min-max envelope by more than ``min_diff`` grey levels and by
+   more than ``threshold`` times that pixel's own typical deviation (flickering screens and noisy
+   texture raise the latter), followed by a 3x3 opening. The fraction of frames in which each pixel
+   moves is the motion map.
+2. **The person.** The strongest blobs of the smoothed motion map are candidates (the moving arms and
+   trunk, or a distractor). For each, GrabCut segments the reference picture inside a rectangle from
+   a little above the blob down to the bottom of the frame, which recovers the static body (legs,
+   trunk, the arm at rest) by colour; the segment touching the blob (plus pieces within a few pixels,
+   such as a head cut off at the neck) is the body. Furniture that falls wholly inside the rectangle
+   can join it, so columns with little body in them are trimmed from the sides while the body is wider
+   than ``max_aspect`` times its height. The candidate whose body is tallest and most person-shaped,
+   weighted by its motion, wins.
+3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
+   within arm's reach (``reach`` x the body height) of the upper body. Its confidence is the body's
+   plausibility (0 if no body was found: the shared post-processing then fills the gap).
+
+The box of a frame therefore follows the arms and the trunk as they move, while a small walking figure,
+a bouncing ball or a pendulum elsewhere in the room does not join it. The crop for a model should still
+be :meth:`RoiTrack.crop_square` (one square per video), never these boxes' own extent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from stanviewer.core.errors import RoiError
+from stanviewer.core.progress import Job, Progress
+from stanviewer.core.roi.base import RoiProvider, register
+from stanviewer.core.video import VideoReader
+
+__all__ = ["MotionProvider", "analyse_chunk"]
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
+def _work_size(size: tuple[int, int], work_side: int) -> tuple[tuple[int, int], float]:
+    w, h = size
+    s = min(1.0, work_side / max(w, h))
+    return (max(8, int(round(w * s))), max(8, int(round(h * s)))), s
+
+
+# --------------------------------------------------------------------------- stage 1: motion
+def _phase_shift(ref_fft: np.ndarray, img: np.ndarray, window: np.ndarray, radius: int) -> tuple[float, float]:
+    """Translation (dx, dy) of ``img`` relative to the reference, searched within ``radius`` pixels."""
+    h, w = img.shape
+    f = np.fft.rfft2((img - img.mean()) * window)
+    x = f * ref_fft
+    x /= np.abs(x) + 1e-6
+    c = np.fft.irfft2(x, s=(h, w))
+    c = np.roll(c, (radius, radius), axis=(0, 1))[: 2 * radius + 1, : 2 * radius + 1]
+    iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
+
+    def sub(a: float, b: float, m: float) -> float:
+        d = a - 2 * m + b
+        return 0.0 if d >= 0 else 0.5 * (a - b) / d
+
+    dy = iy - radius + (sub(c[iy - 1, ix], c[iy + 1, ix], c[iy, ix]) if 0 < iy < 2 * radius else 0.0)
+    dx = ix - radius + (sub(c[iy, ix - 1], c[iy, ix + 1], c[iy, ix]) if 0 < ix < 2 * radius else 0.0)
+    return float(dx), float(dy)
+
+
+def motion_masks(
+    frames: np.ndarray, scale: float, *, threshold: float, min_diff: float, max_shake: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Moving pixels of every frame and the (aligned, gain-corrected) reference picture.
+
+    Args:
+        frames: uint8 [T, h, w, 3] RGB at the working resolution.
+        scale: working / original resolution (converts ``max_shake`` to working pixels).
+
+    Returns:
+        ``(masks uint8 [T, h, w] of 0/1, reference uint8 [h, w, 3])``.
+    """
+    t_n, h, w, _ = frames.shape
+    sample = np.unique(np.linspace(0, t_n - 1, min(t_n, 60)).round().astype(int))
+    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.float32)
+    ref0 = np.median(gray[sample], axis=0)
+    ok = (ref0 > 20) & (ref0 < 235)
+    if ok.sum() < 0.05 * ok.size:
+        ok[:] = True
+    gains = np.median(gray[:, ok] / np.maximum(ref0[ok], 1.0)[None], axis=1)
+    gains = np.where(np.isfinite(gains) & (gains > 0.2), gains, 1.0).astype(np.float32)
+    radius = max(1, int(math.ceil(max_shake * scale)) + 1)
+    window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    ref_fft = np.conj(np.fft.rfft2((ref0 - ref0.mean()) * window))
+    aligned = np.empty((t_n, h, w, 3), np.float32)
+    for t in range(t_n):
+        dx, dy = _phase_shift(ref_fft, gray[t] / gains[t], window, radius) if radius < min(h, w) // 4 else (0, 0)
+        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        aligned[t] = cv2.warpAffine(frames[t], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ref = np.median(aligned[sample] / gains[sample, None, None, None], axis=0)
+    hi, lo = cv2.dilate(ref, _K3), cv2.erode(ref, _K3)
+    diff = np.empty((t_n, h, w), np.float32)
+    for t in range(t_n):
+        g = gains[t]
+        a = aligned[t]
+        diff[t] = np.maximum(a - np.minimum(255.0, hi * g), np.minimum(255.0, lo * g) - a).max(axis=2)
+    typical = cv2.dilate(np.median(np.maximum(diff[sample], 0), axis=0) * 1.4826, _K3)
+    limit = np.maximum(min_diff, threshold * typical)
+    masks = np.empty((t_n, h, w), np.uint8)
+    for t in range(t_n):
+        masks[t] = cv2.morphologyEx((diff[t] > limit).astype(np.uint8), cv2.MORPH_OPEN, _K3)
+    return masks, np.clip(ref, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- stage 2: the person
+def _candidates(motion: np.ndarray, n: int) -> list[tuple[np.ndarray, tuple[int, int, int, int], float]]:
+    """The ``n`` strongest blobs of the smoothed motion map: (mask, box x0 y0 x1 y1, energy)."""
+    mb = cv2.GaussianBlur(motion.astype(np.float32), (0, 0), 2)
+    top = float(mb.max())
+    if top <= 0.005:
+        return []
+    seed = cv2.dilate((mb > max(0.01, 0.3 * top)).astype(np.uint8), np.ones((5, 5), np.uint8))
+    k, lab, stats, _ = cv2.connectedComponentsWithStats(seed)
+    energy = np.bincount(lab.ravel(), weights=mb.ravel(), minlength=k)[1:]
+    out = []
+    for i in np.argsort(-energy)[:n]:
+        x, y, bw, bh = (int(v) for v in stats[i + 1, :4])
+        out.append((lab == i + 1, (x, y, x + bw, y + bh), float(energy[i])))
+    return out
+
+
+def _trim(body: np.ndarray, max_aspect: float) -> np.ndarray:
+    """Drop the side columns with the least body in them while the body is wider than allowed."""
+    ys, xs = np.nonzero(body)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    height = y1 - y0
+    cover = body[y0:y1, x0:x1].sum(axis=0) / height
+    left, right = 0, len(cover) - 1
+    while right - left + 1 > max_aspect * height and (cover[left] < 0.6 or cover[right] < 0.6):
+        if cover[left] <= cover[right]:
+            left += 1
+        else:
+            right -= 1
+    out = np.zeros_like(body)
+    out[:, x0 + left : x0 + right + 1] = body[:, x0 + left : x0 + right + 1]
+    return out
+
+
+def static_body(
+    ref: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int], max_aspect: float, iterations: int = 5
+) -> np.ndarray | None:
+    """The person's whole body in the reference picture, grown by GrabCut from a motion blob.
+
+    Args:
+        ref: uint8 [h, w, 3] reference picture.
+        core: bool [h, w] the motion blob; box: its bounding box.
+
+    Returns:
+        uint8 [h, w] 0/1 mask, or None when no segment touches the blob.
+    """
+    h, w = ref.shape[:2]
+    x0, y0, x1, y1 = box
+    bh = y1 - y0
+    pad = int(max(0.5 * bh, 0.15 * h))
+    rx0, rx1 = max(1, x0 - pad), min(w - 1, x1 + pad)
+    ry0 = max(1, int(y0 - max(0.1 * bh, 0.1 * h)))
+    if rx1 - rx0 < 4 or h - ry0 < 4:
+        return None
+    mask = np.zeros((h, w), np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(ref, mask, (rx0, ry0, rx1 - rx0, h - ry0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+    except cv2.error:  # e.g. a rectangle holding a single colour
+        return None
+    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _K3)
+    k, lab = cv2.connectedComponents(fg)
+    if k <= 1:
+        return None
+    overlap = np.bincount(lab[core], minlength=k)[1:]
+    if overlap.max() == 0:
+        return None
+    main = (lab == 1 + int(np.argmax(overlap))).astype(np.uint8)
+    near = cv2.dilate(main, np.ones((7, 7), np.uint8)) > 0
+    ids = np.unique(lab[near & (fg > 0)])
+    body = np.isin(lab, ids[ids > 0]).astype(np.uint8)
+    return _trim(body, max_aspect) if max_aspect > 0 else body
+
+
+def _plausibility(body: np.ndarray | None, frame_h: int) -> float:
+    """1 for a body at least 40% of the frame high and 1.5 times higher than wide; less otherwise."""
+    if body is None or not body.any():
+        return 0.0
+    ys, xs = np.nonzero(body)
+    bh, bw = ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()
+    return float(min(1.0, bh / (0.4 * frame_h)) * min(1.0, bh / (1.5 * bw)))
+
+
+def analyse_chunk(
+    frames: np.ndarray,
+    scale: float,
+    *,
+    threshold: float = 4.0,
+    min_diff: float = 12.0,
+    max_shake: float = 8.0,
+    reach: float = 0.45,
+    max_aspect: float = 0.5,
+    candidates: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes of a run of frames from a fixed camera (module docstring).
+
+    Args:
+        frames: uint8 [T, h, w, 3] RGB at the working resolution.
+        scale: working / original resolution.
+
+    Returns:
+        ``(boxes float [T, 4] x0 y0 x1 y1 in working pixels with NaN rows, confidence float [T])``.
+    """
+    t_n, h, w, _ = frames.shape
+    boxes = np.full((t_n, 4), np.nan)
+    conf = np.zeros(t_n)
+    if t_n < 2:
+        return boxes, conf
+    masks, ref = motion_masks(frames, scale, threshold=threshold, min_diff=min_diff, max_shake=max_shake)
+    motion = masks.mean(axis=0, dtype=np.float32)
+    best: tuple[float, np.ndarray] | None = None
+    for core, cbox, energy in _candidates(motion, candidates):
+        body = static_body(ref, core, cbox, max_aspect)
+        score = _plausibility(body, h) * energy
+        if body is not None and (best is None or score > best[0]):
+            best = (score, body)
+    if best is None:
+        return boxes, conf
+    body = best[1]
+    plaus = _plausibility(body, h)
+    ys, xs = np.nonzero(body)
+    bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    bh = by1 - by0
+    r = reach * bh
+    gate = np.zeros((h, w), np.uint8)
+    gate[int(max(0, by0 - 0.35 * bh)) : int(by0 + 0.6 * bh), int(max(0, bx0 - r)) : int(min(w, bx1 + r))] = 1
+    gate[int(by0) : int(min(h, by1 + 0.05 * bh)), int(max(0, bx0 - 0.1 * bh)) : int(min(w, bx1 + 0.1 * bh))] = 1
+    for t in range(t_n):
+        m = (masks[t] & gate) | body
+        _, lab = cv2.connectedComponents(cv2.dilate(m, _K3))
+        keep = np.unique(lab[body > 0])
+        sel = np.isin(lab, keep[keep > 0]) & (m > 0)
+        ys, xs = np.nonzero(sel)
+        boxes[t] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        conf[t] = plaus
+    return boxes, conf
+
+
+@register("motion")
+class MotionProvider(RoiProvider):
+    """Fixed-camera person finder from motion and colour (module docstring); no extra dependency."""
+
+    version: ClassVar[int] = 1
+    defaults: ClassVar[dict[str, Any]] = {
+        "work_side": 160,
+        "chunk": 900,
+        "threshold": 4.0,
+        "min_diff": 12.0,
+        "max_shake": 8.0,
+        "reach": 0.45,
+        "max_aspect": 0.5,
+        "candidates": 3,
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if int(self.params["work_side"]) < 32:
+            raise RoiError("motion parameter work_side must be at least 32 pixels")
+        if int(self.params["chunk"]) < 16:
+            raise RoiError("motion parameter chunk must be at least 16 frames")
+
+    def raw(self, reader: VideoReader) -> Job[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        p = self.params
+        n = reader.frame_count
+        (ww, wh), scale = _work_size(reader.size, int(p["work_side"]))
+        chunk = int(p["chunk"])
+        starts = list(range(0, n, chunk))
+        if len(starts) > 1 and n - starts[-1] < chunk // 3:  # no tiny last chunk: merge it
+            starts.pop()
+        ends = [*starts[1:], n]
+        boxes = np.full((n, 4), np.nan)
+        conf = np.zeros(n)
+        kw = {k: p[k] for k in ("threshold", "min_diff", "max_shake", "reach", "max_aspect")}
+        for a, b in zip(starts, ends):
+            buf = np.empty((b - a, wh, ww, 3), np.uint8)
+            for i, frame in reader.iter_frames(a, b):
+                buf[i - a] = cv2.resize(frame, (ww, wh), interpolation=cv2.INTER_AREA)
+                if (i - a) % 50 == 0:
+                    yield Progress(i, n, "motion: reading frames")
+            yield Progress(a + (b - a) // 2, n, "motion: finding the person")
+            cb, cc = analyse_chunk(buf, scale, candidates=int(p["candidates"]), **kw)
+            w, h = reader.size
+            boxes[a:b] = cb * (w / ww, h / wh, w / ww, h / wh)
+            conf[a:b] = cc
+        yield Progress(n, n, "motion: done")
+        return boxes, conf, None

@@ -1,0 +1,310 @@
+"""ROI providers, post-processing, caching, file parsers and the label-leak check (no Qt)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stanviewer.core.errors import RoiError
+from stanviewer.core.manifest import read_boxes_csv, read_manifest
+from stanviewer.core.progress import Progress, run_job
+from stanviewer.core.roi import (
+    RoiTrack,
+    compute_roi,
+    expand_boxes,
+    fill_gaps,
+    finish_boxes,
+    make_provider,
+    read_skeleton,
+    smooth_boxes,
+)
+from stanviewer.core.roi.cache import cache_path
+from stanviewer.core.roi.leak import auroc, box_features, leak_auroc, square_features
+from stanviewer.core.roi.pose import INSTALL_HINT
+from stanviewer.core.video import open_video
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of matching rows of two [N, 4] (x0, y0, x1, y1) arrays."""
+    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x1, y1 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area - inter)
+
+
+def true_boxes(path: Path, n: int) -> np.ndarray:
+    rows = read_boxes_csv(path)
+    return np.array([[x, y, x + w, y + h] for x, y, w, h in (rows[i] for i in range(n))], np.float64)
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def roi_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic set: 3 subjects x 4 videos (half compensation), 1-2 repetitions each."""
+    from stanviewer.core.synth import make_dataset
+
+    out = tmp_path_factory.mktemp("roi_synth")
+    return run_job(make_dataset(out, subjects=3, videos_per_subject=4, seed=7, reps=(1, 2)), stream=None)
+
+
+@pytest.fixture(scope="session")
+def motion_tracks(roi_dataset: Path) -> list[tuple[object, RoiTrack, np.ndarray]]:
+    """(manifest entry, motion track, true boxes) for every video of :func:`roi_dataset`."""
+    out = []
+    for e in read_manifest(roi_dataset):
+        with open_video(e.video) as r:
+            track = run_job(compute_roi(r, "motion"), stream=None)
+            truth = true_boxes(roi_dataset.parent / e.extra["boxes"], r.frame_count)
+        out.append((e, track, truth))
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_video(make_video: Callable[..., Path]) -> Path:
+    return make_video("roi_small.mp4", 30)  # 96x64, 30 frames
+
+
+# --------------------------------------------------------------------------- post-processing
+def test_fill_gaps_interpolates_inside_and_carries_at_the_ends() -> None:
+    nan = [np.nan] * 4
+    raw = np.array([nan, [0, 0, 10, 10], nan, nan, [30, 0, 40, 10], nan], np.float64)
+    boxes, conf = fill_gaps(raw, np.array([0.9, 0.8, 0.7, 0.7, 0.6, 0.5]))
+    np.testing.assert_allclose(boxes[0], [0, 0, 10, 10])  # carried backwards
+    np.testing.assert_allclose(boxes[2], [10, 0, 20, 10])  # interpolated
+    np.testing.assert_allclose(boxes[3], [20, 0, 30, 10])
+    np.testing.assert_allclose(boxes[5], [30, 0, 40, 10])  # carried forwards
+    np.testing.assert_allclose(conf, [0, 0.8, 0, 0, 0.6, 0], atol=1e-6)  # filled frames: confidence 0
+
+
+def test_nothing_found_gives_the_whole_frame_with_zero_confidence() -> None:
+    boxes, conf = finish_boxes(np.full((4, 4), np.nan), None, (64, 48))
+    np.testing.assert_allclose(boxes, [[0, 0, 64, 48]] * 4)
+    assert (conf == 0).all()
+
+
+def test_margin_and_clamping() -> None:
+    b = np.array([[10, 10, 30, 50], [0, 0, 64, 48], [-5, 40, 20, 60]], np.float64)
+    grown = expand_boxes(b, margin=0.1, margin_px=1)
+    np.testing.assert_allclose(grown[0], [7, 5, 33, 55])  # 10% of 20 wide / 40 high, plus 1 px
+    out, _ = finish_boxes(b, None, (64, 48), smooth=0, margin=0.1)
+    assert (out[:, 0] >= 0).all() and (out[:, 1] >= 0).all()
+    assert (out[:, 2] <= 64).all() and (out[:, 3] <= 48).all()
+    np.testing.assert_allclose(out[1], [0, 0, 64, 48])
+    np.testing.assert_allclose(out[2], [0, 38, 22.5, 48])  # clamped on the left and the bottom
+    assert ((out[:, 2] - out[:, 0]) >= 1).all() and ((out[:, 3] - out[:, 1]) >= 1).all()
+
+
+def test_smoothing_removes_a_one_frame_spike_and_keeps_constant_boxes() -> None:
+    b = np.tile([10.0, 10, 20, 20], (21, 1))
+    b[10] = [0, 0, 60, 60]
+    out = smooth_boxes(b, 5)
+    np.testing.assert_allclose(out, np.tile([10.0, 10, 20, 20], (21, 1)), atol=1e-5)
+    ramp = np.stack([np.arange(20.0)] * 4, axis=1) + np.array([0, 0, 5, 5])
+    np.testing.assert_allclose(smooth_boxes(ramp, 5), ramp, atol=1e-5)  # steady motion is kept, ends included
+
+
+# --------------------------------------------------------------------------- track, crop square
+def test_track_round_trip_and_crop_square(tmp_path: Path) -> None:
+    boxes = np.tile([20.0, 10, 40, 90], (50, 1))
+    boxes[:5, 2] = 80  # a few wide frames (reaching out) must not change the square
+    joints = np.random.default_rng(0).uniform(0, 90, (50, 3, 2)).astype(np.float32)
+    t = RoiTrack(boxes, np.linspace(0, 1, 50), (160, 120), joints, "csv", {"file": "x.csv", "n": 3})
+    t.save(tmp_path / "t.npz")
+    back = RoiTrack.load(tmp_path / "t.npz")
+    np.testing.assert_array_equal(back.boxes, t.boxes)
+    np.testing.assert_array_equal(back.joints, t.joints)
+    assert back.size == (160, 120) and back.provider == "csv" and back.params == {"file": "x.csv", "n": 3}
+    cx, cy, side = t.crop_square()
+    assert (cx, cy) == (30.0, 50.0)
+    assert side == pytest.approx(80 * 1.15)
+    (tmp_path / "bad.npz").write_bytes(b"not a track")
+    with pytest.raises(RoiError, match=r"bad\.npz"):
+        RoiTrack.load(tmp_path / "bad.npz")
+
+
+# --------------------------------------------------------------------------- simple providers, cache
+def test_none_provider_is_the_whole_frame(small_video: Path) -> None:
+    with open_video(small_video) as r:
+        t = run_job(compute_roi(r, "none"), stream=None)
+        assert len(t) == r.frame_count
+        np.testing.assert_array_equal(t.boxes, np.tile([0, 0, *r.size], (r.frame_count, 1)))
+        assert (t.confidence == 1).all()
+
+
+def test_unknown_provider_and_parameter_are_clear_errors() -> None:
+    with pytest.raises(RoiError, match=r"unknown ROI provider 'openpose'.*motion"):
+        make_provider("openpose")
+    with pytest.raises(RoiError, match=r"no parameter.*colour"):
+        make_provider("motion", colour=3)
+    with pytest.raises(RoiError, match="needs a file"):
+        make_provider("csv")
+
+
+def test_cache_hit_is_instant_and_keyed_by_parameters(small_video: Path) -> None:
+    with open_video(small_video) as r:
+        prov = make_provider("motion")
+        path = cache_path(r, prov)
+        assert not path.exists()
+        first = run_job(compute_roi(r, prov), stream=None)
+        assert path.exists()
+        seen: list[Progress] = []
+        t0 = time.perf_counter()
+        second = run_job(compute_roi(r, "motion"), stream=None, on_progress=seen.append)
+        assert time.perf_counter() - t0 < 0.5
+        assert any("cache" in p.message for p in seen)
+        np.testing.assert_array_equal(first.boxes, second.boxes)
+        assert cache_path(r, make_provider("motion", margin=0.1)) != path
+
+
+def test_csv_boxes_and_joints(small_video: Path, tmp_path: Path) -> None:
+    with open_video(small_video) as r:
+        n = r.frame_count
+        rows = ["frame,x,y,w,h"] + [f"{i},{10 + i},5,20,30" for i in range(n) if i != 7]
+        (tmp_path / "boxes.csv").write_text("\n".join(rows) + "\n")
+        t = run_job(compute_roi(r, "csv", file=tmp_path / "boxes.csv", smooth=0), stream=None)
+        np.testing.assert_allclose(t.boxes[3], [13, 5, 33, 35])
+        np.testing.assert_allclose(t.boxes[7], [17, 5, 37, 35])  # interpolated
+        assert t.confidence[7] == 0 and t.confidence[3] == 1
+        head = "frame,a_x,a_y,b_x,b_y"
+        rows = [head] + [f"{i},10,10,30,50" for i in range(n)]
+        rows[5] = "4,,,30,50"  # one joint unknown in frame 4
+        (tmp_path / "joints.csv").write_text("\n".join(rows) + "\n")
+        t = run_job(compute_roi(r, "csv", file=tmp_path / "joints.csv", smooth=0, joint_pad=0), stream=None)
+        assert t.joints is not None and t.joints.shape == (n, 2, 2)
+        np.testing.assert_allclose(t.boxes[0], [10, 10, 30, 50])
+        assert np.isnan(t.joints[4, 0]).all()
+        (tmp_path / "bad.csv").write_text("frame,x,y,w,h\n0,1,2,3,4\n1,1,2,three,4\n")
+        with pytest.raises(RoiError, match=r"bad\.csv: line 3"):
+            run_job(compute_roi(r, "csv", file=tmp_path / "bad.csv"), stream=None)
+
+
+# --------------------------------------------------------------------------- NTU RGB+D skeleton files
+def _joint_line(x: float, y: float, state: int = 2) -> str:
+    # x y z depthX depthY colorX colorY orientationW orientationX orientationY orientationZ trackingState
+    return f"0.1 0.2 3.0 250.5 200.25 {x:.4f} {y:.4f} 0.9 0.01 -0.02 0.3 {state}"
+
+
+def _body(body_id: str, x0: float, y0: float, scale: float = 1.0) -> list[str]:
+    lines = [f"{body_id} 0 1 2 1 2 0 0.05 -0.1 2", "25"]
+    for j in range(25):  # joints spread over a 200 x 600 px (colour video) figure
+        lines.append(_joint_line(x0 + (j % 5) * 50 * scale, y0 + (j // 5) * 150 * scale))
+    return lines
+
+
+def write_skeleton(path: Path, bodies_per_frame: list[list[tuple[str, float, float]]]) -> Path:
+    lines = [str(len(bodies_per_frame))]
+    for bodies in bodies_per_frame:
+        lines.append(str(len(bodies)))
+        for body_id, x0, y0 in bodies:
+            lines += _body(body_id, x0, y0)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_skeleton_file_parses_and_follows_the_main_body(small_video: Path, tmp_path: Path) -> None:
+    main = "72057594037931101"
+    with open_video(small_video) as r:
+        n = r.frame_count
+        frames = [[(main, 960.0, 240.0)] for _ in range(n)]
+        frames[3] = []  # nobody tracked
+        frames[4] = []
+        frames[6] = [("72057594037931999", 100.0, 100.0), (main, 980.0, 240.0)]  # a second person
+        path = write_skeleton(tmp_path / "S001C001P001R001A001.skeleton", frames)
+        parsed = read_skeleton(path)
+        assert len(parsed) == n and [len(b) for b in parsed[2:7]] == [1, 0, 0, 1, 2]
+        assert parsed[6][1].body_id == main and parsed[6][1].joints.shape == (25, 12)
+        np.testing.assert_allclose(parsed[0][0].color_xy[6], [960 + 50, 240 + 150])
+        t = run_job(compute_roi(r, "skeleton", file=path, smooth=0, joint_pad=0), stream=None)
+        w, h = r.size
+        sx, sy = w / 1920, h / 1080
+        np.testing.assert_allclose(t.boxes[0], [960 * sx, 240 * sy, 1160 * sx, 840 * sy], rtol=1e-5)
+        np.testing.assert_allclose(t.boxes[6], [980 * sx, 240 * sy, 1180 * sx, 840 * sy], rtol=1e-5)  # not the other
+        assert t.confidence[3] == 0 and t.confidence[0] == 1  # frames 3-4 carried through
+        np.testing.assert_allclose(t.boxes[3], t.boxes[2])
+        assert t.joints is not None and t.joints.shape == (n, 25, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "line 1: the file ends early"),
+        ("two\n", "line 1: expected the frame count"),
+        ("1\n1\n" + "\n".join(_body("7", 0, 0)[:10]) + "\n", "line 13: the file ends early.*joint 8 of body 0"),
+        ("1\n1\n" + "\n".join(_body("7", 0, 0)).replace(" 0.3 2\n", " 0.3\n", 1) + "\n", "line 5: expected 12"),
+        ("1\n1\n7 0 1 2\n", "line 3: expected 10 values for the body-info line"),
+        ("1\n1\n" + "\n".join(_body("7", 0, 0)) + "\n0\n", "line 30: unexpected text"),
+        ("1\n1\n" + "\n".join(_body("7", 0, 0)).replace("0.9", "abc", 1) + "\n", "line 5: joint 0 .* not a number"),
+    ],
+)
+def test_malformed_skeleton_files_name_the_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.skeleton"
+    path.write_text(text)
+    with pytest.raises(RoiError, match=message) as err:
+        read_skeleton(path)
+    assert "bad.skeleton" in str(err.value)
+
+
+# --------------------------------------------------------------------------- pose (optional extra)
+def test_pose_without_mediapipe_says_how_to_install(small_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes ``import mediapipe`` fail
+    with open_video(small_video) as r, pytest.raises(RoiError) as err:
+        run_job(compute_roi(r, "pose", use_cache=False), stream=None)
+    text = str(err.value)
+    assert 'pip install "stanviewer[pose]"' in text
+    assert "pip install --no-deps mediapipe==0.10.21" in text
+    assert INSTALL_HINT in text
+
+
+def test_pose_finds_the_astronaut() -> None:
+    """On a real photo (scikit-image's astronaut.png), when the pose extra is installed."""
+    pytest.importorskip("mediapipe")
+    skimage = pytest.importorskip("skimage")
+    import cv2
+
+    from stanviewer.core.roi.pose import load_pose_module, pose_joints
+
+    img = cv2.imread(str(Path(skimage.__file__).parent / "data" / "astronaut.png"))[..., ::-1]
+    with load_pose_module().Pose(static_image_mode=True, model_complexity=1) as est:
+        joints, conf = pose_joints(img, est, 0.5)
+    assert conf > 0.5
+    known = joints[np.isfinite(joints).all(axis=1)]
+    x0, y0 = known.min(axis=0)
+    x1, y1 = known.max(axis=0)
+    person = np.array([[0.0, 30, 370, 512]])  # the astronaut (suit and head) in the 512x512 photo
+    assert iou(np.array([[x0, y0, x1, y1]]), person)[0] > 0.2
+    assert 120 < (x0 + x1) / 2 < 300 and 60 < (y0 + y1) / 2 < 400
+
+
+# --------------------------------------------------------------------------- motion on synthetic videos
+def test_motion_boxes_match_the_figure(motion_tracks: list) -> None:
+    shares = []
+    for _entry, track, truth in motion_tracks:
+        assert track.boxes.shape == truth.shape
+        shares.append(float(np.mean(iou(track.boxes, truth) >= 0.6)))
+    assert np.mean(shares) >= 0.8, shares
+
+
+def test_crop_square_does_not_leak_the_label(motion_tracks: list) -> None:
+    labels = [int(e.label == "compensation") for e, _, _ in motion_tracks]
+    groups = [e.subject for e, _, _ in motion_tracks]
+    feats = np.stack([square_features(t) for _, t, _ in motion_tracks])
+    score, _ = leak_auroc(feats, labels, groups)
+    assert 0.25 <= score <= 0.75, score
+
+
+def test_leak_check_detects_a_leak() -> None:
+    """The classifier itself is not blind: features that carry the label give a high AUROC."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 12)
+    x = rng.normal(0, 1, (24, 3))
+    x[:, 1] += 1.5 * y
+    groups = np.repeat(np.arange(6), 4).astype(str)
+    assert leak_auroc(x, y, groups)[0] > 0.8
+    assert auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert box_features(RoiTrack(np.tile([0.0, 0, 10, 20], (5, 1)), np.ones(5), (40, 40))).shape == (9,)
