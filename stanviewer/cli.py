@@ -223,6 +223,44 @@ def _run_synth(a: argparse.Namespace) -> int:
     return 0
 
 
+@command("roi", "find the person in every frame of a video (ROI boxes) and print or save them")
+def _roi_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", type=Path)
+    p.add_argument("--provider", default="motion", choices=["motion", "pose", "skeleton", "csv", "none"])
+    p.add_argument("--file", type=Path, help="input of the skeleton (.skeleton) and csv (boxes/joints) providers")
+    p.add_argument("--out", type=Path, help="write frame,x,y,w,h,confidence rows to this CSV")
+    p.add_argument("--no-cache", action="store_true", help="recompute even if cached boxes exist")
+    p.set_defaults(run=_run_roi)
+
+
+def _run_roi(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from stanviewer.core.fileio import atomic_write
+    from stanviewer.core.progress import run_job
+    from stanviewer.core.roi import compute_roi
+    from stanviewer.core.video import open_video
+
+    params = {"file": a.file} if a.file is not None else {}
+    with open_video(a.video) as r:
+        track = run_job(compute_roi(r, a.provider, use_cache=not a.no_cache, **params))
+    xywh = track.xywh()
+    cx, cy, side = track.crop_square()
+    print(f"video       {a.video}")
+    print(f"provider    {track.provider} ({len(track)} frames of {track.size[0]}x{track.size[1]})")
+    print(f"detected    {np.mean(track.confidence > 0):.0%} of frames, mean confidence {np.mean(track.confidence):.2f}")
+    print(f"median box  x={np.median(xywh[:, 0]):.0f} y={np.median(xywh[:, 1]):.0f} "
+          f"w={np.median(xywh[:, 2]):.0f} h={np.median(xywh[:, 3]):.0f}")  # fmt: skip
+    print(f"crop square cx={cx:.0f} cy={cy:.0f} side={side:.0f}")
+    if a.out:
+        with atomic_write(a.out) as f:
+            f.write("frame,x,y,w,h,confidence\n")
+            for i, (b, c) in enumerate(zip(xywh, track.confidence)):
+                f.write(f"{i},{b[0]:.1f},{b[1]:.1f},{b[2]:.1f},{b[3]:.1f},{c:.3f}\n")
+        print(f"wrote {a.out}")
+    return 0
+
+
 @command("train", "train a STAN model on a manifest with video-level labels")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="manifest.csv (video,subject,label[,frame_labels][,split])")
