@@ -164,8 +164,10 @@ class AnalysisServer:
                 if not finished:
                     self._cancel(conn)
 
-    def _cancel(self, conn: Any, timeout: float = 30.0) -> None:
-        """Ask the child to stop the running job and wait for its answer (else restart it)."""
+    def _cancel(self, conn: Any, timeout: float = 3.0) -> None:
+        """Ask the child to stop the running job; if it does not answer within ``timeout`` (it only
+        notices between windows, or it is still importing torch), stop the process: it restarts on the
+        next use, and the unfinished result (no ``analysis.json``) is never offered."""
         import time
 
         try:
@@ -180,7 +182,7 @@ class AnalysisServer:
                     return
         except (OSError, EOFError):
             pass
-        log.warning("the analysis process did not stop in %.0f s; restarting it", timeout)
+        log.info("the analysis process did not stop within %.0f s; stopping it", timeout)
         self.shutdown()
 
     def devices(self) -> Job[list[tuple[str, str]]]:
@@ -198,7 +200,7 @@ class AnalysisServer:
                 if msg[0] == "error":
                     _raise(msg)
 
-    def shutdown(self, timeout: float = 5.0) -> None:
+    def shutdown(self, timeout: float = 2.0) -> None:
         """Stop the child (at exit)."""
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None

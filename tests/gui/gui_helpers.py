@@ -7,9 +7,13 @@ from pathlib import Path
 import numpy as np
 
 N_FRAMES = 120  # frames of the standard test video (25 fps, 96x64)
+# Waits end as soon as their condition holds; the limits are generous because the development machine
+# is shared with training jobs (a cold ``import torch`` there has taken minutes).
+SHORT = 60_000  # ms: a frame on screen
+LONG = 600_000  # ms: opening, an analysis (the analysis process imports torch)
 
 
-def open_and_wait(qtbot, w, path: Path, timeout: int = 60000) -> None:
+def open_and_wait(qtbot, w, path: Path, timeout: int = LONG) -> None:
     """Open ``path`` in window ``w`` and wait until the video and its cached analyses are shown."""
     with qtbot.waitSignal(w.sigOpened, timeout=timeout):
         w.open_path(path)

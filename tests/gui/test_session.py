@@ -1,0 +1,134 @@
+"""The document model and the small pure helpers behind the views (no window needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from stanviewer.core.explain.result import Analysis
+from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
+from stanviewer.qt.session import Session, segment_stats
+from stanviewer.qt.timeline import intervals_path, prediction_text
+from stanviewer.qt.video_view import format_time, heat_rgba
+from stanviewer.qt.workers import Thumbnails
+
+
+class FakeReader:
+    """What the session needs of a VideoReader: 25 fps, ``n`` frames."""
+
+    def __init__(self, n: int = 100) -> None:
+        self.frame_count = n
+        self._t = np.arange(n) / 25.0
+        self.info = SimpleNamespace(fps=25.0, duration_s=n / 25.0)
+        self.path = "fake.mp4"
+        self.closed = False
+
+    def times(self) -> np.ndarray:
+        return self._t.copy()
+
+    def index_at_time(self, t: float) -> int:
+        return int(min(max(np.searchsorted(self._t, t + 1e-9, side="right") - 1, 0), self.frame_count - 1))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def analysis(scores: np.ndarray, threshold: float = 0.5) -> Analysis:
+    meta = {"method": "vanilla", "threshold": threshold, "target": "compensation", "model": {"sha256": "a" * 64}}
+    pred = {"class": "normal", "probabilities": {"normal": 0.7, "compensation": 0.3}}
+    t = np.arange(len(scores)) / 25.0
+    return Analysis(scores, scores, scores, t, [], pred, meta, None)
+
+
+def test_segment_stats_match_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.random(500).astype(np.float32)
+    s[rng.random(500) < 0.1] = np.nan
+    segs = segments_from_scores(s, 0.4, SegmentOptions(merge_gap=3))
+    peak, mean = segment_stats(s, segs)
+    for g, p, m in zip(segs, peak, mean):
+        assert p == pytest.approx(np.nanmax(s[g.start : g.end]))
+        assert m == pytest.approx(np.nanmean(s[g.start : g.end]))
+
+
+def test_session_threshold_segments_and_navigation(qtbot) -> None:
+    s = Session()
+    reader = FakeReader(100)
+    s.set_video(reader)
+    scores = np.zeros(100, np.float32)
+    scores[10:20], scores[50:53], scores[70:90] = 0.9, 0.6, 0.7
+    s.set_analysis(analysis(scores, threshold=0.65))
+    assert [(g.start, g.end) for g in s.segments] == [(10, 20), (70, 90)]
+    with qtbot.waitSignal(s.sigSegmentsChanged):
+        s.set_threshold(0.5)
+    assert [(g.start, g.end) for g in s.segments] == [(10, 20), (50, 53), (70, 90)]
+    s.set_threshold(7)  # clamped
+    assert s.threshold == 1.0 and s.segments == []
+    s.set_threshold(0.5)
+    s.set_frame(0)
+    s.next_segment()
+    assert (s.frame, s.selected) == (10, 0)
+    s.next_segment()
+    assert (s.frame, s.selected) == (50, 1)
+    s.set_frame(60)
+    s.previous_segment()
+    assert (s.frame, s.selected) == (50, 1)
+    assert s.segment_at(51) == 1 and s.segment_at(60) == -1
+    s.select_segment(2)
+    s.set_threshold(0.65)  # the selection follows the segment that overlaps it
+    assert s.selected == 1 and s.segments[1].start == 70
+    s.set_options(SegmentOptions(min_frames=11))
+    assert [(g.start, g.end) for g in s.segments] == [(70, 90)]
+    s.step_seconds(1.0)
+    assert s.frame == 70 + 25
+    s.set_frame(10_000)
+    assert s.frame == 99
+    with pytest.raises(Exception, match="another video"):
+        s.set_analysis(analysis(np.zeros(50, np.float32)))
+    tiers = s.tiers()
+    assert tiers[0].intervals == [(70, 90)] and "0.65" in tiers[0].name
+    s.set_video(None)
+    assert reader.closed and s.analysis is None and s.segments == []
+
+
+def test_partial_scores_grow_and_never_flag_nan(qtbot) -> None:
+    s = Session()
+    s.set_video(FakeReader(40))
+    curve = np.full(40, np.nan, np.float32)
+    curve[:10] = 0.9
+    s.set_partial(curve)
+    assert [(g.start, g.end) for g in s.segments] == [(0, 10)]
+    assert s.score_at(5) == pytest.approx(0.9) and s.score_at(20) is None
+    assert "Analysing" in prediction_text(s)
+    s.set_partial(None)
+    assert s.scores is None and s.segments == []
+
+
+def test_prediction_is_worded_as_model_output(qtbot) -> None:
+    s = Session()
+    s.set_video(FakeReader(10))
+    s.set_analysis(analysis(np.zeros(10, np.float32)))
+    text = prediction_text(s)
+    assert "Model output" in text and "not a diagnosis" in text and "normal" in text and "p = 0.70" in text
+    assert "diagnos" not in text.replace("not a diagnosis", "")
+
+
+def test_small_helpers() -> None:
+    x, y = intervals_path([(2, 5), (9, 10)], 0.0, 1.0)
+    assert x.tolist() == [1.5, 1.5, 4.5, 4.5, 8.5, 8.5, 9.5, 9.5] and y.tolist() == [0, 1, 1, 0] * 2
+    assert format_time(0) == "0:00.000" and format_time(61.5) == "1:01.500" and format_time(3723.25) == "1:02:03.250"
+    rgba = heat_rgba(np.array([[0.0, 1.0]], np.float32), "inferno", 0.5)
+    assert rgba.shape == (1, 2, 4) and rgba[0, 0, 3] == 0 and rgba[0, 1, 3] == 128
+
+
+def test_thumbnails_stay_within_budget() -> None:
+    t = Thumbnails(90_000, (160, 120), side=160, budget=96 << 20)
+    assert t.data.nbytes <= 96 << 20 and t.stride > 1
+    assert t.get(1234) is None
+    t.ready[:] = True
+    j, img = t.get(1234)
+    assert abs(j - 1234) <= t.stride / 2 and img.shape == (120, 160, 3)
+    small = Thumbnails(300, (640, 480))
+    assert small.stride == 1 and small.size == (160, 120)
