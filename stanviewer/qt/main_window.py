@@ -493,16 +493,19 @@ class MainWindow(QMainWindow):
         provider = ((self.analysis_panel.meta or {}).get("spec") or {}).get("roi_provider", "motion")
 
         def job() -> Job[np.ndarray]:
-            from stanviewer.core.roi import compute_roi  # type: ignore[import-not-found]
+            from stanviewer.core.roi import PROVIDERS, compute_roi
             from stanviewer.core.video import open_video
 
+            # a model trained with boxes from files ("truth", "csv") has none for a new video: use motion
+            name = provider if provider in PROVIDERS and provider not in ("csv", "skeleton") else "motion"
             with open_video(path) as reader:
-                track = yield from compute_roi(reader, provider)
+                track = yield from compute_roi(reader, name)
             return np.asarray(track.boxes, np.float32)
 
         w = JobWorker(job, "roi")
         w.sigReturned.connect(lambda boxes: self.session.set_roi_boxes(boxes) if self.session.path == path else None)
-        w.sigErrored.connect(lambda e: self.statusBar().showMessage(f"ROI boxes unavailable: {e}", 8000))
+        w.sigErrored.connect(lambda e: show_error(self, "ROI boxes unavailable", e))
+        self.statusBar().showMessage("Finding the person in every frame (ROI boxes)…", 5000)
         self._roi_worker = w
         w.start()
 

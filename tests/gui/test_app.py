@@ -346,3 +346,17 @@ print("torch" in sys.modules, "cv2" in sys.modules)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_roi_boxes_are_computed_when_asked(qtbot, window, analysed_video: Path, dialogs) -> None:
+    open_and_wait(qtbot, window, analysed_video)
+    s = window.session
+    assert window.roi_check.isEnabled() and s.roi_boxes is None
+    qtbot.keyClick(window.view, Qt.Key.Key_R)
+    assert s.overlay.roi_visible and window.roi_check.isChecked()
+    qtbot.waitUntil(lambda: s.roi_boxes is not None or bool(dialogs), timeout=LONG)
+    assert not dialogs
+    assert s.roi_boxes.shape == (N_FRAMES, 4)
+    window.view.repaint()  # draws the box of the frame on screen
+    qtbot.keyClick(window.view, Qt.Key.Key_R)
+    assert not s.overlay.roi_visible
