@@ -59,7 +59,7 @@ def make_video(path: Path, size: tuple[int, int], frames: int, gop: int) -> Path
     return path
 
 
-def fake_analysis(video: Path, n: int, heat: bool = True):  # noqa: ANN201 - (Analysis, folder)
+def fake_analysis(video: Path, n: int, heat: bool = True):
     """An analysis with a smooth random curve (and blob heatmaps) saved in the cache of ``video``."""
     from stanviewer.core.explain.heatmaps import HeatmapWriter
     from stanviewer.core.explain.scoring import Analysis
@@ -130,7 +130,7 @@ class App:
         self.displayed: list[tuple[int, float, bool]] = []
         self.w.view.sigDisplayed.connect(lambda i, dt, exact: self.displayed.append((i, dt, exact)))
 
-    def spin(self, seconds: float, until=None) -> bool:  # noqa: ANN001
+    def spin(self, seconds: float, until=None) -> bool:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             self.app.processEvents()
@@ -213,14 +213,15 @@ def phase_display(work: Path, tmp: Path, quick: bool, step_ms: float) -> dict:
         app = App(tmp)
         app.open(video)
         assert app.w.session.analysis is not None and app.w.session.overlay.visible
-        app.w.session.set_frame(n // 3)
-        app.spin(10, lambda: app.w.view.showing(n // 3) and app.w.view._heat_image is not None)
+        view, start = app.w.view, n // 3
+        app.w.session.set_frame(start)
+        app.spin(60, lambda v=view, f=start: v.showing(f) and v._heat_image is not None)
         app.spin(0.5)
         lat = bench_steps(app, step_ms, 20 if quick else 40, 10 if quick else 20)
         res[f"step {name}"] = lat
         if name == "640x480":
             thumbs = app.w.view.thumbs
-            app.spin(120, lambda: bool(thumbs.ready.all()))
+            app.spin(300, lambda t=thumbs: bool(t.ready.all()))
             res["click first"], res["click exact"] = bench_clicks(app, 15 if quick else 30)
         app.close()
     return res
@@ -379,7 +380,8 @@ def main() -> int:
         f"{mem['rss_open']:.0f} (open) | {mem['rss_after']:.0f} (after) | {mem['rss_peak']:.0f} (peak) | | <= 2048 |"
     )
     print(
-        f"| threshold drag on that {mem['frames']}-frame curve, {mem['segments']}-{mem['segments_min']} segments (ms) | "
+        f"| threshold drag on that {mem['frames']}-frame curve, "
+        f"{mem['segments']}-{mem['segments_min']} segments (ms) | "
         f"| {mem['threshold_p95']:.1f} | | 25 | |"
     )
     print(

@@ -88,7 +88,7 @@ def main() -> int:
 
     app = make_app()
 
-    def spin(seconds: float, until=None) -> bool:  # noqa: ANN001
+    def spin(seconds: float, until=None) -> bool:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             app.processEvents()
@@ -106,14 +106,14 @@ def main() -> int:
         print("the analysis did not appear", file=sys.stderr)
         return 1
     s = w.session
-    spin(3.0, lambda: w.device_label.text().startswith("Device: C"))
+    spin(300, lambda: not w.device_label.text().endswith("checking…"))
     # a segment in the middle, selected, with the playhead inside it
     if s.segments:
         k = max(range(len(s.segments)), key=lambda j: s.segments[j].frames)
         s.select_segment(k)
         g = s.segments[k]
         s.set_frame((g.start + g.end) // 2)
-    spin(2.0, lambda: w.view.shown == s.frame)
+    spin(300, lambda: w.view.showing(s.frame) and w.view._heat_image is not None)
     spin(0.5)
     a.out.mkdir(parents=True, exist_ok=True)
     main_png = a.out / "main-window.png"

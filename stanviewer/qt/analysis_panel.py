@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from stanviewer.core.errors import CheckpointError, StanError
+from stanviewer.core.models.registry import describe_arch
 from stanviewer.core.progress import Job, Progress
 from stanviewer.qt.analysis_process import server
 from stanviewer.qt.dialogs import show_error
@@ -160,7 +161,7 @@ class AnalysisPanel(QWidget):
         self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.cancel_button.setEnabled(False)
         buttons.addWidget(self.run_button, 1)
-        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.cancel_button, 1)
         outer.addLayout(buttons)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1)
@@ -270,7 +271,8 @@ class AnalysisPanel(QWidget):
             self.method.setCurrentIndex(max(0, self.method.findData(default)))
         synthetic = meta.get("synthetic_only", True) and "imported_from" not in meta
         lines = [
-            f"<b>{name}</b>: {spec.get('arch')} UniFormer; classes {', '.join(spec.get('classes', []))} "
+            f"<b>{name}</b>: {spec.get('arch')} ({describe_arch(spec.get('arch'))}); "
+            f"classes {', '.join(spec.get('classes', []))} "
             f"(explains '{spec.get('target')}'); {spec.get('frames')} frames × {spec.get('size')} px "
             f"at {spec.get('sample_fps')} frames/s",
         ]

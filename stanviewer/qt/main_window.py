@@ -84,7 +84,7 @@ def open_job(path: Path, analysis_folder: Path | None = None) -> Job[OpenResult]
             try:
                 labels = read_frame_labels(label_file, n)
                 iv = [(g.start, g.end) for g in segments_from_scores(labels.astype(np.float32), 0.5)]
-                res.tiers.append(Tier(f"labels ({label_file.name})", iv, source=str(label_file), color=(90, 160, 240)))
+                res.tiers.append(Tier("labels", iv, source=str(label_file), color=(90, 160, 240)))
             except StanError as e:
                 log.warning("label file ignored: %s", e)
         handed_over = True
@@ -235,8 +235,8 @@ class MainWindow(QMainWindow):
         self.segments_dock = QDockWidget("Flagged segments", self)
         self.segments_dock.setObjectName("dock_segments")
         self.segments_dock.setWidget(self.segments_panel)
-        self.analysis_dock.setMinimumWidth(380)
-        self.segments_dock.setMinimumWidth(380)
+        self.analysis_dock.setMinimumWidth(430)
+        self.segments_dock.setMinimumWidth(430)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.analysis_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.segments_dock)
         self.splitter.setObjectName("splitter")
@@ -393,7 +393,8 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(res.path)
         self._rebuild_recent()
         self.setWindowTitle(f"{res.path.name} — stanviewer")
-        self.statusBar().showMessage(f"Opened {res.path.name}", 5000)
+        labels = "".join(f"; tier '{t.name}' from {Path(t.source).name}" for t in res.tiers)
+        self.statusBar().showMessage(f"Opened {res.path.name}{labels}", 8000)
         self.view.setFocus()
 
     def _start_previews(self, path: Path, reader: Any) -> None:

@@ -115,7 +115,10 @@ class SegmentsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # sized once: resizing to the contents on every threshold move costs time with thousands of rows
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self._sized = False
         self.table.setAlternatingRowColors(True)
         self.table.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         lay.addWidget(self.table)
@@ -148,6 +151,9 @@ class SegmentsPanel(QWidget):
                         self.summary.text() + f"<br><i>The model predicts '{pred}' for this video; the segments "
                         f"show where it looked for '{target}' anyway.</i>"
                     )
+        if not self._sized and n:
+            self.table.resizeColumnsToContents()
+            self._sized = True
         self._on_selected(s.selected)
 
     def _on_selected(self, row: int) -> None:

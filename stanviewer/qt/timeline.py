@@ -296,15 +296,17 @@ class Timeline(QWidget):
         self.shade_sel.setData(*intervals_path(sel, -0.02, 1.05))
 
     def _on_tiers(self) -> None:
-        for item in self.lane_items:
-            self.lanes.removeItem(item)
-        self.lane_items = []
         tiers = self.session.tiers()
-        for k, tier in enumerate(tiers):
-            x, y = intervals_path(tier.intervals, k + 0.15, k + 0.85)
-            item = pg.PlotCurveItem(x, y, pen=None, brush=pg.mkBrush(*tier.color, 200), fillLevel=k + 0.15)
+        while len(self.lane_items) > len(tiers):
+            self.lanes.removeItem(self.lane_items.pop())
+        while len(self.lane_items) < len(tiers):  # items are reused: the model tier changes on every drag
+            item = pg.PlotCurveItem(pen=None)
             self.lanes.addItem(item)
             self.lane_items.append(item)
+        for k, (tier, item) in enumerate(zip(tiers, self.lane_items)):
+            item.setData(*intervals_path(tier.intervals, k + 0.15, k + 0.85))
+            item.setFillLevel(k + 0.15)
+            item.setBrush(pg.mkBrush(*tier.color, 200))
         self.lanes.getAxis("left").setTicks([[(k + 0.5, t.name) for k, t in enumerate(tiers)]])
         self.lanes.setYRange(0, max(1, len(tiers)), padding=0)
         self.lanes.setFixedHeight(12 + 24 * max(1, len(tiers)))

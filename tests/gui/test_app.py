@@ -360,3 +360,43 @@ def test_roi_boxes_are_computed_when_asked(qtbot, window, analysed_video: Path, 
     window.view.repaint()  # draws the box of the frame on screen
     qtbot.keyClick(window.view, Qt.Key.Key_R)
     assert not s.overlay.roi_visible
+
+
+def test_drop_a_file_and_zoom_keys(qtbot, window, analysed_video: Path) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(analysed_video))])
+    ev = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    with qtbot.waitSignal(window.sigOpened, timeout=LONG):
+        window.dropEvent(ev)
+    assert window.session.frame_count == N_FRAMES
+    tl, view = window.timeline, window.view
+    full = tl.vb.viewRange()[0]
+    qtbot.keyClick(view, Qt.Key.Key_Equal)
+    lo, hi = tl.vb.viewRange()[0]
+    assert hi - lo == pytest.approx((full[1] - full[0]) / 2, rel=0.05)
+    qtbot.keyClick(view, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)  # pan right
+    assert tl.vb.viewRange()[0][0] > lo
+    qtbot.keyClick(view, Qt.Key.Key_0)
+    assert tl.vb.viewRange()[0] == pytest.approx(full, abs=0.6)
+
+
+def test_a_broken_checkpoint_gives_a_dialog_naming_it(
+    qtbot, window, analysed_video: Path, tmp_path: Path, dialogs
+) -> None:
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    open_and_wait(qtbot, window, analysed_video)
+    ap = window.analysis_panel
+    ap.set_checkpoint(bad)
+    assert "broken.safetensors" in ap.card.text()
+    ap.run()
+    qtbot.waitUntil(lambda: bool(dialogs), timeout=LONG)
+    title, text = dialogs[-1]
+    assert title == "Analysis failed" and "broken.safetensors" in text
+    qtbot.waitUntil(lambda: not ap.running, timeout=SHORT)
+    assert window.session.analysis is not None  # the cached analysis is still shown
