@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stanviewer import DISCLAIMER, __version__
+from stanviewer.core.models.registry import CNN_ARCHS, arch_names
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -261,11 +262,17 @@ def _run_roi(a: argparse.Namespace) -> int:
     return 0
 
 
-@command("train", "train a STAN model on a manifest with video-level labels")
+@command("train", "train a STAN or per-frame CNN model on a manifest with video-level labels")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="manifest.csv (video,subject,label[,frame_labels][,split])")
     p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, history.csv)")
-    p.add_argument("--arch", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument(
+        "--arch",
+        default="tiny",
+        choices=arch_names(),
+        help="STAN: tiny, small, base (UniFormer); per-frame CNN (PAPER.md §5): cnn-<resnet18|resnet50|narrow>-"
+        "<fcl|patch|rnn>",
+    )
     p.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
     p.add_argument("--frames", type=int, default=8, help="clip length T in model frames (even)")
     p.add_argument("--size", type=int, default=64, help="input side in pixels (multiple of 32)")
@@ -403,6 +410,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     imp.add_argument("--frames", type=int, default=16)
     imp.add_argument("--size", type=int, default=224)
     imp.add_argument("--sample-fps", type=float, default=7.5)
+    imp.add_argument(
+        "--arch",
+        choices=CNN_ARCHS,
+        help="import 2-D ResNet weights (torchvision/timm names, e.g. ImageNet resnet50) into this per-frame CNN "
+        "(its head starts random; train it with --init); default: the source is a UniFormer video checkpoint",
+    )
+    imp.add_argument("--roi", default="motion", help="ROI provider for the local view (per-frame CNN imports)")
     info = sub.add_parser("info", help="print a checkpoint's metadata")
     info.add_argument("checkpoint", type=Path, nargs="?", help="default: the bundled model")
     info.add_argument("--json", action="store_true", help="print the raw metadata JSON")
@@ -420,9 +434,22 @@ def _run_model(a: argparse.Namespace) -> int:
             from stanviewer.core.errors import StanError
 
             raise StanError("--classes needs at least two names, e.g. normal,compensation")
-        out, notes = ck.import_official(
-            a.source, a.out, classes, views=a.views, frames=a.frames, size=a.size, sample_fps=a.sample_fps
-        )
+        if a.arch:
+            out, notes = ck.import_resnet(
+                a.source,
+                a.out,
+                a.arch,
+                classes,
+                views=a.views,
+                frames=a.frames,
+                size=a.size,
+                sample_fps=a.sample_fps,
+                roi_provider=a.roi,
+            )
+        else:
+            out, notes = ck.import_official(
+                a.source, a.out, classes, views=a.views, frames=a.frames, size=a.size, sample_fps=a.sample_fps
+            )
         print(f"wrote {out}")
         for n in notes:
             print(f"  {n}")

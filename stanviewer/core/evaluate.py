@@ -187,10 +187,18 @@ def _roi_fn(ck: Checkpoint):
 def _randomised(ck: Checkpoint, level: str) -> Checkpoint:
     """A copy of the checkpoint with weights re-initialised from the top down to ``level``."""
     model = copy.deepcopy(ck.model)
-    bb = model.backbone
     order = ["head", "blocks4", "blocks3", "blocks2", "blocks1"]
     upto = order[: order.index(level) + 1]
     torch.manual_seed(1234)
+    if hasattr(model, "randomisation_levels"):  # models other than STAN name their own levels
+        levels = model.randomisation_levels()
+        for name in upto:
+            for mod in levels[name]:
+                for m in mod.modules():
+                    if hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+        return Checkpoint(model=model, meta=ck.meta, path=ck.path, sha256=f"{ck.sha256}-rand-{level}")
+    bb = model.backbone
     for name in upto:
         mod = getattr(bb, name)
         for m in mod.modules() if hasattr(mod, "modules") else [mod]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stanviewer.core.errors import CheckpointError
+from stanviewer.core.models.registry import describe_arch
 from stanviewer.core.paths import models_dir
 
 __all__ = ["BUNDLED_NAME", "default_checkpoint_path", "describe", "load_default"]
@@ -37,7 +38,7 @@ def describe(path: str | Path, meta: dict) -> str:
     lines = [
         f"checkpoint  {path}",
         f"name        {meta.get('name', Path(path).stem)}",
-        f"arch        {spec.get('arch')} (UniFormer backbone), views {spec.get('views')}",
+        f"arch        {spec.get('arch')} ({describe_arch(spec.get('arch'))}), views {spec.get('views')}",
         f"classes     {', '.join(spec.get('classes', []))} (explained: {spec.get('target')})",
         f"input       {spec.get('frames')} frames x {spec.get('size')} px at {spec.get('sample_fps')} frames/s, "
         f"ROI {spec.get('roi_provider')}",

@@ -7,7 +7,8 @@ length, sampling, input size, normalisation), ``thresholds`` (calibrated per met
 
 Official UniFormer ``.pth`` files are read with ``torch.load(weights_only=True)`` (tensors and plain
 containers only: a pickle that tries to build any other object is refused, never executed) and mapped
-with :func:`~stanviewer.core.models.uniformer.checkpoint_filter_fn`.
+with :func:`~stanviewer.core.models.uniformer.checkpoint_filter_fn`; user-supplied 2-D ResNet weights
+(torchvision/timm key layout) go through the same reader into a per-frame CNN with :func:`import_resnet`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 from stanviewer import __version__
 from stanviewer.core.errors import CheckpointError
 from stanviewer.core.fileio import make_temp, sha256_file
+from stanviewer.core.models.registry import build_model, is_known
 from stanviewer.core.models.stan import STAN, ModelSpec
 from stanviewer.core.models.uniformer import VARIANTS, UniFormer, UniFormerConfig, checkpoint_filter_fn
 
@@ -35,6 +37,7 @@ __all__ = [
     "FORMAT",
     "Checkpoint",
     "import_official",
+    "import_resnet",
     "load_checkpoint",
     "read_metadata",
     "save_checkpoint",
@@ -137,10 +140,12 @@ def _build(meta: dict, path: Path) -> nn.Module:
         spec = ModelSpec.from_dict(meta["spec"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"model spec is invalid ({e})", path) from e
-    arch = spec.arch
-    if arch in VARIANTS or arch.startswith("uniformer"):
-        return STAN(spec)
-    raise CheckpointError(f"unknown architecture {arch!r} in the model spec", path)
+    if not is_known(spec.arch):
+        raise CheckpointError(f"unknown architecture {spec.arch!r} in the model spec", path)
+    try:
+        return build_model(spec)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"model spec is invalid ({e})", path) from e
 
 
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
@@ -292,6 +297,69 @@ def import_official(
         "name": Path(out).stem,
         "imported_from": {"file": src.name, "sha256": sha256_file(src), "notes": notes},
         "training": {"data": "not fine-tuned: weights as imported (head re-initialised if classes differ)"},
+        "thresholds": {},
+    }
+    return save_checkpoint(out, model, meta), notes
+
+
+def import_resnet(
+    src: str | Path,
+    out: str | Path,
+    arch: str,
+    classes: list[str],
+    *,
+    target: str | None = None,
+    views: str = "global+local",
+    frames: int = 8,
+    size: int = 64,
+    sample_fps: float = 5.0,
+    roi_provider: str = "motion",
+) -> tuple[Path, list[str]]:
+    """A per-frame CNN checkpoint (``arch`` = ``cnn-...``) whose ResNet holds user-supplied 2-D weights.
+
+    ``src`` is a torchvision/timm-layout ResNet state dict (e.g. ImageNet ``resnet50`` weights; ``.pth``
+    read with ``weights_only=True``, or ``.safetensors``), mapped with
+    :func:`~stanviewer.core.models.resnet.checkpoint_filter_fn` (its ``fc`` classifier is dropped). The
+    sequence head is initialised randomly: train it with ``stanviewer train --arch ARCH --init OUT``
+    (same ``--frames``, whose value fixes the head's input size).
+
+    Returns the output path and notes (what was dropped or filled).
+    """
+    from stanviewer.core.models.framecnn import FrameCNN, FrameCNNConfig
+    from stanviewer.core.models.resnet import ResNet, ResNetConfig
+    from stanviewer.core.models.resnet import checkpoint_filter_fn as resnet_filter
+
+    src = Path(src)
+    try:
+        cfg = FrameCNNConfig.for_arch(arch, frames)
+    except ValueError as e:
+        raise CheckpointError(str(e), src) from None
+    raw = _read_foreign(src)
+    backbone = ResNet(ResNetConfig.from_dict({**cfg.resnet, "num_classes": 0}))
+    mapped, notes = resnet_filter(raw, backbone)
+    if not mapped:
+        raise CheckpointError("contains no tensors", src)
+    if "conv1.weight" not in mapped or not any(k.startswith("layer4.") for k in mapped):
+        raise CheckpointError(
+            "does not look like a ResNet state dict (torchvision/timm names conv1, layer1..layer4, fc)", src
+        )
+    _load_state(backbone, mapped, src)
+    spec = ModelSpec(
+        arch=arch,
+        classes=list(classes),
+        target=target or classes[-1],
+        views=views,
+        frames=frames,
+        size=size,
+        sample_fps=sample_fps,
+        roi_provider=roi_provider,
+    )
+    model = FrameCNN(spec, backbone)
+    notes = [*notes, "sequence head initialised randomly"]
+    meta = {
+        "name": Path(out).stem,
+        "imported_from": {"file": src.name, "sha256": sha256_file(src), "notes": notes},
+        "training": {"data": "not fine-tuned: ResNet weights as imported, random sequence head"},
         "thresholds": {},
     }
     return save_checkpoint(out, model, meta), notes

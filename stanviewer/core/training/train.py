@@ -1,4 +1,4 @@
-"""Weakly supervised training of STAN with a multiple-instance objective.
+"""Weakly supervised training of STAN (or any registered model) with a multiple-instance objective.
 
 Each step takes a class-balanced batch of whole videos. A video is cut into consecutive windows of T
 model frames; every window gets an evidence score (target-class log-odds); the video score pools them
@@ -33,6 +33,7 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import atomic_write
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
+from stanviewer.core.models.registry import build_model
 from stanviewer.core.models.stan import STAN, ModelSpec
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples, model_windows
@@ -269,10 +270,16 @@ def train(
                 f"not {spec.arch} with {spec.classes}",
                 ck.path,
             )
-        model = STAN(spec)  # views do not change the parameters: any views' checkpoint initialises any views
-        model.load_state_dict(ck.model.state_dict())
+        model = build_model(spec)  # views do not change the parameters: any views' checkpoint initialises any views
+        try:
+            model.load_state_dict(ck.model.state_dict())
+        except RuntimeError as e:
+            why = str(e).splitlines()[-1].strip()[:160]
+            if ck.spec.frames != spec.frames:
+                why += f"; it was made for {ck.spec.frames}-frame clips, this run uses {spec.frames}"
+            raise StanError(f"--init checkpoint does not fit this model ({why})", ck.path) from None
     else:
-        model = STAN(spec)
+        model = build_model(spec)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     half = max(1, cfg.batch_videos // 2)
