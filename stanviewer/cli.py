@@ -58,18 +58,21 @@ def _run_demo(a: argparse.Namespace) -> int:
         lo, hi = (int(x) for x in a.reps.split("-"))
     except ValueError:
         raise StanError(f"--reps must look like 3-4, not {a.reps!r}") from None
+    if a.no_gui:  # fail before drawing a video when there is no model (the app says so in a dialog)
+        from stanviewer.core.models.bundled import default_checkpoint_path
+
+        ck_path = a.checkpoint or default_checkpoint_path()
     video = run_job(demo_video(a.seed, (lo, hi)))
     print(f"demo video: {video}")
     if not a.no_gui:
         from stanviewer.qt.app import run_app
 
         return run_app([str(video)], checkpoint=a.checkpoint, auto_run=True, method=a.method)
-    from stanviewer.core.explain.scoring import AnalysisSettings
+    from stanviewer.core.explain.result import AnalysisSettings
     from stanviewer.core.explain.store import analyze_video
-    from stanviewer.core.models.bundled import default_checkpoint_path
     from stanviewer.core.models.checkpoint import load_checkpoint
 
-    ck = load_checkpoint(a.checkpoint or default_checkpoint_path())
+    ck = load_checkpoint(ck_path)
     method = a.method or ck.meta.get("default_method") or "vanilla"
     analysis, folder = run_job(analyze_video(video, ck, AnalysisSettings(method=method)))
     for line in describe_result(analysis, ck.threshold(method)):
