@@ -19,9 +19,11 @@ model runs; fractions use the mean of the two.
 of that row (Linux ``/proc/stat``): on a shared machine, compare rows only when it is near 0.
 
 Usage: ``python bench/model.py [--threads 1,2] [--configs tiny:8x64,tiny:16x112,small:8x160,small:16x224]
-[--repeat-scale 1.0] [--budget 20]``. Runtime with the defaults: about 3-5 minutes on 2 idle cores; far
-longer when other processes compete (``--budget`` caps the repeats of each measurement, and the
-"runs" column says how many were timed).
+[--repeat-scale 1.0] [--budget 20] [--max-total SECONDS]``; Ctrl-C prints what was measured so far.
+Runtime with the defaults: about 3-5 minutes on 2 idle cores; far longer when other processes compete
+(``--budget`` caps the repeats of each measurement, and the "runs" column says how many were timed).
+With 2 threads on a loaded machine each OpenMP barrier waits for a descheduled thread: wall clock and
+even CPU time (spinning) can grow tenfold, so compare thread counts only in load-free rows.
 """
 
 from __future__ import annotations
@@ -251,9 +253,153 @@ def parse_configs(text: str) -> list[Config]:
     return out
 
 
-def fmt_rate(flops: float, seconds: float, peak: float) -> str:
+def fmt_rate(flops: float | None, seconds: float | None, peak: float) -> str:
+    if flops is None or seconds is None:
+        return "–"
     rate = flops / seconds / 1e9
     return f"{rate:.0f} ({rate / peak:.2f})"
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.3f}"
+
+
+@dataclass
+class Results:
+    configs: list[Config]
+    flops: dict[tuple[str, str], float] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    peaks: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def measure(res: Results, threads: list[int], a: argparse.Namespace, start: float) -> None:
+    """Fill ``res``; measurements that would start after ``--max-total`` seconds are skipped."""
+
+    def over() -> bool:
+        return a.max_total is not None and time.perf_counter() - start > a.max_total
+
+    for nt in threads:
+        if over():
+            res.skipped.append(f"everything on {nt} thread(s)")
+            continue
+        torch.set_num_threads(nt)
+        res.peaks[nt] = [matmul_peak()]
+        for cfg in res.configs:
+            if over():
+                res.skipped.append(f"{cfg.label} threads {nt}")
+                continue
+            model = build(cfg.variant)
+            res.params[cfg.variant] = sum(q.numel() for q in model.parameters())
+            x = torch.randn(1, 3, cfg.frames, cfg.side, cfg.side, generator=torch.Generator().manual_seed(1))
+            steps = make_steps(model, x)
+            row = Row(cfg, nt)
+            res.rows.append(row)
+            loads = []
+            for mode in MODES:
+                if over():
+                    res.skipped.append(f"{cfg.label} threads {nt} {MODE_TITLES[mode]}")
+                    continue
+                warmup, repeats = cfg.repeats(mode, a.repeat_scale)
+                if (cfg.label, mode) not in res.flops:
+                    res.flops[(cfg.label, mode)] = count_flops(steps[mode])  # doubles as a warm-up run
+                else:
+                    warmup = max(warmup, 1)
+                with LoadMeter() as lm:
+                    row.times[mode] = timed(steps[mode], warmup, repeats, a.budget)
+                loads.append(lm.other)
+                row.other_load = statistics.fmean(loads)
+                print(
+                    f"# {cfg.label:<14} threads {nt}  {MODE_TITLES[mode]:<17} "
+                    f"median {row.median(mode):.3f} s of {[round(t, 3) for t in row.times[mode].wall]} "
+                    f"(CPU {row.cpu(mode):.3f} s)  other load {lm.other:.2f} cores",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if not over():
+            res.peaks[nt].append(matmul_peak())
+
+
+def report(res: Results, elapsed: float, interrupted: bool) -> None:
+    peak = {nt: statistics.fmean(w for w, _ in v) for nt, v in res.peaks.items()}
+    cpu_peak = {nt: statistics.fmean(c for _, c in v) for nt, v in res.peaks.items()}
+    print(f"## UniFormer on the CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)\n")
+    print(
+        f"torch {torch.__version__}, fp32, batch 1, eval mode, random weights, 2 classes; "
+        f"total runtime {elapsed:.0f} s{' (interrupted)' if interrupted else ''}.\n"
+    )
+    print("Matmul peak (4096² fp32 `torch.mm`, median of 5, before / after the model runs):\n")
+    for nt, v in res.peaks.items():
+        walls = " / ".join(f"{w:.1f}" for w, _ in v)
+        cpus = " / ".join(f"{c:.1f}" for _, c in v)
+        print(
+            f"- {nt} thread(s): {walls} GFLOP/s wall clock (fractions below use {peak[nt]:.1f}); "
+            f"{cpus} GFLOP per CPU-second (fractions use {cpu_peak[nt]:.1f})"
+        )
+    print("\n| model | clip T×S | params | GFLOP fwd | GFLOP fwd+bwd frozen | GFLOP fwd+bwd unfrozen |")
+    print("|---|---|---|---|---|---|")
+    for cfg in res.configs:
+        if cfg.variant not in res.params:
+            continue
+        f = [res.flops.get((cfg.label, m)) for m in MODES]
+        cells = " | ".join("–" if v is None else f"{v / 1e9:.2f}" for v in f)
+        print(f"| {cfg.variant} | {cfg.frames}×{cfg.side} | {res.params[cfg.variant] / 1e6:.2f} M | {cells} |")
+
+    def t(r: Row, mode: str, cpu: bool = False) -> float | None:
+        if mode not in r.times:
+            return None
+        return r.cpu(mode) if cpu else r.median(mode)
+
+    print(
+        "\nWall-clock time per clip (median s) and GFLOP/s (fraction of the wall-clock matmul peak); "
+        "unfrozen/frozen = ratio of the fwd+bwd times:\n"
+    )
+    print(
+        "| model | clip | threads | fwd s | fwd GFLOP/s | fwd+bwd frozen s | GFLOP/s | "
+        "fwd+bwd unfrozen s | GFLOP/s | unfrozen/frozen | runs | other load (cores) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in res.rows:
+        cells = []
+        for mode in MODES:
+            cells += [fmt_s(t(r, mode)), fmt_rate(res.flops.get((r.config.label, mode)), t(r, mode), peak[r.threads])]
+        runs = "/".join(str(len(r.times[m].wall)) if m in r.times else "0" for m in MODES)
+        fr, un = t(r, "frozen"), t(r, "unfrozen")
+        ratio = f"{un / fr:.2f}" if fr and un else "–"
+        print(
+            f"| {r.config.variant} | {r.config.frames}×{r.config.side} | {r.threads} | {' | '.join(cells)} | "
+            f"{ratio} | {runs} | {r.other_load:.2f} |"
+        )
+    print(
+        "\nProcess CPU time per clip (median s; all threads summed) and GFLOP per CPU-second (fraction of the "
+        "matmul's): less sensitive to other load than wall clock (with 1 thread it estimates the load-free "
+        "time):\n"
+    )
+    print(
+        "| model | clip | threads | fwd CPU s | GFLOP/CPU-s | frozen CPU s | GFLOP/CPU-s | "
+        "unfrozen CPU s | GFLOP/CPU-s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in res.rows:
+        cells = []
+        for mode in MODES:
+            c = t(r, mode, cpu=True)
+            cells += [fmt_s(c), fmt_rate(res.flops.get((r.config.label, mode)), c, cpu_peak[r.threads])]
+        print(f"| {r.config.variant} | {r.config.frames}×{r.config.side} | {r.threads} | {' | '.join(cells)} |")
+    by = {(r.config.label, r.threads): r for r in res.rows}
+    parts = []
+    for cfg in res.configs:
+        r1, r2 = by.get((cfg.label, 1)), by.get((cfg.label, 2))
+        if r1 and r2 and all(m in r1.times and m in r2.times for m in ("fwd", "frozen")):
+            parts.append(
+                f"{cfg.label} {r1.median('fwd') / r2.median('fwd'):.2f} / "
+                f"{r1.median('frozen') / r2.median('frozen'):.2f}"
+            )
+    if parts:
+        print("\nSpeed-up of 2 threads over 1 (wall clock, fwd / fwd+bwd frozen): " + "; ".join(parts) + ".")
+    if res.skipped:
+        print(f"\nSkipped (over --max-total or interrupted): {', '.join(res.skipped)}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,114 +413,21 @@ def main(argv: list[str] | None = None) -> int:
         default=20.0,
         help="stop repeating a measurement once its timed runs took this many seconds (default 20)",
     )
+    p.add_argument(
+        "--max-total",
+        type=float,
+        default=None,
+        help="start no new measurement after this many seconds; print what was measured (default: no limit)",
+    )
     a = p.parse_args(argv)
-    threads = [int(t) for t in a.threads.split(",")]
-    configs = parse_configs(a.configs)
-
+    res = Results(parse_configs(a.configs))
     start = time.perf_counter()
-    flops: dict[tuple[str, str], float] = {}
-    params: dict[str, int] = {}
-    rows: list[Row] = []
-    peaks: dict[int, list[tuple[float, float]]] = {}
-    for nt in threads:
-        torch.set_num_threads(nt)
-        peaks[nt] = [matmul_peak()]
-        for cfg in configs:
-            model = build(cfg.variant)
-            params[cfg.variant] = sum(q.numel() for q in model.parameters())
-            x = torch.randn(1, 3, cfg.frames, cfg.side, cfg.side, generator=torch.Generator().manual_seed(1))
-            steps = make_steps(model, x)
-            row = Row(cfg, nt)
-            loads = []
-            for mode in MODES:
-                warmup, repeats = cfg.repeats(mode, a.repeat_scale)
-                if (cfg.label, mode) not in flops:
-                    flops[(cfg.label, mode)] = count_flops(steps[mode])  # doubles as a warm-up run
-                else:
-                    warmup = max(warmup, 1)
-                with LoadMeter() as lm:
-                    row.times[mode] = timed(steps[mode], warmup, repeats, a.budget)
-                loads.append(lm.other)
-                print(
-                    f"# {cfg.label:<14} threads {nt}  {MODE_TITLES[mode]:<17} "
-                    f"median {row.median(mode):.3f} s of {[round(t, 3) for t in row.times[mode].wall]} "
-                    f"(CPU {row.cpu(mode):.3f} s)  "
-                    f"other load {lm.other:.2f} cores",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            row.other_load = statistics.fmean(loads)
-            rows.append(row)
-        peaks[nt].append(matmul_peak())
-
-    peak = {nt: statistics.fmean(w for w, _ in v) for nt, v in peaks.items()}
-    cpu_peak = {nt: statistics.fmean(c for _, c in v) for nt, v in peaks.items()}
-    print(f"## UniFormer on the CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)\n")
-    print(
-        f"torch {torch.__version__}, fp32, batch 1, eval mode, random weights, 2 classes; "
-        f"total runtime {time.perf_counter() - start:.0f} s.\n"
-    )
-    print("Matmul peak (4096² fp32 `torch.mm`, median of 5, before / after the model runs):\n")
-    for nt, v in peaks.items():
-        print(
-            f"- {nt} thread(s): {v[0][0]:.1f} / {v[1][0]:.1f} GFLOP/s wall clock (fractions below use "
-            f"{peak[nt]:.1f}); {v[0][1]:.1f} / {v[1][1]:.1f} GFLOP per CPU-second (fractions use {cpu_peak[nt]:.1f})"
-        )
-    print("\n| model | clip T×S | params | GFLOP fwd | GFLOP fwd+bwd frozen | GFLOP fwd+bwd unfrozen |")
-    print("|---|---|---|---|---|---|")
-    for cfg in configs:
-        f = [flops[(cfg.label, m)] / 1e9 for m in MODES]
-        print(
-            f"| {cfg.variant} | {cfg.frames}×{cfg.side} | {params[cfg.variant] / 1e6:.2f} M | "
-            f"{f[0]:.2f} | {f[1]:.2f} | {f[2]:.2f} |"
-        )
-    print(
-        "\nWall-clock time per clip (median s) and GFLOP/s (fraction of the wall-clock matmul peak); "
-        "unfrozen/frozen = ratio of the fwd+bwd times:\n"
-    )
-    print(
-        "| model | clip | threads | fwd s | fwd GFLOP/s | fwd+bwd frozen s | GFLOP/s | "
-        "fwd+bwd unfrozen s | GFLOP/s | unfrozen/frozen | runs | other load (cores) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        cells = []
-        for mode in MODES:
-            t = r.median(mode)
-            cells += [f"{t:.3f}", fmt_rate(flops[(r.config.label, mode)], t, peak[r.threads])]
-        runs = "/".join(str(len(r.times[m].wall)) for m in MODES)
-        ratio = r.median("unfrozen") / r.median("frozen")
-        print(
-            f"| {r.config.variant} | {r.config.frames}×{r.config.side} | {r.threads} | {' | '.join(cells)} | "
-            f"{ratio:.2f} | {runs} | {r.other_load:.2f} |"
-        )
-    print(
-        "\nProcess CPU time per clip (median s; all threads summed) and GFLOP per CPU-second (fraction of the "
-        "matmul's): less sensitive to other load than wall clock (with 1 thread it estimates the load-free "
-        "time):\n"
-    )
-    print(
-        "| model | clip | threads | fwd CPU s | GFLOP/CPU-s | frozen CPU s | GFLOP/CPU-s | "
-        "unfrozen CPU s | GFLOP/CPU-s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        cells = []
-        for mode in MODES:
-            t = r.cpu(mode)
-            cells += [f"{t:.3f}", fmt_rate(flops[(r.config.label, mode)], t, cpu_peak[r.threads])]
-        print(f"| {r.config.variant} | {r.config.frames}×{r.config.side} | {r.threads} | {' | '.join(cells)} |")
-    by = {(r.config.label, r.threads): r for r in rows}
-    if 1 in threads and 2 in threads:
-        print("\nSpeed-up of 2 threads over 1 (fwd / fwd+bwd frozen):", end=" ")
-        parts = []
-        for cfg in configs:
-            r1, r2 = by[(cfg.label, 1)], by[(cfg.label, 2)]
-            parts.append(
-                f"{cfg.label} {r1.median('fwd') / r2.median('fwd'):.2f} / "
-                f"{r1.median('frozen') / r2.median('frozen'):.2f}"
-            )
-        print("; ".join(parts) + ".")
+    interrupted = False
+    try:
+        measure(res, [int(t) for t in a.threads.split(",")], a, start)
+    except KeyboardInterrupt:
+        interrupted = True
+    report(res, time.perf_counter() - start, interrupted)
     return 0
 
 
