@@ -46,11 +46,11 @@ def true_boxes(path: Path, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def roi_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic set: 3 subjects x 4 videos (half compensation), 1-2 repetitions each."""
+    """A small synthetic set: 3 subjects x 4 videos (half compensation), one repetition each."""
     from stanviewer.core.synth import make_dataset
 
     out = tmp_path_factory.mktemp("roi_synth")
-    return run_job(make_dataset(out, subjects=3, videos_per_subject=4, seed=7, reps=(1, 2)), stream=None)
+    return run_job(make_dataset(out, subjects=3, videos_per_subject=4, seed=7, reps=(1, 1)), stream=None)
 
 
 @pytest.fixture(scope="session")

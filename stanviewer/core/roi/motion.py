@@ -22,8 +22,9 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    than ``max_aspect`` times its height. The candidate whose body is tallest and most person-shaped,
    weighted by its motion, wins.
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
-   within arm's reach (``reach`` x the body height) of the upper body. Its confidence is the body's
-   plausibility (0 if no body was found: the shared post-processing then fills the gap).
+   within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
+   shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
+   was found: the shared post-processing then fills the gap).
 
 The box of a frame therefore follows the arms and the trunk as they move, while a small walking figure,
 a bouncing ball or a pendulum elsewhere in the room does not join it. The crop for a model should still
@@ -76,15 +77,16 @@ def _phase_shift(ref_fft: np.ndarray, img: np.ndarray, window: np.ndarray, radiu
 
 def motion_masks(
     frames: np.ndarray, scale: float, *, threshold: float, min_diff: float, max_shake: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Moving pixels of every frame and the (aligned, gain-corrected) reference picture.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Moving pixels of every frame, the (aligned, gain-corrected) reference picture and the shake.
 
     Args:
         frames: uint8 [T, h, w, 3] RGB at the working resolution.
         scale: working / original resolution (converts ``max_shake`` to working pixels).
 
     Returns:
-        ``(masks uint8 [T, h, w] of 0/1, reference uint8 [h, w, 3])``.
+        ``(masks uint8 [T, h, w] of 0/1, reference uint8 [h, w, 3], shifts float [T, 2])``: masks are
+        in the reference's coordinates; a point at ``p`` there is at ``p + shifts[t]`` in frame t.
     """
     t_n, h, w, _ = frames.shape
     sample = np.unique(np.linspace(0, t_n - 1, min(t_n, 60)).round().astype(int))
@@ -99,8 +101,11 @@ def motion_masks(
     window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     ref_fft = np.conj(np.fft.rfft2((ref0 - ref0.mean()) * window))
     aligned = np.empty((t_n, h, w, 3), np.float32)
+    shifts = np.zeros((t_n, 2))
     for t in range(t_n):
-        dx, dy = _phase_shift(ref_fft, gray[t] / gains[t], window, radius) if radius < min(h, w) // 4 else (0, 0)
+        if radius < min(h, w) // 4:
+            shifts[t] = _phase_shift(ref_fft, gray[t] / gains[t], window, radius)
+        dx, dy = shifts[t]
         m = np.float32([[1, 0, -dx], [0, 1, -dy]])
         aligned[t] = cv2.warpAffine(frames[t], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ref = np.median(aligned[sample] / gains[sample, None, None, None], axis=0)
@@ -115,7 +120,7 @@ def motion_masks(
     masks = np.empty((t_n, h, w), np.uint8)
     for t in range(t_n):
         masks[t] = cv2.morphologyEx((diff[t] > limit).astype(np.uint8), cv2.MORPH_OPEN, _K3)
-    return masks, np.clip(ref, 0, 255).astype(np.uint8)
+    return masks, np.clip(ref, 0, 255).astype(np.uint8), shifts
 
 
 # --------------------------------------------------------------------------- stage 2: the person
@@ -127,7 +132,8 @@ def _candidates(motion: np.ndarray, n: int) -> list[tuple[np.ndarray, tuple[int,
         return []
     seed = cv2.dilate((mb > max(0.01, 0.3 * top)).astype(np.uint8), np.ones((5, 5), np.uint8))
     k, lab, stats, _ = cv2.connectedComponentsWithStats(seed)
-    energy = np.bincount(lab.ravel(), weights=mb.ravel(), minlength=k)[1:]
+    # squared: a few strongly moving spots (an arm) beat a long faint trail (a ball crossing the room)
+    energy = np.bincount(lab.ravel(), weights=(mb * mb).ravel(), minlength=k)[1:]
     out = []
     for i in np.argsort(-energy)[:n]:
         x, y, bw, bh = (int(v) for v in stats[i + 1, :4])
@@ -227,7 +233,7 @@ def analyse_chunk(
     conf = np.zeros(t_n)
     if t_n < 2:
         return boxes, conf
-    masks, ref = motion_masks(frames, scale, threshold=threshold, min_diff=min_diff, max_shake=max_shake)
+    masks, ref, shifts = motion_masks(frames, scale, threshold=threshold, min_diff=min_diff, max_shake=max_shake)
     motion = masks.mean(axis=0, dtype=np.float32)
     best: tuple[float, np.ndarray] | None = None
     for core, cbox, energy in _candidates(motion, candidates):
@@ -252,7 +258,8 @@ def analyse_chunk(
         keep = np.unique(lab[body > 0])
         sel = np.isin(lab, keep[keep > 0]) & (m > 0)
         ys, xs = np.nonzero(sel)
-        boxes[t] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        dx, dy = shifts[t]  # back from the reference's coordinates to the (shaken) frame's
+        boxes[t] = (xs.min() + dx, ys.min() + dy, xs.max() + 1 + dx, ys.max() + 1 + dy)
         conf[t] = plaus
     return boxes, conf
 
