@@ -43,6 +43,9 @@ def make_app(argv: Sequence[str] | None = None):
 
     app.setApplicationVersion(__version__)
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    from stanviewer.qt.compat import guard_true_refcount
+
+    guard_true_refcount()
     return app
 
 

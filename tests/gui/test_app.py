@@ -400,3 +400,24 @@ def test_a_broken_checkpoint_gives_a_dialog_naming_it(
     assert title == "Analysis failed" and "broken.safetensors" in text
     qtbot.waitUntil(lambda: not ap.running, timeout=SHORT)
     assert window.session.analysis is not None  # the cached analysis is still shown
+
+
+def test_pyside_true_refcount_guard(qtbot) -> None:
+    """PySide6 6.12.0's ``SignalInstance.emit`` drops a reference to ``True`` on every call, so a long
+    session ends in "Fatal Python error: bool_dealloc" (Python < 3.12); make_app compensates."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    from stanviewer.qt.compat import true_refcount_guarded
+
+    class Probe(QObject):
+        sig = Signal()
+
+    p = Probe()
+    before = sys.getrefcount(True)
+    for _ in range(1000):
+        p.sig.emit()
+    lost = before - sys.getrefcount(True)
+    if lost > 0:
+        assert true_refcount_guarded() and sys.getrefcount(True) > 1 << 39

@@ -1,0 +1,54 @@
+"""Work-arounds for bugs in the Qt bindings, applied once when the app starts (:func:`make_app`).
+
+**PySide6 6.12.0 drops a reference to ``True`` on every ``SignalInstance.emit()``** (``emit`` returns
+``Py_True`` without a new reference). On Python < 3.12, where ``True`` is not immortal, its reference
+count falls by one per emitted signal (the app, pyqtgraph and Qt's own Python-side signals emit many per
+second) until the interpreter aborts with "Fatal Python error: bool_dealloc: deallocating True or
+False". Measured here: 20 emits -> refcount(True) - 20, for every custom signal, with or without
+receivers. :func:`guard_true_refcount` detects the leak with a probe signal and, only if it is there,
+raises the reference count of ``True`` by 2**40 (``True`` is a static singleton that is never freed,
+so this only keeps the sanity check in ``bool_dealloc`` from firing). Python >= 3.12 needs nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+
+__all__ = ["guard_true_refcount", "true_refcount_guarded"]
+
+log = logging.getLogger(__name__)
+_GUARDED = False
+HEADROOM = 1 << 40
+
+
+def true_refcount_guarded() -> bool:
+    """Whether :func:`guard_true_refcount` found the leak and compensated for it."""
+    return _GUARDED
+
+
+def guard_true_refcount() -> bool:
+    """Detect PySide6's ``emit()`` reference leak on ``True`` and compensate once; returns True if it did."""
+    global _GUARDED
+    if _GUARDED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
+        return _GUARDED
+    from PySide6 import __version__ as version
+    from PySide6.QtCore import QObject, Signal
+
+    class _Probe(QObject):
+        sig = Signal()
+
+    probe = _Probe()
+    before = sys.getrefcount(True)
+    for _ in range(16):
+        probe.sig.emit()
+    lost = before - sys.getrefcount(True)
+    if lost < 16:
+        return False
+    ctypes.c_ssize_t.from_address(id(True)).value += HEADROOM
+    _GUARDED = True
+    log.warning(
+        "PySide6 %s loses a reference to True on every signal emit; compensated (see stanviewer.qt.compat)", version
+    )
+    return True
