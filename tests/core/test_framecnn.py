@@ -301,3 +301,31 @@ def test_filter_fn_keeps_unknown_keys_for_a_strict_load() -> None:
     sd = {**_imagenet_like(resnet_narrow), "extra.weight": torch.zeros(1)}
     mapped, _ = checkpoint_filter_fn({"model": sd}, m)
     assert "extra.weight" in mapped and "fc.weight" not in mapped
+
+
+def _to_mmaction(key: str) -> str:
+    """torchvision name -> mmaction2 2-D ResNet name (``ConvModule``: ``convN.conv`` / ``convN.bn``)."""
+    parts = key.split(".")
+    if parts[0] in ("conv1", "bn1"):
+        return f"backbone.conv1.{'conv' if parts[0] == 'conv1' else 'bn'}.{'.'.join(parts[1:])}"
+    stage, block, mod, rest = parts[0], parts[1], parts[2], parts[3:]
+    if mod == "downsample":
+        return f"backbone.{stage}.{block}.downsample.{'conv' if rest[0] == '0' else 'bn'}.{'.'.join(rest[1:])}"
+    kind, i = mod[:-1], mod[-1]
+    return f"backbone.{stage}.{block}.conv{i}.{'conv' if kind == 'conv' else 'bn'}.{'.'.join(rest)}"
+
+
+def test_import_mmaction_kinetics_layout(tmp_path: Path) -> None:
+    """A Kinetics-trained 2-D ResNet from mmaction2 (TSN): ConvModule names, ``cls_head`` classifier."""
+    sd = _imagenet_like(resnet_narrow, seed=2)
+    mm = {_to_mmaction(k): v for k, v in sd.items() if not k.startswith("fc.")}
+    assert "backbone.layer2.0.downsample.bn.running_var" in mm and "backbone.layer1.1.conv2.bn.weight" in mm
+    mm |= {"cls_head.fc_cls.weight": torch.zeros(400, 128), "cls_head.fc_cls.bias": torch.zeros(400)}
+    src = tmp_path / "tsn_narrow_kinetics400.pth"
+    torch.save({"meta": {"epoch": 100}, "state_dict": mm}, src)
+    out, notes = import_resnet(src, tmp_path / "k.safetensors", "cnn-narrow-patch", ["a", "b"], frames=T, size=S)
+    assert "dropped the checkpoint's classifier cls_head" in notes
+    own = load_checkpoint(out).model.state_dict()
+    for k, v in sd.items():
+        if not k.startswith("fc."):
+            assert torch.equal(own[f"backbone.{k}"], v), k

@@ -13,6 +13,7 @@ the narrow CPU variant); ``forward_head(x, pre_logits=True)`` average-pools it t
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from torch import Tensor, nn
@@ -219,13 +220,33 @@ def _unwrap(state: dict) -> dict:
     return state
 
 
-def checkpoint_filter_fn(state_dict: dict, model: ResNet) -> tuple[dict[str, Tensor], list[str]]:
-    """Map a torchvision/timm-layout ResNet state dict (e.g. ImageNet weights) onto ``model``'s keys.
+_MM_CONV = re.compile(r"^(.*?)conv(\d)\.(conv|bn)\.(.+)$")
+_MM_DOWN = re.compile(r"^(.*)downsample\.(conv|bn)\.(.+)$")
 
+
+def _from_mmaction(key: str) -> str:
+    """mmaction2/mmcv ``ConvModule`` names -> torchvision names (``layer1.0.conv1.bn.weight`` ->
+    ``layer1.0.bn1.weight``, ``downsample.conv.weight`` -> ``downsample.0.weight``); others unchanged."""
+    m = _MM_DOWN.match(key)
+    if m:
+        return f"{m.group(1)}downsample.{0 if m.group(2) == 'conv' else 1}.{m.group(3)}"
+    m = _MM_CONV.match(key)
+    if m:
+        pre, i, kind, rest = m.groups()
+        return f"{pre}{'conv' if kind == 'conv' else 'bn'}{i}.{rest}"
+    return key
+
+
+def checkpoint_filter_fn(state_dict: dict, model: ResNet) -> tuple[dict[str, Tensor], list[str]]:
+    """Map a foreign ResNet state dict (e.g. ImageNet or Kinetics weights) onto ``model``'s keys.
+
+    Reads torchvision/timm names as they are and mmaction2 2-D ResNet names (TSN/TSM-style Kinetics
+    checkpoints: ``backbone.layer1.0.conv1.conv.weight``, ``...conv1.bn.*``, ``downsample.conv/bn``).
     Unwraps ``state_dict`` / ``model`` / ``model_state`` containers, strips ``module.``, ``_orig_mod.``,
-    ``backbone.``, ``encoder.`` and ``model.`` prefixes, drops the classifier ``fc.*`` when ``model`` has
-    none or its shape differs, and fills BatchNorm ``num_batches_tracked`` counters that older files
-    lack. Other keys pass through unchanged, so a strict load names anything missing or unexpected.
+    ``backbone.``, ``encoder.`` and ``model.`` prefixes, drops classifiers (``fc.*`` when ``model`` has
+    none or its shape differs; mmaction2's ``cls_head.*``), and fills BatchNorm ``num_batches_tracked``
+    counters that older files lack. Other keys pass through unchanged, so a strict load names anything
+    missing or unexpected.
 
     Returns:
         The mapped state dict and notes (what was dropped or filled), for the model card.
@@ -237,9 +258,13 @@ def checkpoint_filter_fn(state_dict: dict, model: ResNet) -> tuple[dict[str, Ten
     for key, value in sd.items():
         if not isinstance(value, Tensor):
             continue
+        if key.startswith("cls_head."):
+            notes.append("dropped the checkpoint's classifier cls_head")
+            continue
         k = key
         for prefix in _PREFIXES:
             k = k.removeprefix(prefix)
+        k = _from_mmaction(k)
         if k.startswith("fc.") and (k not in target or tuple(target[k].shape) != tuple(value.shape)):
             notes.append(f"dropped the checkpoint's classifier fc ({value.shape[0]} outputs)")
             continue
