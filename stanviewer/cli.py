@@ -287,6 +287,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--pool", default="lse", choices=["lse", "max", "mean", "topk"], help="MIL pooling")
+    p.add_argument(
+        "--head-hidden",
+        type=int,
+        default=128,
+        help="hidden units of the MLP classification head (0: the official linear head)",
+    )
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of training subjects for validation")
     p.add_argument("--patience", type=int, default=8, help="early stopping patience (epochs)")
     p.add_argument("--seed", type=int, default=0)
@@ -294,6 +300,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, help="stop after this many minutes (a checkpoint is kept)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--init", type=Path, help="start from this stanviewer checkpoint (fine-tuning)")
+    p.add_argument(
+        "--freeze-stages",
+        type=int,
+        default=0,
+        help="keep the first N backbone stages fixed (0-3; 4 = the whole backbone, only the head learns)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--cv", help="cross-validation instead of the manifest split: loso or kfold:K")
@@ -314,6 +326,7 @@ def _train_parts(a: argparse.Namespace):
         size=a.size,
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
+        head_hidden=a.head_hidden,
     )
     cfg = TrainConfig(
         epochs=a.epochs,
@@ -328,6 +341,7 @@ def _train_parts(a: argparse.Namespace):
         max_minutes=a.max_minutes,
         augment=not a.no_augment,
         init=str(a.init) if a.init else None,
+        freeze_stages=a.freeze_stages,
         device=a.device,
     )
     return spec, cfg
@@ -374,6 +388,12 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int)
     p.add_argument("--max-minutes", type=float)
+    p.add_argument(
+        "--spatial-head",
+        action="store_true",
+        help="predict joints from the flattened feature map instead of the pooled features",
+    )
+    p.add_argument("--init", type=Path, help="continue from this checkpoint")
     p.set_defaults(run=_run_pretrain)
 
 
@@ -396,13 +416,15 @@ def _run_pretrain(a: argparse.Namespace) -> int:
             seed=a.seed,
             threads=a.threads,
             max_minutes=a.max_minutes,
+            pooled=not a.spatial_head,
+            init=a.init,
         )
     )
     print(f"wrote {path} (use it with: stanviewer train ... --init {path})")
     return 0
 
 
-@command("model", "import an official UniFormer checkpoint or show a checkpoint's card")
+@command("model", "import an official UniFormer checkpoint or 2-D ResNet weights, or show a checkpoint's card")
 def _model_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="convert an official UniFormer video .pth into a stanviewer checkpoint")

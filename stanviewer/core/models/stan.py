@@ -1,4 +1,4 @@
-"""STAN: a UniFormer backbone over one or two views of a clip, with a linear head (PAPER.md §1-2).
+"""STAN: a UniFormer backbone over one or two views of a clip, with a classification head (PAPER.md §1-2).
 
 With ``global+local`` the same backbone sees both views; their pooled features are averaged before the
 head. ``forward(*clips)`` takes one ``Tensor[B, 3, T, S, S]`` per view in :attr:`STAN.view_names` order
@@ -46,6 +46,7 @@ class ModelSpec:
     mean: list[float] = field(default_factory=lambda: list(MEAN))
     std: list[float] = field(default_factory=lambda: list(STD))
     roi_provider: str = "motion"
+    head_hidden: int = 0  # 0: the backbone's linear head (official layout); > 0: a two-layer MLP head
     backbone: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,9 +87,22 @@ class STAN(nn.Module):
             backbone = UniFormer(ucfg)
         if backbone.num_classes != len(spec.classes):
             backbone.reset_classifier(len(spec.classes))
-        spec.backbone = backbone.cfg.to_dict()
         self.backbone = backbone
         self.view_names = view_names(spec.views)
+        if spec.head_hidden > 0:
+            # a small MLP on the pooled features: measured to learn compensation from video labels where a
+            # linear head on the same features did not (see models/README.md)
+            backbone.reset_classifier(0)
+            c = backbone.num_features
+            self.mlp_head: nn.Module | None = nn.Sequential(
+                nn.Linear(c, spec.head_hidden),
+                nn.GELU(),
+                nn.Dropout(0.1),
+                nn.Linear(spec.head_hidden, len(spec.classes)),
+            )
+        else:
+            self.mlp_head = None
+        spec.backbone = {**backbone.cfg.to_dict(), "num_classes": len(spec.classes)}
 
     @property
     def last_block(self) -> nn.Module:
@@ -107,7 +121,12 @@ class STAN(nn.Module):
 
     def forward(self, *clips: Tensor) -> Tensor:
         """One ``Tensor[B, 3, T, S, S]`` per view -> logits ``Tensor[B, classes]``."""
-        return self.backbone.head(self.features(*clips))
+        return self.classifier(self.features(*clips))
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The classification head: the MLP head if the spec asks for one, else the backbone's linear head."""
+        return self.mlp_head if self.mlp_head is not None else self.backbone.head
 
     def evidence(self, logits: Tensor) -> Tensor:
         """Log-odds of the target class against the others: ``Tensor[B]`` (the MIL instance score)."""

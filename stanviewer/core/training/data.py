@@ -9,7 +9,7 @@ keyed by the video fingerprint and every setting that changes the pixels. Traini
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +99,20 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
         path = cache_dir() / "train" / f"{key}.npz"
         labels = read_frame_labels(entry.frame_labels, n) if entry.frame_labels else None
         label = classes.index(entry.label)
-        if path.exists():
+        wanted_views = view_names(spec.views)
+        both = cache_dir() / "train" / f"{_cache_key(reader.info.fingerprint, replace(spec, views='global+local'))}.npz"
+        source = path if path.exists() else (both if spec.views != "global+local" and both.exists() else None)
+        if source is not None:  # the two-view cache also serves one-view models
             try:
-                with np.load(path, allow_pickle=False) as z:
+                with np.load(source, allow_pickle=False) as z:
                     images, idx, geo = z["images"], z["frame_index"], z["geometry"]
+                if source == both and source != path:
+                    images = images[:, [["global", "local"].index(v) for v in wanted_views]]
                 square = tuple(float(v) for v in geo[2:]) if geo[4] > 0 else None
                 return VideoSample(entry.name, entry.subject, label, images, idx, step, sub, labels, n, fps,
                                    (int(geo[0]), int(geo[1])), square)  # fmt: skip
             except Exception:
-                path.unlink(missing_ok=True)
+                source.unlink(missing_ok=True)
         fine = max(1, step // sub)
         wanted = set(range(0, n, fine))
         need_roi = "local" in view_names(spec.views)

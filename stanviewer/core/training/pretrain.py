@@ -37,17 +37,25 @@ __all__ = ["PoseHead", "joint_targets", "pretrain_pose"]
 
 
 class PoseHead(nn.Module):
-    """Joints of the 2 frames of each time step from the flattened features of that step."""
+    """Joints of the 2 frames of each time step from the features of that step.
 
-    def __init__(self, channels: int, hw: int, joints: int) -> None:
+    ``pooled=True`` reads the spatially averaged features (what STAN's classification head sees), so
+    pose must be encoded in the pooled vector; otherwise the flattened spatial map is used.
+    """
+
+    def __init__(self, channels: int, hw: int, joints: int, pooled: bool = True) -> None:
         super().__init__()
         self.joints = joints
-        self.fc = nn.Linear(channels * hw, 2 * joints * 2)
+        self.pooled = pooled
+        self.fc = nn.Linear(channels * (1 if pooled else hw), 2 * joints * 2)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """``Tensor[B, C, t, h, w]`` -> ``Tensor[B, 2t, J, 2]``."""
         B, C, t, h, w = feat.shape
-        x = feat.permute(0, 2, 1, 3, 4).reshape(B, t, C * h * w)
+        if self.pooled:
+            x = feat.mean(dim=(3, 4)).transpose(1, 2)  # [B, t, C]
+        else:
+            x = feat.permute(0, 2, 1, 3, 4).reshape(B, t, C * h * w)
         return self.fc(x).view(B, t * 2, self.joints, 2)
 
 
@@ -87,8 +95,13 @@ def pretrain_pose(
     seed: int = 0,
     threads: int | None = None,
     max_minutes: float | None = None,
+    pooled: bool = True,
+    init: str | Path | None = None,
 ) -> Job[Path]:
-    """Pretrain a backbone on joint regression; writes a STAN checkpoint (random head) to ``out``."""
+    """Pretrain a backbone on joint regression; writes a STAN checkpoint (random head) to ``out``.
+
+    ``pooled`` predicts from spatially pooled features (default); ``init`` continues from a checkpoint.
+    """
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -105,10 +118,14 @@ def pretrain_pose(
         targets.append(np.stack([joint_targets(s, jo, v, spec.size) for v in views], 1))  # [n, V, J, 2]
     J = targets[0].shape[2]
     model = STAN(spec)
+    if init is not None:
+        from stanviewer.core.models.checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(init).model.state_dict())
     bb = model.backbone
     with torch.no_grad():
         feat = bb.forward_features(torch.zeros(1, 3, spec.frames, spec.size, spec.size))
-    head = PoseHead(feat.shape[1], feat.shape[3] * feat.shape[4], J)
+    head = PoseHead(feat.shape[1], feat.shape[3] * feat.shape[4], J, pooled=pooled)
     params = list(bb.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     warm = max(1, steps // 20)
@@ -169,6 +186,7 @@ def pretrain_pose(
             "lr": lr,
             "seed": seed,
             "final_joint_error_px": history[-1]["joint_error_px"],
+            "head": "pooled features" if pooled else "flattened feature map",
         },
         "training": {"data": "backbone pretrained on synthetic pose only; the head is untrained"},
     }

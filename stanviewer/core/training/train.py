@@ -62,6 +62,7 @@ class TrainConfig:
     init: str | None = None  # stanviewer checkpoint to start from (fine-tuning)
     device: str = "auto"
     eval_stride: int | None = None  # window stride (model frames) for validation; default T/2
+    freeze_stages: int = 0  # keep the first N backbone stages fixed (4: the whole backbone, only the head learns)
 
 
 @dataclass
@@ -174,6 +175,43 @@ def evaluate_videos(
     }, rows
 
 
+def load_backbone(model: torch.nn.Module, source: torch.nn.Module, same_head: bool = True) -> None:
+    """Copy ``source``'s weights into ``model``; the head too when both have the same kind of head."""
+    state = source.state_dict()
+    if same_head:
+        model.load_state_dict(state)
+        return
+    heads = ("backbone.head.", "mlp_head.")
+    state = {k: v for k, v in state.items() if not k.startswith(heads)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith(heads)] + list(unexpected)
+    if bad:
+        raise RuntimeError(f"first mismatched key {bad[0]!r}")
+
+
+def freeze_stages(model: STAN, n: int) -> list[torch.nn.Module]:
+    """Freeze the patch embeddings and blocks of the first ``n`` stages; returns the frozen modules.
+
+    Gradients then stop at stage ``n + 1``, so a step costs little more than a forward pass there.
+    """
+    if not 0 <= n <= 4:
+        raise StanError(f"--freeze-stages must be between 0 and 4, not {n}")
+    bb = getattr(model, "backbone", None)
+    names = [name for k in range(1, n + 1) for name in (f"patch_embed{k}", f"blocks{k}")]
+    if n == 4:
+        names.append("norm")  # the whole backbone: only the head learns
+    mods: list[torch.nn.Module] = []
+    for name in names:
+        mod = getattr(bb, name, None) if bb is not None else None
+        if mod is None:
+            raise StanError("--freeze-stages only applies to UniFormer backbones")
+        mods.append(mod)
+    for m in mods:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return mods
+
+
 def _split_val(samples: list[VideoSample], frac: float, rng: np.random.Generator) -> tuple[list, list]:
     subjects = sorted({s.subject for s in samples})
     if frac <= 0 or len(subjects) < 3:
@@ -272,7 +310,7 @@ def train(
             )
         model = build_model(spec)  # views do not change the parameters: any views' checkpoint initialises any views
         try:
-            model.load_state_dict(ck.model.state_dict())
+            load_backbone(model, ck.model, same_head=ck.spec.head_hidden == getattr(spec, "head_hidden", 0))
         except RuntimeError as e:
             why = str(e).splitlines()[-1].strip()[:160]
             if ck.spec.frames != spec.frames:
@@ -281,7 +319,9 @@ def train(
     else:
         model = build_model(spec)
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    frozen_mods = freeze_stages(model, cfg.freeze_stages)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     half = max(1, cfg.batch_videos // 2)
     steps_per_epoch = max(1, math.ceil(max(len(pos), len(neg)) / half))
     total = steps_per_epoch * cfg.epochs
@@ -313,6 +353,8 @@ def train(
     stop_reason = "epochs done"
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        for m in frozen_mods:
+            m.eval()  # frozen stages keep their BatchNorm statistics
         rng.shuffle(pos)
         rng.shuffle(neg)
         losses, correct, seen = [], 0, 0
@@ -339,7 +381,7 @@ def train(
             loss = F.binary_cross_entropy_with_logits(vid_scores, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             opt.step()
             step += 1
             losses.append(float(loss.detach()))
