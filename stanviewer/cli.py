@@ -306,6 +306,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         default=0,
         help="keep the first N backbone stages fixed (0-3; 4 = the whole backbone, only the head learns)",
     )
+    p.add_argument(
+        "--no-feature-norm",
+        action="store_true",
+        help="STAN: feed the head raw pooled features (default: standardised with training-set statistics)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--cv", help="cross-validation instead of the manifest split: loso or kfold:K")
@@ -327,6 +332,7 @@ def _train_parts(a: argparse.Namespace):
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
         head_hidden=a.head_hidden,
+        feature_norm=not a.no_feature_norm and not a.arch.startswith("cnn"),
     )
     cfg = TrainConfig(
         epochs=a.epochs,

@@ -47,6 +47,7 @@ class ModelSpec:
     std: list[float] = field(default_factory=lambda: list(STD))
     roi_provider: str = "motion"
     head_hidden: int = 0  # 0: the backbone's linear head (official layout); > 0: a two-layer MLP head
+    feature_norm: bool = False  # standardise pooled features (training-set mean/std buffers) before the head
     backbone: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,12 @@ class STAN(nn.Module):
             )
         else:
             self.mlp_head = None
+        if spec.feature_norm:
+            # Pooled UniFormer features have a tiny spread (std ~1e-2 after the final BatchNorm + pooling); a head
+            # on them did not move from chance with MIL, the same head on standardised features did (models/README.md)
+            c = backbone.num_features
+            self.register_buffer("feat_mean", torch.zeros(c))
+            self.register_buffer("feat_std", torch.ones(c))
         spec.backbone = {**backbone.cfg.to_dict(), "num_classes": len(spec.classes)}
 
     @property
@@ -121,7 +128,20 @@ class STAN(nn.Module):
 
     def forward(self, *clips: Tensor) -> Tensor:
         """One ``Tensor[B, 3, T, S, S]`` per view -> logits ``Tensor[B, classes]``."""
-        return self.classifier(self.features(*clips))
+        return self.head(self.features(*clips))
+
+    def head(self, f: Tensor) -> Tensor:
+        """Pooled features ``Tensor[B, C4]`` -> logits (standardised first when the spec asks for it)."""
+        if self.spec.feature_norm:
+            f = (f - self.feat_mean) / self.feat_std
+        return self.classifier(f)
+
+    def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
+        """Set the standardisation applied before the head (``spec.feature_norm``)."""
+        if not self.spec.feature_norm:
+            raise ValueError("this model has no feature standardisation (spec.feature_norm is False)")
+        self.feat_mean.copy_(mean.to(self.feat_mean))
+        self.feat_std.copy_(std.clamp_min(1e-6).to(self.feat_std))
 
     @property
     def classifier(self) -> nn.Module:

@@ -138,15 +138,24 @@ def window_evidence(model: STAN, x: np.ndarray, device: torch.device, batch: int
 
 
 def evaluate_videos(
-    model: STAN, samples: list[VideoSample], cfg: TrainConfig, device: torch.device
+    model: STAN, samples: list[VideoSample], cfg: TrainConfig, device: torch.device, feat_cache: dict | None = None
 ) -> tuple[dict, list[dict]]:
-    """Video-level metrics (loss, accuracy, F1 of the target class, AUROC) with the MIL decision rule."""
+    """Video-level metrics (loss, accuracy, F1 of the target class, AUROC) with the MIL decision rule.
+
+    ``feat_cache`` (head-only training: the backbone does not change) reuses pooled window features.
+    """
     model.eval()
     spec = model.spec
     stride = cfg.eval_stride or max(1, spec.frames // 2)
+    use_cache = feat_cache is not None and stride == max(1, spec.frames // 2)
     rows, scores, labels, losses = [], [], [], []
     for s in samples:
-        ev = window_evidence(model, _video_windows(s, spec, stride, None, 10**9), device)
+        if use_cache:
+            with torch.no_grad():
+                f = _cached_features(model, s, device, feat_cache).to(device)
+                ev = model.evidence(model.head(f)).float().cpu()
+        else:
+            ev = window_evidence(model, _video_windows(s, spec, stride, None, 10**9), device)
         v = pool_scores(ev, cfg.pool, cfg.pool_r)
         y = float(s.label == spec.target_index)
         losses.append(float(F.binary_cross_entropy_with_logits(v, torch.tensor(y))))
@@ -176,15 +185,21 @@ def evaluate_videos(
 
 
 def load_backbone(model: torch.nn.Module, source: torch.nn.Module, same_head: bool = True) -> None:
-    """Copy ``source``'s weights into ``model``; the head too when both have the same kind of head."""
+    """Copy ``source``'s weights into ``model``; the head too when both have the same kind of head.
+
+    Feature standardisation buffers (``feat_mean``/``feat_std``) are copied when both models have them and
+    otherwise left as they are (the trainer then measures them).
+    """
     state = source.state_dict()
-    if same_head:
-        model.load_state_dict(state)
-        return
+    optional = ("feat_mean", "feat_std")
     heads = ("backbone.head.", "mlp_head.")
-    state = {k: v for k, v in state.items() if not k.startswith(heads)}
+    if not same_head:
+        state = {k: v for k, v in state.items() if not k.startswith(heads)}
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if k not in optional or k in own}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    bad = [k for k in missing if not k.startswith(heads)] + list(unexpected)
+    skip = optional + (() if same_head else heads)
+    bad = [k for k in missing if not k.startswith(skip)] + list(unexpected)
     if bad:
         raise RuntimeError(f"first mismatched key {bad[0]!r}")
 
@@ -210,6 +225,44 @@ def freeze_stages(model: STAN, n: int) -> list[torch.nn.Module]:
         for p in m.parameters():
             p.requires_grad_(False)
     return mods
+
+
+def _window_features(model: STAN, x: np.ndarray, device: torch.device, batch: int = 32) -> torch.Tensor:
+    """Pooled features of every window, without gradients: ``Tensor[W, C]`` (on the CPU)."""
+    outs = []
+    with torch.no_grad():
+        for a in range(0, x.shape[0], batch):
+            outs.append(model.features(*_to_views(x[a : a + batch], device)).float().cpu())
+    return torch.cat(outs)
+
+
+def _cached_features(model: STAN, s: VideoSample, device: torch.device, cache: dict | None) -> torch.Tensor:
+    """Features of all windows of ``s`` at stride T/2 (no augmentation), from ``cache`` when there."""
+    if cache is not None and s.name in cache:
+        return cache[s.name]
+    f = _window_features(model, _video_windows(s, model.spec, max(1, model.spec.frames // 2), None, 10**9), device)
+    if cache is not None:
+        cache[s.name] = f
+    return f
+
+
+def _feature_stats(
+    model: STAN, samples: list[VideoSample], device: torch.device, cache: dict | None = None
+) -> Job[tuple[torch.Tensor, torch.Tensor]]:
+    """Mean and standard deviation of the pooled features over all windows (stride T/2) of ``samples``."""
+    model.eval()
+    total, total_sq, n = None, None, 0
+    for i, s in enumerate(samples):
+        f = _cached_features(model, s, device, cache)
+        f64 = f.double()
+        total = f64.sum(0) if total is None else total + f64.sum(0)
+        total_sq = (f64**2).sum(0) if total_sq is None else total_sq + (f64**2).sum(0)
+        n += f.shape[0]
+        yield Progress(i + 1, len(samples), f"feature statistics: {i + 1}/{len(samples)} videos")
+    assert total is not None and total_sq is not None
+    mean = total / n
+    std = (total_sq / n - mean**2).clamp_min(0).sqrt()
+    return mean.float(), std.float()
 
 
 def _split_val(samples: list[VideoSample], frac: float, rng: np.random.Generator) -> tuple[list, list]:
@@ -300,8 +353,12 @@ def train(
     if not pos or not neg:
         raise StanError(f"training needs videos of both classes ({len(pos)} target, {len(neg)} other)")
 
+    stats_from_init = False
     if cfg.init:
         ck = load_checkpoint(cfg.init)
+        fm, fs = getattr(ck.model, "feat_mean", None), getattr(ck.model, "feat_std", None)
+        measured = fm is not None and fs is not None and not (bool((fm == 0).all()) and bool((fs == 1).all()))
+        stats_from_init = measured and getattr(spec, "feature_norm", False)  # else measured below
         if ck.spec.arch != spec.arch or ck.spec.classes != spec.classes:
             raise StanError(
                 f"--init checkpoint is {ck.spec.arch} with classes {ck.spec.classes}, "
@@ -320,6 +377,13 @@ def train(
         model = build_model(spec)
     model.to(device)
     frozen_mods = freeze_stages(model, cfg.freeze_stages)
+    # head-only training on a STAN: the backbone never changes, so window features are computed once (stride
+    # T/2, no pixel augmentation; the window grid still moves by half a window from step to step)
+    head_only = cfg.freeze_stages == 4 and isinstance(model, STAN)
+    feat_cache: dict[str, torch.Tensor] | None = {} if head_only else None
+    if isinstance(model, STAN) and model.spec.feature_norm and not resume and not stats_from_init:
+        mean, std = yield from _feature_stats(model, tr, device, feat_cache)
+        model.set_feature_stats(mean, std)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     half = max(1, cfg.batch_videos // 2)
@@ -355,6 +419,12 @@ def train(
         model.train()
         for m in frozen_mods:
             m.eval()  # frozen stages keep their BatchNorm statistics
+        if isinstance(model, STAN) and model.spec.feature_norm:
+            # the head reads features standardised with fixed statistics: BatchNorm on batch statistics would
+            # shift those features (measured: a head-only model at 0.86 val AUROC fell to chance in train mode)
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         rng.shuffle(pos)
         rng.shuffle(neg)
         losses, correct, seen = [], 0, 0
@@ -364,17 +434,28 @@ def train(
             batch += [neg[(k * half + j) % len(neg)] for j in range(half)]
             wins, owner = [], []
             for b, s in enumerate(batch):
+                if head_only:
+                    f = _cached_features(model, s, device, feat_cache)
+                    f = f[int(rng.integers(min(2, f.shape[0]))) :: 2]  # stride T, random half-window offset
+                    if f.shape[0] > cfg.max_windows:
+                        a = int(rng.integers(0, f.shape[0] - cfg.max_windows + 1))
+                        f = f[a : a + cfg.max_windows]
+                    wins.append(f)
+                    owner += [b] * f.shape[0]
+                    continue
                 x = _video_windows(s, spec, spec.frames, rng, cfg.max_windows)
                 if cfg.augment:
                     x = _augment(x, rng)
                 wins.append(x)
                 owner += [b] * x.shape[0]
-            x_all = np.concatenate(wins)
             owner_t = torch.tensor(owner)
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, cfg)
-            with torch.autocast(device.type, enabled=use_amp):
-                logits = model(*_to_views(x_all, device))
+            if head_only:
+                logits = model.head(torch.cat(wins).to(device))
+            else:
+                with torch.autocast(device.type, enabled=use_amp):
+                    logits = model(*_to_views(np.concatenate(wins), device))
             ev = model.evidence(logits.float()).cpu()
             vid_scores = torch.stack([pool_scores(ev[owner_t == b], cfg.pool, cfg.pool_r) for b in range(len(batch))])
             y = torch.tensor([float(s.label == spec.target_index) for s in batch])
@@ -392,7 +473,7 @@ def train(
             if cfg.max_minutes and (time.monotonic() - t_start) / 60 > cfg.max_minutes:
                 stop_reason = "time budget"
                 break
-        val_m, _ = evaluate_videos(model, val, cfg, device) if val else ({}, [])
+        val_m, _ = evaluate_videos(model, val, cfg, device, feat_cache) if val else ({}, [])
         rec = {
             "epoch": epoch + 1,
             "step": step,

@@ -1,0 +1,76 @@
+"""STAN training recipe: standardised features before the head, head-only training on cached features,
+fine-tuning from a head-only model with fixed BatchNorm statistics; on a few small synthetic videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
+from stanviewer.core.models.stan import STAN, ModelSpec
+from stanviewer.core.progress import run_job
+from stanviewer.core.training.train import TrainConfig, load_backbone, train
+
+
+def _spec(**kw) -> ModelSpec:
+    base = dict(views="local", frames=4, size=32, sample_fps=5.0, roi_provider="truth", head_hidden=8)
+    return ModelSpec(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stanviewer.core.synth import make_dataset
+
+    out = tmp_path_factory.mktemp("stan-synth")
+    return run_job(make_dataset(out, subjects=2, videos_per_subject=2, reps=(1, 1)), stream=None)
+
+
+def test_feature_norm_standardises_before_the_head(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = STAN(_spec(feature_norm=True)).eval()
+    x = torch.randn(2, 3, 4, 32, 32)
+    f = model.features(x)
+    mean, std = f.mean(0).detach(), torch.full_like(f[0], 0.5)
+    model.set_feature_stats(mean, std)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.classifier((f - mean) / std), atol=1e-6)
+        path = save_checkpoint(tmp_path / "m.safetensors", model)
+        back = load_checkpoint(path)
+        assert back.spec.feature_norm
+        assert torch.allclose(back.model.feat_mean, mean) and torch.allclose(back.model(x), model(x), atol=1e-6)
+    with pytest.raises(ValueError, match="no feature standardisation"):
+        STAN(_spec()).set_feature_stats(mean, std)
+
+
+def test_load_backbone_fills_in_missing_feature_stats() -> None:
+    src = STAN(_spec(head_hidden=0))
+    dst = STAN(_spec(feature_norm=True))
+    load_backbone(dst, src, same_head=False)
+    assert torch.equal(dst.backbone.patch_embed1.proj.weight, src.backbone.patch_embed1.proj.weight)
+    assert torch.equal(dst.feat_std, torch.ones_like(dst.feat_std))
+
+
+def test_head_only_then_fine_tune(dataset: Path, tmp_path: Path) -> None:
+    spec = _spec(feature_norm=True)
+    torch.manual_seed(0)
+    init = STAN(spec)
+    init_path = save_checkpoint(tmp_path / "init.safetensors", init)
+    cfg = TrainConfig(epochs=2, batch_videos=2, val_fraction=0, threads=1, max_windows=4, init=str(init_path))
+    cfg.freeze_stages = 4
+    res = run_job(train(dataset, spec, tmp_path / "A", cfg), stream=None)
+    a = load_checkpoint(res.last).model
+    # the backbone did not move, the head did, the standardisation was measured on the training windows
+    for (k, v), (_, w) in zip(a.backbone.state_dict().items(), init.backbone.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert not torch.equal(a.mlp_head[0].weight, init.mlp_head[0].weight)
+    assert float(a.feat_std.mean()) != 1.0 and float(a.feat_mean.abs().sum()) > 0
+    # fine-tune the last stages: the stats come from the init, BatchNorm statistics stay fixed
+    cfg_b = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, max_windows=4, init=str(res.last))
+    cfg_b.freeze_stages = 2
+    res_b = run_job(train(dataset, spec, tmp_path / "B", cfg_b), stream=None)
+    b = load_checkpoint(res_b.last).model
+    assert torch.equal(b.feat_mean, a.feat_mean) and torch.equal(b.feat_std, a.feat_std)
+    assert torch.equal(b.backbone.norm.running_mean, a.backbone.norm.running_mean)
+    assert not torch.equal(b.backbone.blocks4[0].attn.qkv.weight, a.backbone.blocks4[0].attn.qkv.weight)
