@@ -74,3 +74,27 @@ def test_head_only_then_fine_tune(dataset: Path, tmp_path: Path) -> None:
     assert torch.equal(b.feat_mean, a.feat_mean) and torch.equal(b.feat_std, a.feat_std)
     assert torch.equal(b.backbone.norm.running_mean, a.backbone.norm.running_mean)
     assert not torch.equal(b.backbone.blocks4[0].attn.qkv.weight, a.backbone.blocks4[0].attn.qkv.weight)
+
+
+def test_position_profile_divides_out_window_position_bias(dataset: Path, tmp_path: Path) -> None:
+    """Gradients depend on where a frame sits in the window; the scorer measures and divides that out."""
+    import numpy as np
+
+    from stanviewer.core.explain.scoring import AnalysisSettings, analyze_reader
+    from stanviewer.core.manifest import read_manifest
+    from stanviewer.core.models.checkpoint import load_checkpoint
+    from stanviewer.core.training.data import roi_for_video
+    from stanviewer.core.video import open_video
+
+    torch.manual_seed(1)
+    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", STAN(_spec())))
+    entry = next(e for e in read_manifest(dataset) if e.split == "test")
+    reader = open_video(dataset.parent / entry.video)
+    roi = roi_for_video(reader, "truth", entry, dataset.parent)
+    on = run_job(analyze_reader(reader, ck, AnalysisSettings(method="vanilla", heatmaps=False), roi=roi), stream=None)
+    off = AnalysisSettings(method="vanilla", heatmaps=False, position_norm=False)
+    plain = run_job(analyze_reader(reader, ck, off, roi=roi), stream=None)
+    prof = np.asarray(on.meta["normalisation"]["position_profile"])
+    assert prof.shape == (ck.spec.frames,) and abs(prof.mean() - 1) < 1e-3 and prof.std() > 0
+    assert plain.meta["normalisation"]["position_profile"] is None
+    assert not np.allclose(on.raw, plain.raw) and np.isfinite(on.raw).all()

@@ -421,3 +421,14 @@ def test_pyside_true_refcount_guard(qtbot) -> None:
     lost = before - sys.getrefcount(True)
     if lost > 0:
         assert true_refcount_guarded() and sys.getrefcount(True) > 1 << 39
+
+
+def test_auto_run_after_opening_like_the_demo(qtbot, window, make_video, tiny_checkpoint: Path, dialogs) -> None:
+    video = make_video("gui_auto.mp4", 50, "h264", gop=25)
+    ap = window.analysis_panel
+    ap.set_checkpoint(tiny_checkpoint)
+    ap.set_method("window")
+    window.auto_run = True  # what `stanviewer demo` asks for
+    window.open_path(video)
+    qtbot.waitUntil(lambda: window.session.analysis is not None or bool(dialogs), timeout=LONG)
+    assert not dialogs and window.session.method == "window" and not window.auto_run

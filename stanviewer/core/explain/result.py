@@ -23,6 +23,7 @@ class AnalysisSettings:
     batch: int = 16  # clips per forward/backward batch
     device: str = "auto"
     aggregate: str = "mean"  # pixels -> frame score: mean | top10
+    position_norm: bool = True  # divide out the mean score of each position in the window
     samples: int = 8  # SmoothGrad noisy copies
     sigma: float = 0.15  # SmoothGrad noise, fraction of the input range
     ig_steps: int = 16

@@ -171,6 +171,10 @@ def analyze_reader(
 
     raw_sum = np.zeros(n, np.float64)
     count = np.zeros(n, np.int32)
+    T = spec.frames
+    pos_sum = np.zeros(T, np.float64)  # mean raw score per position in the window (position bias)
+    pos_cnt = np.zeros(T, np.int64)
+    per_window: list[tuple[np.ndarray, np.ndarray]] = []  # (frames, scores [T]) of every window
     prob_sum = np.zeros(n, np.float64)
     heat_acc: dict[int, np.ndarray] = {}
     needed_by: dict[int, int] = {}  # frame -> number of pending windows that use it
@@ -203,6 +207,10 @@ def analyze_reader(
         for b, k in enumerate(idx):
             frames_k = plan[k]
             p = 1.0 / (1.0 + math.exp(-float(ev[b])))
+            per_window.append((frames_k, fs[b].astype(np.float64)))
+            if len(np.unique(frames_k)) == T:  # padded windows do not inform the position profile
+                pos_sum[:] += fs[b]
+                pos_cnt[:] += 1
             uniq = {}
             for j, f in enumerate(frames_k.tolist()):
                 uniq.setdefault(f, []).append(j)
@@ -278,6 +286,20 @@ def analyze_reader(
         if writer is not None:
             writer.abort()
         raise
+    profile = None
+    if st.position_norm and method.per_pixel and pos_cnt.min() > 0:
+        # Gradients depend on where a frame sits in the window (temporal padding of the convolutions):
+        # divide each position's scores by that position's mean over the whole video, then average.
+        profile = pos_sum / pos_cnt
+        if np.all(profile > 0):
+            profile = profile / profile.mean()
+            raw_sum[:] = 0.0
+            for frames_k, vals in per_window:
+                corrected = vals / profile
+                for f in np.unique(frames_k):
+                    raw_sum[f] += corrected[frames_k == f].mean()
+        else:
+            profile = None
     with np.errstate(invalid="ignore", divide="ignore"):
         raw = raw_sum / count
         wprob = prob_sum / count
@@ -341,6 +363,7 @@ def analyze_reader(
             "raw_min": float(np.min(raw)),
             "raw_max": float(np.max(raw)),
             "aggregate": st.aggregate,
+            "position_profile": None if profile is None else [round(float(v), 4) for v in profile],
         },
         "threshold": checkpoint.threshold(st.method),
         "device": str(device),
