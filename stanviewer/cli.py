@@ -82,6 +82,25 @@ def _run_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+@command("self-test", "installation check: bundled model, synthetic video, analysis, review file, one clip")
+def _selftest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, help="check this checkpoint instead of the bundled model")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    p.set_defaults(run=_run_selftest)
+
+
+def _run_selftest(a: argparse.Namespace) -> int:
+    from stanviewer.core.progress import run_job
+    from stanviewer.core.selftest import self_test
+
+    res = run_job(self_test(a.checkpoint, keep=a.keep, device=a.device))
+    print(res.summary())
+    if a.keep:
+        print(f"files: {res.folder}")
+    return 0
+
+
 @command("info", "print a video's metadata and frame-index summary")
 def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", type=Path)
@@ -606,6 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv = ["self-test" if x == "--self-test" else x for x in argv]  # the bundle's documented spelling
     debug = "--debug" in argv
     first = next((x for x in argv if not x.startswith("-")), None)
     if first is not None and first not in COMMANDS:

@@ -176,9 +176,9 @@ def _short_clip_scores(ck: Checkpoint, e: ManifestEntry, method: str, st: Analys
 def _roi_fn(ck: Checkpoint):
     def roi(reader):
         from stanviewer.core.progress import run_job
-        from stanviewer.core.roi import compute_roi
+        from stanviewer.core.roi import compute_roi, inference_provider
 
-        t = run_job(compute_roi(reader, provider=ck.spec.roi_provider), stream=None)
+        t = run_job(compute_roi(reader, provider=inference_provider(ck.spec.roi_provider)), stream=None)
         return np.asarray(t.boxes, np.float32), t.crop_square()
 
     return roi

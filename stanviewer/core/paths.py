@@ -42,3 +42,13 @@ def models_dir() -> Path:
     if base:
         return Path(base) / "models"
     return Path(__file__).resolve().parents[2] / "models"
+
+
+def resources_dir() -> Path:
+    """Icons and other application resources (``resources/`` at the repository root or inside a bundle)."""
+    import sys
+
+    base = getattr(sys, "_MEIPASS", None)
+    if base:
+        return Path(base) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from stanviewer.core.paths import resources_dir
 
 __all__ = ["make_app", "run_app", "setup_logging"]
 
@@ -42,6 +45,12 @@ def make_app(argv: Sequence[str] | None = None):
     from stanviewer import __version__
 
     app.setApplicationVersion(__version__)
+    icon = resources_dir() / "stanviewer.png"
+    if icon.exists():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
+    app.setDesktopFileName("stanviewer")
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     from stanviewer.qt.compat import guard_true_refcount
 
@@ -81,4 +90,14 @@ def run_app(
     elif analysis is not None:
         win.open_analysis_folder(Path(analysis))
     app.aboutToQuit.connect(win.shutdown)
+    if os.environ.get("STANVIEWER_STARTUP_PROBE"):  # bench/startup.py: report when the window is up, then quit
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        def _probe() -> None:
+            print(f"STARTUP_SHOWN {time.time():.6f} visible={int(win.isVisible())}", flush=True)
+            app.quit()
+
+        QTimer.singleShot(0, _probe)
     return int(app.exec())

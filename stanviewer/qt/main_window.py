@@ -494,11 +494,12 @@ class MainWindow(QMainWindow):
         provider = ((self.analysis_panel.meta or {}).get("spec") or {}).get("roi_provider", "motion")
 
         def job() -> Job[np.ndarray]:
-            from stanviewer.core.roi import PROVIDERS, compute_roi
+            from stanviewer.core.roi import PROVIDERS, compute_roi, inference_provider
             from stanviewer.core.video import open_video
 
             # a model trained with boxes from files ("truth", "csv") has none for a new video: use motion
-            name = provider if provider in PROVIDERS and provider not in ("csv", "skeleton") else "motion"
+            name = inference_provider(provider)
+            name = name if name in PROVIDERS else "motion"
             with open_video(path) as reader:
                 track = yield from compute_roi(reader, name)
             return np.asarray(track.boxes, np.float32)

@@ -155,11 +155,15 @@ def analyze_reader(
     s = min(1.0, st.work_side / max(rw, rh))
     work = (max(2, round(rw * s)), max(2, round(rh * s)))
     boxes = square = None
+    roi_source = None
     if "local" in views:
+        roi_source = "given" if roi is not None else None
         if roi is None:
-            from stanviewer.core.roi import compute_roi
+            from stanviewer.core.roi import compute_roi, inference_provider
 
-            track = yield from _prefixed(compute_roi(reader, provider=spec.roi_provider), "finding the person")
+            provider = inference_provider(spec.roi_provider)
+            roi_source = provider
+            track = yield from _prefixed(compute_roi(reader, provider=provider), "finding the person")
             roi = (np.asarray(track.boxes, np.float32), track.crop_square())
         boxes = roi[0] * np.array([work[0] / rw, work[1] / rh] * 2, np.float32)
         cx, cy, side = roi[1]
@@ -349,6 +353,7 @@ def analyze_reader(
         "method": st.method,
         "method_params": st.method_params(),
         "views": spec.views,
+        "roi": roi_source,  # local views: the ROI provider used (or "given" boxes); None without a local view
         "window": {
             "frames": spec.frames,
             "step": step,

@@ -26,7 +26,20 @@ from stanviewer.core.roi.post import clamp_boxes, expand_boxes, fill_gaps, finis
 from stanviewer.core.roi.skeleton import SkeletonProvider, read_skeleton
 from stanviewer.core.roi.track import RoiTrack
 
+FILE_PROVIDERS = ("truth", "csv", "skeleton")  # boxes read from files: a new video has none
+
+
+def inference_provider(name: str) -> str:
+    """The provider to use on a new video for a model trained with ``name`` boxes.
+
+    Models trained with boxes from files (the synthetic generator's ``truth``, ``csv``, ``skeleton``)
+    get ``motion`` boxes on videos that come without such files; other providers are used as they are.
+    """
+    return "motion" if name in FILE_PROVIDERS else name
+
+
 __all__ = [
+    "FILE_PROVIDERS",
     "PROVIDERS",
     "CsvProvider",
     "MotionProvider",
@@ -41,6 +54,7 @@ __all__ = [
     "expand_boxes",
     "fill_gaps",
     "finish_boxes",
+    "inference_provider",
     "make_provider",
     "read_roi_csv",
     "read_skeleton",
