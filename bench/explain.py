@@ -43,15 +43,19 @@ from stanviewer.core.views import global_view, local_view, normalise, view_names
 METHODS = ["window", "vanilla", "gradcam", "smoothgrad"]
 
 
-def matmul_peak(threads: int) -> float:
+def matmul_peak(threads: int, device: str = "cpu") -> float:
     torch.set_num_threads(threads)
-    a = torch.randn(4096, 4096)
-    b = torch.randn(4096, 4096)
+    a = torch.randn(4096, 4096, device=device)
+    b = torch.randn(4096, 4096, device=device)
     a @ b
     best = []
     for _ in range(5):
+        if device != "cpu":
+            torch.cuda.synchronize()
         t = time.perf_counter()
         a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
         best.append(time.perf_counter() - t)
     return 2 * 4096**3 / float(np.median(best)) / 1e9
 
@@ -146,7 +150,9 @@ print(json.dumps({{'frames': r.frame_count, 'seconds': time.time() - t, 'peak_rs
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def compare_archs(base: Checkpoint, archs: list[str], reader, roi, workdir: Path, methods: list[str]) -> None:
+def compare_archs(
+    base: Checkpoint, archs: list[str], reader, roi, workdir: Path, methods: list[str], device: str = "cpu"
+) -> None:
     """frames/s per method of random-weight models of other architectures (e.g. the per-frame CNN family,
     issue 8) beside ``base``, with the same views, clip length, input size and ROI, at full coverage."""
     from stanviewer.core.models.registry import build_model, describe_arch
@@ -163,7 +169,7 @@ def compare_archs(base: Checkpoint, archs: list[str], reader, roi, workdir: Path
     for ck in cks:
         cells = []
         for method in methods:
-            st = AnalysisSettings(method=method, coverage="full", batch=16, samples=8, heatmaps=False)
+            st = AnalysisSettings(method=method, coverage="full", batch=16, samples=8, heatmaps=False, device=device)
             t = time.perf_counter()
             run_job(analyze_reader(reader, ck, st, roi=roi), stream=None)
             cells.append(f"{n / (time.perf_counter() - t):.0f}")
@@ -176,6 +182,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, help="default: the bundled model, else a random tiny STAN")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "stanviewer-bench-explain")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the scorer runs")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-main", action="store_true", help="skip the stanviewer-vs-naive table")
@@ -207,29 +214,34 @@ def main() -> None:
 
     track = run_job(compute_roi(reader, provider=ck.spec.roi_provider), stream=None)
     roi = (np.asarray(track.boxes, np.float32), track.crop_square())
-    peak = matmul_peak(a.threads)
+    peak = matmul_peak(a.threads, "cuda" if a.device.startswith("cuda") else "cpu")
     spec = ck.spec
     x = tuple(torch.randn(16, 3, spec.frames, spec.size, spec.size) for _ in view_names(spec.views))
     print(f"model {ck.name} ({spec.arch}, {spec.views}, {spec.frames}x{spec.size}), video {n} frames at "
-          f"{reader.fps:.0f} fps, {a.threads} threads, matmul peak {peak:.0f} GFLOP/s\n")  # fmt: skip
+          f"{reader.fps:.0f} fps, {a.threads} threads, device {a.device}, "
+          f"fp32 matmul peak {peak:.0f} GFLOP/s\n")  # fmt: skip
     if not a.skip_main:
         print("| method | stanviewer s | frames/s | naive s | naive frames/s | speed-up | GFLOP/s | of peak |")
         print("|---|---|---|---|---|---|---|---|")
     step = spec.step_for(reader.fps)
     plan = plan_windows(n, spec.frames, step, max(1, spec.frames // 2), "full")
     for method in [] if a.skip_main else METHODS:
-        st = AnalysisSettings(method=method, coverage="full", batch=16, samples=8, heatmaps=False)
+        st = AnalysisSettings(method=method, coverage="full", batch=16, samples=8, heatmaps=False, device=a.device)
         t = time.perf_counter()
         run_job(analyze_reader(reader, ck, st, roi=roi), stream=None)
         ours = time.perf_counter() - t
-        fl = flops_per_batch(ck, method, x) / 16 * len(plan)
+        dev = next(ck.model.parameters()).device
+        try:
+            fl = flops_per_batch(ck, method, tuple(v.to(dev) for v in x)) / 16 * len(plan)
+        except RuntimeError:  # FlopCounterMode cannot count autograd.grad in some torch versions (2.11)
+            fl = float("nan")
         gfs = fl / ours / 1e9
-        nv = float("nan") if a.skip_naive else naive(ck, reader, method, roi)
+        nv = float("nan") if a.skip_naive or a.device != "cpu" else naive(ck, reader, method, roi)
         print(f"| {method} | {ours:.1f} | {n / ours:.0f} | {nv:.1f} | {n / nv:.0f} | {nv / ours:.2f}x | "
               f"{gfs:.1f} | {gfs / peak:.0%} |")  # fmt: skip
     archs = [x.strip() for x in a.compare.split(",") if x.strip()]
     if archs:
-        compare_archs(ck, archs, reader, roi, a.workdir, METHODS)
+        compare_archs(ck, archs, reader, roi, a.workdir, METHODS, a.device)
     if not a.skip_memory:
         print("\n| video | frames | analysis s (vanilla, sampled) | peak RSS MB |")
         print("|---|---|---|---|")

@@ -225,7 +225,7 @@ class VideoReader:
     # ------------------------------------------------------------------ opening and indexing
     def _open_container(self) -> None:
         try:
-            self._container = av.open(str(self.path), mode="r", metadata_errors="ignore")
+            self._container = _av_open(self.path)
         except PermissionError as e:
             raise VideoError("cannot be read: permission denied", self.path) from e
         except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
@@ -639,6 +639,14 @@ def _check_path(path: Path) -> None:
         raise VideoError("cannot be read: permission denied", path) from e
     except OSError as e:
         raise VideoError(f"cannot be read ({e.strerror})", path) from e
+
+
+def _av_open(path: Path):
+    """``av.open`` for reading; undecodable metadata is ignored where PyAV has the option (removed in 19)."""
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except TypeError:
+        return av.open(str(path), mode="r")
 
 
 def open_video(path: str | Path, **kwargs: object) -> VideoReader:

@@ -22,6 +22,7 @@ class AnalysisSettings:
     coverage: str = "full"  # full | sampled
     batch: int = 16  # clips per forward/backward batch
     device: str = "auto"
+    amp: bool = True  # mixed precision (bf16/fp16 autocast) on CUDA; no effect on the CPU
     aggregate: str = "mean"  # pixels -> frame score: mean | top10
     position_norm: bool = True  # divide out the mean score of each position in the window
     samples: int = 8  # SmoothGrad noisy copies

@@ -195,17 +195,33 @@ def analyze_reader(
     total_units = len(plan)
     done_units = 0
 
+    amp_dtype = None
+    if device.type == "cuda" and st.amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    oom_splits: list[int] = []
+
     def run_batch(idx: list[int]) -> None:
         nonlocal done_units
         x = np.stack([np.stack([images[int(f)] for f in plan[k]]) for k in idx])  # [B, T, V, S, S, 3]
         t = normalise(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4, 5))))  # [B, V, 3, T, S, S]
         clips = tuple(t[:, v].to(device) for v in range(len(views)))
         try:
-            attrs = method.attribute(clips, target)
-            with torch.no_grad(), frozen(model):
-                ev = LogOdds(model)(*clips)[:, target].float().cpu().numpy()
+            # on a GPU: mixed precision (bf16 where supported); inputs and their gradients stay float32
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                attrs = method.attribute(clips, target)
+                with torch.no_grad(), frozen(model):
+                    ev = LogOdds(model)(*clips)[:, target].float().cpu().numpy()
         except torch.cuda.OutOfMemoryError as e:  # pragma: no cover - needs a GPU
-            raise StanError("the GPU ran out of memory; try a smaller --batch or --device cpu") from e
+            del clips
+            torch.cuda.empty_cache()
+            if len(idx) > 1:  # retry in halves: the analysis goes on at a smaller batch
+                oom_splits.append(len(idx))
+                run_batch(idx[: len(idx) // 2])
+                run_batch(idx[len(idx) // 2 :])
+                return
+            raise StanError(
+                "the GPU ran out of memory even for one clip; close other GPU programs or use --device cpu"
+            ) from e
         fs = frame_scores(attrs, st.aggregate).float().cpu().numpy()  # [B, T]
         maps = [h.float().cpu().numpy() for h in heatmaps(attrs)] if writer is not None else None
         for b, k in enumerate(idx):
@@ -372,6 +388,8 @@ def analyze_reader(
         },
         "threshold": checkpoint.threshold(st.method),
         "device": str(device),
+        "precision": "float32" if amp_dtype is None else str(amp_dtype).replace("torch.", "") + " autocast",
+        "oom_batch_splits": len(oom_splits),
         "seconds": round(time.monotonic() - t0, 3),
         "settings": st.key(),
     }
