@@ -2,7 +2,8 @@
 
 Opening a video runs in a worker (the frame index of a long file takes a while to build the first
 time); it also loads the newest cached analysis of the video, the curves of other cached methods and a
-label file found beside the video, so that reopening shows everything at once.
+label file found beside the video, so that reopening shows everything at once. The video's review
+(editable label tiers, review file, autosave, crash recovery) is :class:`~stanviewer.qt.review.ReviewController`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,6 +36,10 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Job, Progress
 from stanviewer.qt.analysis_panel import AnalysisPanel
 from stanviewer.qt.dialogs import ShortcutsDialog, show_about, show_error
+from stanviewer.qt.lanes import LaneEditor
+from stanviewer.qt.review import ReviewController
+from stanviewer.qt.review_bar import STATUS_TEXT, ReviewBar
+from stanviewer.qt.review_files import ReviewFiles
 from stanviewer.qt.segments_panel import SegmentsPanel
 from stanviewer.qt.session import Session, Tier, find_label_file
 from stanviewer.qt.settings import AppSettings
@@ -156,6 +161,11 @@ class MainWindow(QMainWindow):
         self.threshold_bar = ThresholdBar(self.session, self.timeline)
         self.analysis_panel = AnalysisPanel(self.session, self.settings)
         self.segments_panel = SegmentsPanel(self.session)
+        self.review = ReviewController(self.session, self)
+        self.review_files = ReviewFiles(self.review, self)
+        self.review_bar = ReviewBar(self.review)
+        self.lane_editor = LaneEditor(self.timeline, self.review)
+        self.timeline.lane_editor = self.lane_editor
         self._build_overlay_bar()
         self._build_layout()
         self._build_menus()
@@ -218,6 +228,7 @@ class MainWindow(QMainWindow):
         bl.setContentsMargins(0, 0, 0, 0)
         bl.setSpacing(0)
         bl.addWidget(self.threshold_bar)
+        bl.addWidget(self.review_bar)
         bl.addWidget(self.timeline, 1)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.addWidget(top)
@@ -259,7 +270,14 @@ class MainWindow(QMainWindow):
         self.recent_menu = f.addMenu("Open &recent")
         self._action(f, "Open &analysis folder…", self.choose_analysis, [], "open_analysis")
         f.addSeparator()
+        self._action(f, "&Save labels", self.review.save, ["Ctrl+S"], "save")
+        self._action(f, "&Import labels…", self.review_files.import_labels, [], "import_labels")
+        self._action(f, "&Export labels…", self.review_files.export_labels, [], "export_labels")
+        self._action(f, "Export &clips…", self.review_files.export_clips, [], "export_clips")
+        self._action(f, "&Report (PDF)…", self.review_files.report, [], "report")
+        f.addSeparator()
         self._action(f, "&Quit", self.close, ["Ctrl+Q"], "quit")
+        self._build_edit_menu(mb.addMenu("&Edit"))
         v = mb.addMenu("&View")
         self.heat_action = self._action(v, "Heatmap overlay", lambda: self.heat_check.toggle(), ["H"], "heatmap")
         self.roi_action = self._action(v, "ROI box", lambda: self.roi_check.toggle(), ["R"], "roi")
@@ -283,6 +301,50 @@ class MainWindow(QMainWindow):
         self._action(h, "&Keyboard shortcuts", self.show_shortcuts, ["F1", "?"], "shortcuts")
         self._action(h, "&About stanviewer", lambda: show_about(self, str(self.settings.path)), [], "about")
         self._rebuild_recent()
+
+    def _build_edit_menu(self, e: Any) -> None:
+        r = self.review
+        self.undo_action = self._action(e, "&Undo", r.undo, ["Ctrl+Z"], "undo")
+        self.redo_action = self._action(e, "&Redo", r.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
+        for a in (self.undo_action, self.redo_action):
+            a.setEnabled(False)
+        e.addSeparator()
+        self._action(e, "&Accept the flagged segment at the playhead", r.accept, ["A"], "accept")
+        self._action(e, "Accept all flagged segments", r.accept_all, ["Shift+A"], "accept_all")
+        self._action(e, "Selection starts at the playhead", r.mark_in, ["I"], "mark_in")
+        self._action(e, "Selection ends at the playhead", r.mark_out, ["O"], "mark_out")
+        self._action(e, "&Label the selection", self._label_selection, ["Return", "Enter"], "label")
+        self._action(e, "&Delete the interval at the playhead", r.delete, ["Delete"], "delete")
+        self._action(e, "Move the selected edge one frame earlier", lambda: r.nudge(-1), [","], "nudge_left")
+        self._action(e, "Move the selected edge one frame later", lambda: r.nudge(1), ["."], "nudge_right")
+        self._action(e, "Switch the selected edge (left / right)", r.toggle_edge, ["E"], "switch_edge")
+        self._action(e, "&Split the interval at the playhead", r.split, ["S"], "split")
+        self._action(e, "&Merge the interval with the next", r.merge, ["M"], "merge")
+        e.addSeparator()
+        self.status_menu = e.addMenu("Review &status")
+        group = QActionGroup(self)
+        self.status_actions: dict[str, QAction] = {}
+        for key, text in STATUS_TEXT.items():
+            a = self.status_menu.addAction(text)
+            a.setCheckable(True)
+            a.setObjectName(f"action_status_{key}")
+            a.triggered.connect(lambda _c=False, k=key: r.set_status(k))
+            group.addAction(a)
+            self.status_actions[key] = a
+
+    def _label_selection(self) -> None:
+        self.review.set_label(self.review_bar.label.currentText())  # a label typed but not yet applied
+        self.review.label_selection()
+
+    def _on_review_state(self) -> None:
+        lab = self.review.labels
+        if lab is not None and lab.status in self.status_actions:
+            self.status_actions[lab.status].setChecked(True)
+        for a in self.status_actions.values():
+            a.setEnabled(lab is not None)
+        p = self.session.path
+        if p is not None:
+            self.setWindowTitle(f"{p.name}{' •' if self.review.dirty else ''} — stanviewer")
 
     def _build_status(self) -> None:
         sb = self.statusBar()
@@ -311,6 +373,22 @@ class MainWindow(QMainWindow):
         ap.sigModelText.connect(self._set_model_text)
         ap.sigDeviceText.connect(self.device_label.setText)
         self._set_model_text(self._model_text)
+        r = self.review
+        r.sigMessage.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        r.sigHistoryChanged.connect(self._on_history)
+        r.sigLabelsChanged.connect(self._on_review_state)
+        r.sigReviewChanged.connect(self._on_review_state)
+        r.sigSaved.connect(lambda _p: self._on_review_state())
+        r.sigAutosaveFailed.connect(
+            lambda e: self.statusBar().showMessage(f"Autosave failed: {e} (your edits are still in memory)", 10000)
+        )
+
+    def _on_history(self, can_undo: bool, can_redo: bool) -> None:
+        lab = self.review.labels
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
+        self.undo_action.setText(f"&Undo {lab.undo_text}" if can_undo and lab is not None else "&Undo")
+        self.redo_action.setText(f"&Redo {lab.redo_text}" if can_redo and lab is not None else "&Redo")
 
     def _set_model_text(self, text: str) -> None:
         self._model_text = text
@@ -360,6 +438,8 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | Path, analysis_folder: str | Path | None = None) -> None:
         """Open a video (in a worker); errors become a dialog naming the file."""
         path = Path(path)
+        if not self.review.close(ask=True):  # unsaved labels: Save / Discard / Cancel
+            return
         if self._opener is not None and self._opener.isRunning():
             self._opener.cancel()
         self.analysis_panel.cancel()
@@ -388,6 +468,7 @@ class MainWindow(QMainWindow):
         s = self.session
         s.set_video(res.reader, res.path)
         s.set_label_tiers(res.tiers)
+        self.review.open_for(res.path, res.reader)
         self._start_previews(res.path, res.reader)
         self.settings.set_last_folder(res.path.parent)
         self.settings.add_recent(res.path)
@@ -541,7 +622,8 @@ class MainWindow(QMainWindow):
         self.settings.set("window/splitter", self.splitter.saveState())
         self.settings.sync()
         self.analysis_panel.shutdown()
-        for w in (self._opener, self._roi_worker, self._thumb_worker):
+        self.review.close(ask=False)  # unsaved edits stay in the recovery file
+        for w in (self._opener, self._roi_worker, self._thumb_worker, self.review_files.clip_worker):
             if w is not None and w.isRunning():
                 w.cancel()
                 w.wait(60000)
@@ -551,5 +633,8 @@ class MainWindow(QMainWindow):
         self.session.close()
 
     def closeEvent(self, e: QCloseEvent) -> None:
+        if not self.review.close(ask=True):  # unsaved labels: Save / Discard / Cancel
+            e.ignore()
+            return
         self.shutdown()
         super().closeEvent(e)

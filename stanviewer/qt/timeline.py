@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from stanviewer.core.explain.segments import SegmentOptions
+from stanviewer.qt.lanes import LaneViewBox
 from stanviewer.qt.session import Session
 
 __all__ = ["ThresholdBar", "TimeAxis", "Timeline", "intervals_path", "prediction_text"]
@@ -170,8 +171,9 @@ class Timeline(QWidget):
         self.playhead.setZValue(30)
         self.plot.addItem(self.playhead)
 
-        # lanes
-        self.lanes = self.glw.addPlot(row=1, col=0)
+        # lanes (human tiers become editable when a LaneEditor is attached: stanviewer.qt.lanes)
+        self.lane_editor: object | None = None
+        self.lanes = self.glw.addPlot(row=1, col=0, viewBox=LaneViewBox())
         self.lanes.setXLink(self.plot)
         self.lanes.getAxis("left").setWidth(AXIS_WIDTH)
         self.lanes.getAxis("left").setStyle(hideOverlappingLabels=False)
@@ -307,10 +309,30 @@ class Timeline(QWidget):
             item.setData(*intervals_path(tier.intervals, k + 0.15, k + 0.85))
             item.setFillLevel(k + 0.15)
             item.setBrush(pg.mkBrush(*tier.color, 200))
-        self.lanes.getAxis("left").setTicks([[(k + 0.5, t.name) for k, t in enumerate(tiers)]])
-        self.lanes.setYRange(0, max(1, len(tiers)), padding=0)
-        self.lanes.setFixedHeight(12 + 24 * max(1, len(tiers)))
-        self.lanes.setVisible(bool(tiers))
+        names = [t.name for t in tiers]
+        editor = self.lane_editor
+        if editor is not None:
+            editor.redraw(len(tiers))  # type: ignore[attr-defined]
+            names += editor.tick_names()  # type: ignore[attr-defined]
+        self.lanes.getAxis("left").setTicks([[(k + 0.5, n) for k, n in enumerate(names)]])
+        self.lanes.setYRange(0, max(1, len(names)), padding=0)
+        self.lanes.setFixedHeight(12 + 24 * max(1, len(names)))
+        self.lanes.setVisible(bool(names))
+
+    def refresh_lanes(self) -> None:
+        """Redraw the lanes (read-only tiers and the review's tiers)."""
+        self._on_tiers()
+
+    def lane_row(self, name: str) -> int:
+        """Row of a lane by its tier name (read-only lanes first, then the review's tiers); -1 if none."""
+        names = [t.name for t in self.session.tiers()]
+        if self.lane_editor is not None:
+            names += self.lane_editor.names()  # type: ignore[attr-defined]
+        return names.index(name) if name in names else -1
+
+    def lane_to_scene(self, frame: float, name: str) -> object:
+        """Scene position of ``frame`` in the middle of a lane (for tests and benchmarks)."""
+        return self.lanes.getViewBox().mapViewToScene(pg.Point(frame, self.lane_row(name) + 0.5))
 
     def _on_frame(self, i: int) -> None:
         for line in (self.playhead, self.lane_head, self.ov_head):

@@ -1,0 +1,404 @@
+"""Editing labels in the app (offscreen): lanes, keys, undo, review file, autosave, recovery, exports.
+
+Every test works on its own copy of the test video (the recovery file is named after the video), and
+every message box and file dialog is answered by the ``answers`` fixture, so no test can hang on a modal
+dialog.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from gui_helpers import LONG, N_FRAMES, open_and_wait
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+
+from stanviewer.core.review.recovery import recovery_path
+from stanviewer.core.review.reviewfile import VideoRef, open_review, review_path
+
+B = QMessageBox.StandardButton
+
+
+class Answers:
+    """What the patched dialogs answer, and what they were asked."""
+
+    def __init__(self) -> None:
+        self.question = B.No  # restore? / attach anyway?
+        self.close = B.Discard  # unsaved labels on close
+        self.save_file = ""
+        self.open_file = ""
+        self.folder = ""
+        self.item = ""
+        self.asked: list[tuple[str, str]] = []
+        self.errors: list[tuple[str, str]] = []
+
+
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> Answers:
+    a = Answers()
+
+    def question(parent, title, text, buttons=None, default=None):
+        a.asked.append((title, text))
+        return a.close if title == "Unsaved labels" else a.question
+
+    def critical(parent, title, text, *args, **kw):
+        a.errors.append((title, text))
+        return B.Ok
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    monkeypatch.setattr(QMessageBox, "critical", critical)
+    monkeypatch.setattr(QMessageBox, "information", lambda *args, **kw: B.Ok)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kw: (a.save_file, ""))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kw: (a.open_file, ""))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kw: a.folder)
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kw: (a.item, bool(a.item)))
+    return a
+
+
+@pytest.fixture
+def video(analysed_video: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A copy of the analysed test video under a name of its own (same content: the analysis is found)."""
+    dst = tmp_path / f"{request.node.name[:40]}.mp4"
+    shutil.copy(analysed_video, dst)
+    return dst
+
+
+def opened(qtbot, window, video: Path):
+    open_and_wait(qtbot, window, video)
+    assert window.review.review is not None
+    return window.review.labels
+
+
+def key(qtbot, window, k: Qt.Key, mod: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    window.view.setFocus()
+    qtbot.keyClick(window.view, k, mod)
+
+
+def drag(qtbot, window, tier: str, f0: float, f1: float, mod=Qt.KeyboardModifier.NoModifier, steps: int = 4) -> None:
+    """Press on ``tier``'s lane at frame ``f0``, move in steps to ``f1`` and release (real mouse events)."""
+    tl = window.timeline
+    view = tl.glw
+    vp = view.viewport()
+
+    def pos(f: float) -> QPointF:
+        return QPointF(view.mapFromScene(tl.lane_to_scene(f, tier)))
+
+    def send(kind, p: QPointF, button, buttons) -> None:
+        ev = QMouseEvent(kind, p, QPointF(vp.mapToGlobal(p)), button, buttons, mod)
+        QApplication.sendEvent(vp, ev)
+
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    send(QMouseEvent.Type.MouseMove, pos(f0), none, none)
+    qtbot.wait(20)
+    send(QMouseEvent.Type.MouseButtonPress, pos(f0), left, left)
+    for k in range(1, steps + 1):
+        qtbot.wait(20)  # pyqtgraph drops mouse moves closer than 10 ms apart
+        send(QMouseEvent.Type.MouseMove, pos(f0 + (f1 - f0) * k / steps), none, left)
+    qtbot.wait(20)
+    send(QMouseEvent.Type.MouseButtonRelease, pos(f1), left, none)
+
+
+def spans(labels, tier: str = "annotator") -> list[tuple[int, int, str]]:
+    return labels.tier(tier).spans()
+
+
+# ------------------------------------------------------------------------------------------------ tests
+def test_model_tier_follows_the_timeline(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    s = window.session
+    assert labels.tier_names() == ["model", "annotator", "therapist"]
+    assert [(a, b) for a, b, _ in spans(labels, "model")] == [(g.start, g.end) for g in s.segments]
+    window.threshold_bar.spin.setValue(0.7)
+    assert [(a, b) for a, b, _ in spans(labels, "model")] == [(g.start, g.end) for g in s.segments]
+    assert labels.proposal.meta["threshold"] == pytest.approx(0.7)
+    window.threshold_bar.min_frames.setValue(15)  # segment options too
+    assert [(a, b) for a, b, _ in spans(labels, "model")] == [(g.start, g.end) for g in s.segments] == [(70, 90)]
+    assert not window.review.dirty  # the proposal is derived data, not an edit
+    # the human tiers have lanes of their own below the read-only ones
+    tl = window.timeline
+    assert tl.lane_row("annotator") == 1 and tl.lane_row("therapist") == 2
+    ticks = [t for _, t in tl.lanes.getAxis("left")._tickLevels[0]]
+    assert ticks[1:] == ["▸ annotator", "therapist"]
+
+
+def test_edit_with_the_model_api_and_undo(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 5, 15, "lean")
+    assert spans(labels) == [(5, 15, "lean")]
+    assert window.review.dirty and "•" in window.windowTitle()
+    # the lane draws it (one fill per label) and the selection outline covers it
+    ed = window.lane_editor
+    x, _ = ed.fills[0].getData()
+    assert [round(v + 0.5) for v in x[:4:2]] == [5, 15]
+    sx, _ = ed.sel_item.getData()
+    assert min(sx) == pytest.approx(4.5) and max(sx) == pytest.approx(14.5)
+    assert window.undo_action.isEnabled()
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert spans(labels) == []
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert spans(labels) == [(5, 15, "lean")]
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    key(qtbot, window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert spans(labels) == [(5, 15, "lean")]
+
+
+def test_mouse_drags_select_create_and_move_edges(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    tl = window.timeline
+    # a plain drag selects a range on the lane (frames under the start and end of the drag)
+    drag(qtbot, window, "therapist", 30, 50)
+    sel = labels.selection
+    assert (sel.tier, sel.start, sel.end) == ("therapist", 30, 51)
+    assert window.review.active_tier == "therapist" and spans(labels, "therapist") == []
+    # Enter labels it with the current label
+    window.review_bar.label.setCurrentText("trunk lean")
+    key(qtbot, window, Qt.Key.Key_Return)
+    assert spans(labels, "therapist") == [(30, 51, "trunk lean")]
+    # Shift+drag creates an interval at once
+    drag(qtbot, window, "annotator", 60, 80, Qt.KeyboardModifier.ShiftModifier)
+    assert spans(labels) == [(60, 81, "trunk lean")]
+    n_undo = len(labels._undo)
+    # dragging the right edge moves it; the whole drag is one undo step
+    drag(qtbot, window, "annotator", 80.5, 95.5, steps=6)
+    assert spans(labels) == [(60, 96, "trunk lean")]
+    assert len(labels._undo) == n_undo + 1
+    # and the left edge
+    drag(qtbot, window, "annotator", 59.5, 64.5)  # x = b - 0.5 is the boundary b
+    assert spans(labels) == [(65, 96, "trunk lean")]
+    labels.undo()
+    assert spans(labels) == [(60, 96, "trunk lean")]
+    labels.undo()
+    assert spans(labels) == [(60, 81, "trunk lean")]
+    # a click on an interval selects it and moves the playhead there
+    vp = tl.glw.viewport()
+    p = tl.glw.mapFromScene(tl.lane_to_scene(70, "annotator"))
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=p)
+    assert labels.selected_interval() is not None and labels.selected_interval().start == 60
+    assert window.session.frame == 70
+    # drags on the read-only model lane still pan the view instead of editing
+    before = dict(labels.spans())
+    tl.zoom(4.0)
+    lo = tl.vb.viewRange()[0][0]
+    drag(qtbot, window, "model ≥ 0.50", 60, 55)
+    assert labels.spans() == before and tl.vb.viewRange()[0][0] != pytest.approx(lo)
+
+
+def test_editing_keys_at_the_playhead(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    s, ctl = window.session, window.review
+    assert ctl.active_tier == "annotator"
+    s.set_frame(12)
+    key(qtbot, window, Qt.Key.Key_A)  # accept the flagged segment under the playhead (10-20)
+    assert spans(labels) == [(10, 20, "compensation")]
+    iv = labels.tier("annotator").at(12)
+    assert iv.origin == "proposal" and iv.proposal.threshold == pytest.approx(s.threshold)
+    # , and . nudge the selected edge (the right one after accepting; E switches)
+    key(qtbot, window, Qt.Key.Key_Period)
+    key(qtbot, window, Qt.Key.Key_Period)
+    assert spans(labels) == [(10, 22, "compensation")]
+    key(qtbot, window, Qt.Key.Key_E)
+    key(qtbot, window, Qt.Key.Key_Comma)
+    assert spans(labels) == [(9, 22, "compensation")]
+    # S splits at the playhead, M merges again
+    s.set_frame(15)
+    key(qtbot, window, Qt.Key.Key_S)
+    assert spans(labels) == [(9, 15, "compensation"), (15, 22, "compensation")]
+    s.set_frame(10)
+    key(qtbot, window, Qt.Key.Key_M)
+    assert spans(labels) == [(9, 22, "compensation")]
+    # I and O mark a selection at the playhead, Enter labels it
+    s.set_frame(30)
+    key(qtbot, window, Qt.Key.Key_I)
+    s.set_frame(34)
+    key(qtbot, window, Qt.Key.Key_O)
+    sel = labels.selection
+    assert (sel.start, sel.end) == (30, 35)
+    key(qtbot, window, Qt.Key.Key_Return)
+    assert spans(labels)[-1] == (30, 35, "compensation")
+    # Delete removes the interval under the playhead
+    s.set_frame(32)
+    key(qtbot, window, Qt.Key.Key_Delete)
+    assert spans(labels) == [(9, 22, "compensation")]
+    # Shift+A accepts every flagged segment in one undo step
+    n_undo = len(labels._undo)
+    key(qtbot, window, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert len(labels._undo) == n_undo + 1
+    assert [(a, b) for a, b, _ in spans(labels)] == [(9, 22), (40, 45), (70, 90), (100, 103)]
+    # a key that cannot apply says why in the status bar
+    s.set_frame(60)
+    key(qtbot, window, Qt.Key.Key_S)
+    assert "Cannot split" in window.statusBar().currentMessage()
+    # the existing keys still work (N: next flagged segment)
+    key(qtbot, window, Qt.Key.Key_N)
+    assert s.frame == 70
+
+
+def test_edits_work_while_playing(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    window.transport.play()
+    try:
+        qtbot.waitUntil(lambda: window.session.frame > 3, timeout=LONG)
+        key(qtbot, window, Qt.Key.Key_I)
+        qtbot.waitUntil(lambda: window.session.frame > labels.selection.start + 3, timeout=LONG)
+        key(qtbot, window, Qt.Key.Key_O)
+        key(qtbot, window, Qt.Key.Key_Return)
+    finally:
+        window.transport.pause()
+    ((a, b, _),) = spans(labels)
+    assert b - a >= 4
+
+
+def test_status_and_tier_choice(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    bar = window.review_bar
+    assert bar.status.currentData() == "unreviewed"
+    window.status_actions["done"].trigger()
+    assert labels.status == "done" and bar.status.currentData() == "done"
+    bar.tier.setCurrentText("therapist")
+    bar.tier.activated.emit(bar.tier.currentIndex())
+    assert window.review.active_tier == "therapist"
+    window.session.set_frame(42)
+    key(qtbot, window, Qt.Key.Key_A)
+    assert spans(labels, "therapist") == [(40, 45, "compensation")] and spans(labels) == []
+
+
+def test_save_and_reopen(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 5, 15, "lean")
+    key(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    side = review_path(video)
+    assert side == video.with_name(video.name + ".stanreview.json") and side.exists()
+    assert not window.review.dirty and window.review_bar.state.text() == "saved"
+    assert not recovery_path(window.review.review.video).exists()
+    data = json.loads(side.read_text(encoding="utf-8"))
+    assert data["tiers"][0]["name"] == "model"  # the proposal as it was, with its threshold
+    window.review.close()
+    labels2 = opened(qtbot, window, video)
+    assert spans(labels2) == [(5, 15, "lean")] and not answers.asked
+
+
+def test_autosave_within_two_seconds(qtbot, window, video: Path, answers: Answers) -> None:
+    labels = opened(qtbot, window, video)
+    rec = recovery_path(window.review.review.video)
+    assert not rec.exists()
+    t0 = time.monotonic()
+    labels.create("annotator", 20, 30)
+    qtbot.waitUntil(rec.exists, timeout=2000)
+    latency = time.monotonic() - t0
+    data = json.loads(rec.read_text(encoding="utf-8"))
+    assert next(t for t in data["tiers"] if t["name"] == "annotator")["intervals"][0]["start"] == 20
+    qtbot.waitUntil(lambda: "autosaved" in window.review_bar.state.text(), timeout=2000)
+    print(f"autosave latency {latency * 1000:.0f} ms")
+
+
+def test_restore_after_a_crash(qtbot, window, video: Path, answers: Answers) -> None:
+    # a crash: the autosaver wrote the recovery file, the review file was never saved
+    review = open_review(VideoRef.open(video))
+    review.labels.create("therapist", 40, 60, "trunk lean")
+    review.write(recovery_path(review.video))
+    answers.question = B.Yes
+    labels = opened(qtbot, window, video)
+    title, text = answers.asked[0]
+    assert title == "Restore unsaved labels?" and "1 intervals" in text and video.name in text
+    assert spans(labels, "therapist") == [(40, 60, "trunk lean")]
+    assert window.review.dirty  # restored, not yet saved
+    assert window.review.save()
+    assert json.loads(review_path(video).read_text(encoding="utf-8"))["tiers"]
+    assert not recovery_path(review.video).exists()
+
+
+def test_declined_restore_discards_the_recovery(qtbot, window, video: Path, answers: Answers) -> None:
+    review = open_review(VideoRef.open(video))
+    review.labels.create("therapist", 40, 60, "trunk lean")
+    rec = review.write(recovery_path(review.video))
+    answers.question = B.No
+    labels = opened(qtbot, window, video)
+    assert answers.asked and spans(labels, "therapist") == [] and not rec.exists()
+
+
+def test_dirty_close_prompts(qtbot, window, video: Path, answers: Answers, analysed_video: Path) -> None:
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 5, 15)
+    # Cancel keeps the window and the edits
+    answers.close = B.Cancel
+    window.close()
+    assert window.isVisible() and window.review.review is not None
+    assert answers.asked[-1][0] == "Unsaved labels"
+    # switching video: Discard drops the edits and their recovery file
+    rec = recovery_path(window.review.review.video)
+    qtbot.waitUntil(rec.exists, timeout=2000)
+    answers.close = B.Discard
+    other = video.with_name("other.mp4")
+    shutil.copy(analysed_video, other)
+    open_and_wait(qtbot, window, other)
+    assert not rec.exists() and not review_path(video).exists()
+    # Save writes the review file before closing
+    window.review.labels.create("annotator", 1, 3)
+    answers.close = B.Save
+    window.close()
+    assert not window.isVisible()
+    assert review_path(other).exists()
+
+
+def test_export_and_import_via_the_menu(qtbot, window, video: Path, answers: Answers, tmp_path: Path) -> None:
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 5, 15, "lean")
+    labels.create("therapist", 40, 60, "trunk lean")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("labels.intervals.csv", "labels.eaf", "labels.boris.csv", "labels.labels.json"):
+        answers.save_file = str(out / name)
+        window.findChild(type(window.undo_action), "action_export_labels").trigger()
+        assert (out / name).exists(), answers.errors
+    assert "therapist" in (out / "labels.intervals.csv").read_text(encoding="utf-8")
+    # import puts the tiers back (one undo step)
+    labels.clear("annotator", 0, N_FRAMES)
+    labels.clear("therapist", 0, N_FRAMES)
+    answers.open_file = str(out / "labels.eaf")
+    window.findChild(type(window.undo_action), "action_import_labels").trigger()
+    assert not answers.errors
+    assert spans(labels) == [(5, 15, "lean")] and spans(labels, "therapist") == [(40, 60, "trunk lean")]
+    labels.undo()
+    assert spans(labels) == []
+    # a bad file is a dialog naming it
+    bad = out / "bad.intervals.csv"
+    bad.write_text("video,tier,label,start_frame,end_frame_excl\nx,annotator,a,9,3\n", encoding="utf-8")
+    answers.open_file = str(bad)
+    window.findChild(type(window.undo_action), "action_import_labels").trigger()
+    assert answers.errors and str(bad) in answers.errors[-1][1]
+
+
+def test_export_clips_via_the_menu(qtbot, window, video: Path, answers: Answers, tmp_path: Path) -> None:
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 40, 45, "lean")
+    answers.item, answers.folder = "annotator", str(tmp_path / "clips")
+    with qtbot.waitSignal(window.review_files.sigClipsDone, timeout=LONG) as blocker:
+        window.findChild(type(window.undo_action), "action_export_clips").trigger()
+    (clip,) = blocker.args[0]
+    assert Path(clip).exists() and Path(clip).parent == tmp_path / "clips"
+    assert Path(str(clip) + ".json").exists() or Path(clip).with_suffix(".json").exists()
+    qtbot.waitUntil(lambda: window.review_files.progress is None, timeout=LONG)
+
+
+def test_report_via_the_menu(qtbot, window, video: Path, answers: Answers, tmp_path: Path) -> None:
+    labels = opened(qtbot, window, video)
+    labels.accept_all("annotator")
+    answers.save_file = str(tmp_path / "report.pdf")
+    window.findChild(type(window.undo_action), "action_report").trigger()
+    assert not answers.errors
+    assert (tmp_path / "report.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_shortcut_help_lists_the_editing_keys(qtbot, window) -> None:
+    from stanviewer.qt.dialogs import ShortcutsDialog
+
+    rows = dict(ShortcutsDialog(window.actions(), window).rows)
+    assert rows["Accept the flagged segment at the playhead"] == "A"
+    assert rows["Undo"] == "Ctrl+Z" and rows["Redo"] == "Ctrl+Shift+Z, Ctrl+Y"
+    keys = [k for v in rows.values() for k in v.split(", ")]
+    assert len(keys) == len(set(keys)), "two actions share a key"
