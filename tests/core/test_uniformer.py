@@ -7,7 +7,9 @@ kept here so the tests do not depend on that folder.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -291,3 +293,28 @@ def test_gradcam_gradient_of_one_clip_is_correct(tiny: UniFormer) -> None:
     scale = float(grads[1].abs().max())
     err = float((grads[0] - grads[1]).abs().max())
     assert err < 1e-4 * scale, f"max |grad(B=1) - grad(B=2)| = {err:.3g}, max |grad| = {scale:.3g}"
+
+
+# --------------------------------------------------------------------------- against the official code
+OFFICIAL = os.environ.get("STANVIEWER_OFFICIAL_UNIFORMER", "")
+
+
+@pytest.mark.skipif(
+    not OFFICIAL,
+    reason="set STANVIEWER_OFFICIAL_UNIFORMER to the official video_classification/slowfast/models/uniformer.py",
+)
+@pytest.mark.parametrize(("variant", "batch", "frames", "size"), [("tiny", 2, 4, 64), ("small", 1, 2, 32)])
+def test_matches_official_implementation(variant: str, batch: int, frames: int, size: int) -> None:
+    """Same weights, same input: logits, pooled features and input gradients equal the official model's
+    (scripts/check_official_equivalence.py; the official file is not part of this repository)."""
+    spec = importlib.util.spec_from_file_location(
+        "_check_official_equivalence", Path(__file__).resolve().parents[2] / "scripts/check_official_equivalence.py"
+    )
+    assert spec is not None and spec.loader is not None
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    r = check.compare(check.load_official(OFFICIAL), variant, batch, frames, size)
+    assert r["keys_ok"], r["keys"]
+    assert r["logit_max_abs_diff"] < 1e-4 * max(1.0, r["logit_max_abs"]), r
+    assert r["pooled_max_abs_diff"] < 1e-4, r
+    assert r["grad_max_abs_diff"] < 1e-4 * max(1.0, r["grad_max_abs"]), r
