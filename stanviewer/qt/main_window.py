@@ -19,6 +19,8 @@ import numpy as np
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDockWidget,
@@ -333,6 +335,10 @@ class MainWindow(QMainWindow):
             self.status_actions[key] = a
 
     def _label_selection(self) -> None:
+        fw = QApplication.focusWidget()
+        if isinstance(fw, QAbstractSpinBox):  # Enter in a number box (threshold...) commits it, as before
+            fw.interpretText()
+            return
         self.review.set_label(self.review_bar.label.currentText())  # a label typed but not yet applied
         self.review.label_selection()
 

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox, QProgressDialog, QWidget
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Progress
-from stanviewer.core.review.clips import ClipOptions, ClipRequest, export_clips, requests_from_tier
 from stanviewer.core.review.formats import EXTENSIONS, FORMATS, export_labels, format_of, import_labels
 from stanviewer.core.review.model import MODEL_TIER
 from stanviewer.core.review.reviewfile import VideoMismatchError
 from stanviewer.qt.dialogs import show_error
 from stanviewer.qt.review import ReviewController
 from stanviewer.qt.workers import JobWorker
+
+if TYPE_CHECKING:  # the clips module imports OpenCV: load it when clips are exported
+    from stanviewer.core.review.clips import ClipOptions, ClipRequest
 
 __all__ = ["LABEL_FILTERS", "ReviewFiles"]
 
@@ -165,6 +167,8 @@ class ReviewFiles(QObject):
         folder = QFileDialog.getExistingDirectory(self.parent_widget, "Export clips into", self._folder())
         if not folder:
             return
+        from stanviewer.core.review.clips import ClipRequest, requests_from_tier
+
         if source == SELECTION:
             sel = lab.selection
             assert sel is not None
@@ -194,6 +198,8 @@ class ReviewFiles(QObject):
         threshold = s.threshold
 
         def job() -> Any:
+            from stanviewer.core.review.clips import ClipOptions, export_clips
+
             return export_clips(
                 video, reqs, folder, options or ClipOptions(), scores=scores, threshold=threshold, provenance=provenance
             )

@@ -108,7 +108,7 @@ def spans(labels, tier: str = "annotator") -> list[tuple[int, int, str]]:
 
 
 # ------------------------------------------------------------------------------------------------ tests
-def test_model_tier_follows_the_timeline(qtbot, window, video: Path, answers: Answers) -> None:
+def test_model_tier_follows_the_timeline(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     s = window.session
     assert labels.tier_names() == ["model", "annotator", "therapist"]
@@ -126,7 +126,7 @@ def test_model_tier_follows_the_timeline(qtbot, window, video: Path, answers: An
     assert ticks[1:] == ["▸ annotator", "therapist"]
 
 
-def test_edit_with_the_model_api_and_undo(qtbot, window, video: Path, answers: Answers) -> None:
+def test_edit_with_the_model_api_and_undo(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 5, 15, "lean")
     assert spans(labels) == [(5, 15, "lean")]
@@ -147,7 +147,7 @@ def test_edit_with_the_model_api_and_undo(qtbot, window, video: Path, answers: A
     assert spans(labels) == [(5, 15, "lean")]
 
 
-def test_mouse_drags_select_create_and_move_edges(qtbot, window, video: Path, answers: Answers) -> None:
+def test_mouse_drags_select_create_and_move_edges(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     tl = window.timeline
     # a plain drag selects a range on the lane (frames under the start and end of the drag)
@@ -188,7 +188,7 @@ def test_mouse_drags_select_create_and_move_edges(qtbot, window, video: Path, an
     assert labels.spans() == before and tl.vb.viewRange()[0][0] != pytest.approx(lo)
 
 
-def test_editing_keys_at_the_playhead(qtbot, window, video: Path, answers: Answers) -> None:
+def test_editing_keys_at_the_playhead(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     s, ctl = window.session, window.review
     assert ctl.active_tier == "annotator"
@@ -238,7 +238,18 @@ def test_editing_keys_at_the_playhead(qtbot, window, video: Path, answers: Answe
     assert s.frame == 70
 
 
-def test_edits_work_while_playing(qtbot, window, video: Path, answers: Answers) -> None:
+def test_enter_in_the_threshold_box_still_commits_it(qtbot, answers: Answers, window, video: Path) -> None:
+    labels = opened(qtbot, window, video)
+    labels.select_range("annotator", 3, 6)
+    spin = window.threshold_bar.spin
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, "0.8")
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert window.session.threshold == pytest.approx(0.8) and spans(labels) == []
+
+
+def test_edits_work_while_playing(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     window.transport.play()
     try:
@@ -253,7 +264,7 @@ def test_edits_work_while_playing(qtbot, window, video: Path, answers: Answers) 
     assert b - a >= 4
 
 
-def test_status_and_tier_choice(qtbot, window, video: Path, answers: Answers) -> None:
+def test_status_and_tier_choice(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     bar = window.review_bar
     assert bar.status.currentData() == "unreviewed"
@@ -267,7 +278,7 @@ def test_status_and_tier_choice(qtbot, window, video: Path, answers: Answers) ->
     assert spans(labels, "therapist") == [(40, 45, "compensation")] and spans(labels) == []
 
 
-def test_save_and_reopen(qtbot, window, video: Path, answers: Answers) -> None:
+def test_save_and_reopen(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 5, 15, "lean")
     key(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
@@ -282,7 +293,7 @@ def test_save_and_reopen(qtbot, window, video: Path, answers: Answers) -> None:
     assert spans(labels2) == [(5, 15, "lean")] and not answers.asked
 
 
-def test_autosave_within_two_seconds(qtbot, window, video: Path, answers: Answers) -> None:
+def test_autosave_within_two_seconds(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     rec = recovery_path(window.review.review.video)
     assert not rec.exists()
@@ -296,7 +307,7 @@ def test_autosave_within_two_seconds(qtbot, window, video: Path, answers: Answer
     print(f"autosave latency {latency * 1000:.0f} ms")
 
 
-def test_restore_after_a_crash(qtbot, window, video: Path, answers: Answers) -> None:
+def test_restore_after_a_crash(qtbot, answers: Answers, window, video: Path) -> None:
     # a crash: the autosaver wrote the recovery file, the review file was never saved
     review = open_review(VideoRef.open(video))
     review.labels.create("therapist", 40, 60, "trunk lean")
@@ -312,7 +323,7 @@ def test_restore_after_a_crash(qtbot, window, video: Path, answers: Answers) -> 
     assert not recovery_path(review.video).exists()
 
 
-def test_declined_restore_discards_the_recovery(qtbot, window, video: Path, answers: Answers) -> None:
+def test_declined_restore_discards_the_recovery(qtbot, answers: Answers, window, video: Path) -> None:
     review = open_review(VideoRef.open(video))
     review.labels.create("therapist", 40, 60, "trunk lean")
     rec = review.write(recovery_path(review.video))
@@ -321,7 +332,7 @@ def test_declined_restore_discards_the_recovery(qtbot, window, video: Path, answ
     assert answers.asked and spans(labels, "therapist") == [] and not rec.exists()
 
 
-def test_dirty_close_prompts(qtbot, window, video: Path, answers: Answers, analysed_video: Path) -> None:
+def test_dirty_close_prompts(qtbot, answers: Answers, window, video: Path, analysed_video: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 5, 15)
     # Cancel keeps the window and the edits
@@ -345,7 +356,7 @@ def test_dirty_close_prompts(qtbot, window, video: Path, answers: Answers, analy
     assert review_path(other).exists()
 
 
-def test_export_and_import_via_the_menu(qtbot, window, video: Path, answers: Answers, tmp_path: Path) -> None:
+def test_export_and_import_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 5, 15, "lean")
     labels.create("therapist", 40, 60, "trunk lean")
@@ -373,7 +384,7 @@ def test_export_and_import_via_the_menu(qtbot, window, video: Path, answers: Ans
     assert answers.errors and str(bad) in answers.errors[-1][1]
 
 
-def test_export_clips_via_the_menu(qtbot, window, video: Path, answers: Answers, tmp_path: Path) -> None:
+def test_export_clips_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 40, 45, "lean")
     answers.item, answers.folder = "annotator", str(tmp_path / "clips")
@@ -385,7 +396,7 @@ def test_export_clips_via_the_menu(qtbot, window, video: Path, answers: Answers,
     qtbot.waitUntil(lambda: window.review_files.progress is None, timeout=LONG)
 
 
-def test_report_via_the_menu(qtbot, window, video: Path, answers: Answers, tmp_path: Path) -> None:
+def test_report_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.accept_all("annotator")
     answers.save_file = str(tmp_path / "report.pdf")
@@ -402,3 +413,20 @@ def test_shortcut_help_lists_the_editing_keys(qtbot, window) -> None:
     assert rows["Undo"] == "Ctrl+Z" and rows["Redo"] == "Ctrl+Shift+Z, Ctrl+Y"
     keys = [k for v in rows.values() for k in v.split(", ")]
     assert len(keys) == len(set(keys)), "two actions share a key"
+
+
+def test_pyside_none_refcount_guard(qtbot) -> None:
+    """PySide6 6.12.0 drops a reference to ``None`` on every void call (``setObjectName``, ``setText``...);
+    editing makes many, and the tests aborted with "Fatal Python error: none_dealloc"; make_app compensates."""
+    import sys
+
+    from PySide6.QtCore import QObject
+
+    from stanviewer.qt.compat import none_refcount_guarded
+
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(1000):
+        probe.setObjectName("x")
+    if before - sys.getrefcount(None) > 0:
+        assert none_refcount_guarded() and sys.getrefcount(None) > 1 << 39
