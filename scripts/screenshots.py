@@ -6,6 +6,8 @@ Starts the app under Xvfb (re-running itself with ``xvfb-run`` when there is no 
 
 - ``docs/img/main-window.png``: the picture with its saliency overlay, the score curve with the threshold,
   flagged segments (one selected) and the label tier, the segments table;
+- ``docs/img/review-tiers.png``: the flagged segments accepted into the annotator tier, one edge moved,
+  a therapist interval, review status "in progress";
 - ``docs/img/analysis-running.png``: a second method being computed, its curve growing, progress and ETA.
 
 Model: the bundled ``models/stan-tiny-synth.safetensors`` when it exists; until then a tiny *random*
@@ -119,6 +121,24 @@ def main() -> int:
     main_png = a.out / "main-window.png"
     w.grab().save(str(main_png))
     print(f"wrote {main_png}")
+
+    # review: the flagged segments accepted into the annotator tier, one corrected by hand, a therapist note
+    r = w.review
+    lab = r.labels
+    if lab is not None and s.segments:
+        r.set_active_tier("annotator")
+        r.accept_all()
+        ivs = lab.tier("annotator").intervals
+        if ivs:
+            lab.nudge("annotator", ivs[0].start, "right", 6)
+        g = s.segments[len(s.segments) // 2]
+        lab.create("therapist", g.start, min(g.end, g.start + max(2, g.frames // 2)), "trunk lean")
+        r.set_status("in_progress")
+        spin(1.0)
+        tiers_png = a.out / "review-tiers.png"
+        w.grab().save(str(tiers_png))
+        print(f"wrote {tiers_png}")
+        r.save()  # written into the temporary data folder; closing the window then asks nothing
 
     ap2 = w.analysis_panel
     ap2.set_method("gradcam")

@@ -197,16 +197,18 @@ def _randomised(ck: Checkpoint, level: str) -> Checkpoint:
                 for m in mod.modules():
                     if hasattr(m, "reset_parameters"):
                         m.reset_parameters()
-        return Checkpoint(model=model, meta=ck.meta, path=ck.path, sha256=f"{ck.sha256}-rand-{level}")
+        return Checkpoint(model=model, meta=ck.meta, path=ck.path, sha256=f"{ck.sha256}-rand2-{level}")
     bb = model.backbone
     for name in upto:
-        mod = getattr(bb, name)
+        # "head" is the classifier the model really uses: the MLP head when it has one (the backbone's own
+        # linear head is then an unused Identity; randomising it changed nothing, a bug fixed here)
+        mod = model.classifier if name == "head" else getattr(bb, name)
         for m in mod.modules() if hasattr(mod, "modules") else [mod]:
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
-        if name == "head":
+        if name == "head" and getattr(model, "mlp_head", None) is None:
             bb._init_weights(bb.head)
-    clone = Checkpoint(model=model, meta=ck.meta, path=ck.path, sha256=f"{ck.sha256}-rand-{level}")
+    clone = Checkpoint(model=model, meta=ck.meta, path=ck.path, sha256=f"{ck.sha256}-rand2-{level}")
     return clone
 
 

@@ -98,3 +98,17 @@ def test_position_profile_divides_out_window_position_bias(dataset: Path, tmp_pa
     assert prof.shape == (ck.spec.frames,) and abs(prof.mean() - 1) < 1e-3 and prof.std() > 0
     assert plain.meta["normalisation"]["position_profile"] is None
     assert not np.allclose(on.raw, plain.raw) and np.isfinite(on.raw).all()
+
+
+def test_randomisation_check_resets_the_mlp_head(tmp_path: Path) -> None:
+    """The sanity check's "head" level must change the classifier the model uses (the MLP head)."""
+    from stanviewer.core.evaluate import _randomised
+
+    torch.manual_seed(0)
+    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", STAN(_spec(feature_norm=True))))
+    head = _randomised(ck, "head").model
+    assert not torch.equal(head.mlp_head[0].weight, ck.model.mlp_head[0].weight)
+    assert torch.equal(head.backbone.blocks4[0].attn.qkv.weight, ck.model.backbone.blocks4[0].attn.qkv.weight)
+    deep = _randomised(ck, "blocks3").model
+    assert not torch.equal(deep.backbone.blocks3[0].attn.qkv.weight, ck.model.backbone.blocks3[0].attn.qkv.weight)
+    assert torch.equal(deep.backbone.blocks2[0].conv1.weight, ck.model.backbone.blocks2[0].conv1.weight)
