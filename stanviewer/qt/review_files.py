@@ -219,11 +219,15 @@ class ReviewFiles(QObject):
         w.start()
 
     def _on_clip_progress(self, p: Progress) -> None:
-        if self.progress is not None:
-            self.progress.setMaximum(max(1, int(p.total)))
-            self.progress.setValue(min(int(p.done), int(p.total)))
-            if p.message:
-                self.progress.setLabelText(p.message)
+        dlg = self.progress
+        if dlg is None:
+            return
+        # a modal QProgressDialog processes events inside setValue: the worker may finish (and the dialog be
+        # released) in there, so keep a local reference and set the text first
+        if p.message:
+            dlg.setLabelText(p.message)
+        dlg.setMaximum(max(1, int(p.total)))
+        dlg.setValue(min(int(p.done), int(p.total)))
 
     def _on_clips_done(self, paths: list[Path]) -> None:
         self.ctl.sigMessage.emit(f"Exported {len(paths)} clip(s) to {Path(paths[0]).parent if paths else '?'}")
