@@ -321,7 +321,7 @@ class AnalysisPanel(QWidget):
         self.browse.setEnabled(not self.running)
 
     def settings_for_run(self) -> Any:
-        from stanviewer.core.explain.scoring import AnalysisSettings
+        from stanviewer.core.explain.result import AnalysisSettings  # torch-free: this runs in the GUI thread
 
         return AnalysisSettings(
             method=str(self.method.currentData()),

@@ -348,6 +348,46 @@ print("torch" in sys.modules, "cv2" in sys.modules)
     assert proc.stdout.split()[-2:] == ["False", "False"]
 
 
+def test_running_an_analysis_keeps_torch_out_of_the_gui_process(
+    analysed_video: Path, tiny_checkpoint: Path, env_with_repo: dict[str, str]
+) -> None:
+    """Run pressed: the analysis happens in the child process; the GUI process must not import torch (an
+    import of the torch-importing scoring module for the settings class stalled the GUI thread for 3-5 s)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, time
+from stanviewer.qt.app import make_app
+from stanviewer.qt.main_window import MainWindow
+from stanviewer.qt.settings import AppSettings
+if __name__ == "__main__":
+    app = make_app()
+    w = MainWindow(settings=AppSettings({str(analysed_video.parent / "notorch-run.ini")!r}), probe_devices=False)
+    w.show()
+    w.open_path({str(analysed_video)!r})
+    ap = w.analysis_panel
+    ap.set_checkpoint({str(tiny_checkpoint)!r})
+    ap.set_method("window")
+    end = time.monotonic() + 60
+    while time.monotonic() < end and w.session.analysis is None:
+        app.processEvents(); time.sleep(0.01)
+    ap.run()
+    started = ap.running
+    end = time.monotonic() + 600
+    while time.monotonic() < end and ap.running:
+        app.processEvents(); time.sleep(0.01)
+    print("RESULT", started, ap.running, "torch" in sys.modules)
+    w.close()
+"""
+    script = analysed_video.parent / "run_notorch.py"
+    script.write_text(code, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900, env=env_with_repo)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    assert line.split()[1:] == ["True", "False", "False"], line
+
+
 def test_roi_boxes_are_computed_when_asked(qtbot, window, analysed_video: Path, dialogs) -> None:
     open_and_wait(qtbot, window, analysed_video)
     s = window.session
