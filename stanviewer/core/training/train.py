@@ -421,7 +421,7 @@ def train(
             m.eval()  # frozen stages keep their BatchNorm statistics
         if isinstance(model, STAN) and model.spec.feature_norm:
             # the head reads features standardised with fixed statistics: BatchNorm on batch statistics would
-            # shift those features (measured: a head-only model at 0.86 val AUROC fell to chance in train mode)
+            # shift those features (a precaution; the train-mode collapse seen first came from augmentation)
             for m in model.modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.eval()
