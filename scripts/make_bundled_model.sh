@@ -33,6 +33,10 @@ $SV train "$M" --out "$W/B" "${COMMON[@]}" --init "$W/A/best.safetensors" \
     --freeze-stages 2 --head-hidden 64 --epochs 12 --batch 12 --patience 5 --lr 2e-4 --threads 2 \
     --max-minutes 30 --no-augment
 
+# the control of models/README.md: stage A without feature standardisation stays at chance
+$SV train "$M" --out "$W/A_nonorm" "${COMMON[@]}" --init "$W/pre_pooled/pretrained.safetensors" \
+    --freeze-stages 4 --head-hidden 64 --epochs 60 --batch 12 --patience 15 --lr 1e-3 --threads 2 --no-feature-norm
+
 OUT=$W/stan-tiny-synth.safetensors
 python - "$W/B/best.safetensors" "$OUT" <<'EOF'
 import sys
