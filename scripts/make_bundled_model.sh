@@ -57,6 +57,8 @@ update_metadata(out, {
     },
 })
 EOF
-$SV evaluate "$M" --checkpoint "$OUT" --out "$W/eval" --methods vanilla,gradcam,smoothgrad,window \
+$SV evaluate "$M" --checkpoint "$OUT" --out "$W/eval" --methods vanilla,gradcam,window \
     --test-videos 48 --calib-videos 24 --calibrate --sanity
-echo "done: $OUT (copy it to models/)"
+python scripts/plot_curves.py "$W/A" "$W/B" --pretrain "$W/pre_flat" --pretrain "$W/pre_pooled" \
+    --compare "stage A without standardisation=$W/A_nonorm/history.csv" --out "$W/learning-curves.png"
+echo "done: $OUT (copy it to models/, the plot to models/img/)"
