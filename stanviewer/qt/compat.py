@@ -21,46 +21,50 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
+from collections.abc import Callable
 
 __all__ = ["guard_none_refcount", "guard_true_refcount", "none_refcount_guarded", "true_refcount_guarded"]
 
 log = logging.getLogger(__name__)
-_GUARDED = False
-_NONE_GUARDED = False
 HEADROOM = 1 << 40
+_guarded: dict[str, bool] = {"True": False, "None": False}
 
 
 def true_refcount_guarded() -> bool:
     """Whether :func:`guard_true_refcount` found the leak and compensated for it."""
-    return _GUARDED
+    return _guarded["True"]
 
 
 def none_refcount_guarded() -> bool:
     """Whether :func:`guard_none_refcount` found the leak and compensated for it."""
-    return _NONE_GUARDED
+    return _guarded["None"]
+
+
+def _guard(singleton: object, exercise: Callable[[], None], what: str) -> bool:
+    """Call ``exercise`` 16 times; if ``singleton`` lost a reference each time, add :data:`HEADROOM` once."""
+    name = repr(singleton)
+    if _guarded[name] or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
+        return _guarded[name]
+    from PySide6 import __version__ as version
+
+    before = sys.getrefcount(singleton)
+    for _ in range(16):
+        exercise()
+    if before - sys.getrefcount(singleton) < 16:
+        return False
+    ctypes.c_ssize_t.from_address(id(singleton)).value += HEADROOM
+    _guarded[name] = True
+    log.warning("PySide6 %s loses a reference to %s on every %s; compensated (see stanviewer.qt.compat)",
+                version, name, what)  # fmt: skip
+    return True
 
 
 def guard_none_refcount() -> bool:
     """Detect PySide6's reference leak on ``None`` (methods returning void) and compensate once."""
-    global _NONE_GUARDED
-    if _NONE_GUARDED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return _NONE_GUARDED
-    from PySide6 import __version__ as version
     from PySide6.QtCore import QObject
 
     probe = QObject()
-    before = sys.getrefcount(None)
-    for _ in range(16):
-        probe.setObjectName("probe")
-    lost = before - sys.getrefcount(None)
-    if lost < 16:
-        return False
-    ctypes.c_ssize_t.from_address(id(None)).value += HEADROOM
-    _NONE_GUARDED = True
-    log.warning(
-        "PySide6 %s loses a reference to None on every void call; compensated (see stanviewer.qt.compat)", version
-    )
-    return True
+    return _guard(None, lambda: probe.setObjectName("probe"), "void call")
 
 
 def guard_true_refcount() -> bool:
@@ -68,26 +72,12 @@ def guard_true_refcount() -> bool:
 
     Also applies :func:`guard_none_refcount` (the same release's leak on ``None``).
     """
-    global _GUARDED
-    guard_none_refcount()
-    if _GUARDED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return _GUARDED
-    from PySide6 import __version__ as version
     from PySide6.QtCore import QObject, Signal
+
+    guard_none_refcount()
 
     class _Probe(QObject):
         sig = Signal()
 
     probe = _Probe()
-    before = sys.getrefcount(True)
-    for _ in range(16):
-        probe.sig.emit()
-    lost = before - sys.getrefcount(True)
-    if lost < 16:
-        return False
-    ctypes.c_ssize_t.from_address(id(True)).value += HEADROOM
-    _GUARDED = True
-    log.warning(
-        "PySide6 %s loses a reference to True on every signal emit; compensated (see stanviewer.qt.compat)", version
-    )
-    return True
+    return _guard(True, probe.sig.emit, "signal emit")
