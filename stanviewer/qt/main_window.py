@@ -509,6 +509,8 @@ class MainWindow(QMainWindow):
     def show_analysis(self, analysis: Any, folder: Path | None) -> None:
         """Show a finished analysis with the threshold remembered for its model and method."""
         s = self.session
+        if s.reader is None:  # the video was closed (or the window shut down) while the result was on its way
+            return
         model = str(analysis.meta.get("model", {}).get("sha256") or analysis.meta.get("model", {}).get("name"))
         remembered = self.settings.threshold(model, str(analysis.meta.get("method")))
         try:

@@ -147,6 +147,8 @@ class Timeline(QWidget):
         self.plot.addItem(self.shade)
         self.plot.addItem(self.shade_sel)
         self.extra: dict[str, pg.PlotDataItem] = {}
+        self._pens = [pg.mkPen(*c, width=1) for c in CURVE_COLORS]
+        self._pen_of: dict[str, int] = {}
         self.curve = self._curve(pg.mkPen(255, 150, 60, width=2))
         self.threshold_line = pg.InfiniteLine(
             pos=session.threshold,
@@ -261,15 +263,23 @@ class Timeline(QWidget):
         self._on_segments()
 
     def _on_curves(self) -> None:
-        for item in self.extra.values():
-            self.plot.removeItem(item)
-        self.extra.clear()
-        for k, (name, y) in enumerate(sorted(self.available_curves().items())):
-            item = self._curve(pg.mkPen(*CURVE_COLORS[k % len(CURVE_COLORS)], width=1))
+        # items are kept and refilled: removing and re-adding them (and building pens) cost ~17 ms a call, in
+        # the same event as the rest of a finished analysis' redraw
+        curves = sorted(self.available_curves().items())
+        names = [name for name, _ in curves]
+        for name in [n for n in self.extra if n not in names]:
+            self.plot.removeItem(self.extra.pop(name))
+            self._pen_of.pop(name, None)
+        for k, (name, y) in enumerate(curves):
+            item = self.extra.get(name)
+            if item is None:
+                item = self.extra[name] = self._curve(None)
+                item.setZValue(-1)
+            if self._pen_of.get(name) != k % len(self._pens):
+                self._pen_of[name] = k % len(self._pens)
+                item.setPen(self._pens[self._pen_of[name]])
             item.setData(np.arange(len(y), dtype=np.float64), y, connect="finite")
             item.setVisible(name in self._visible_curves)
-            item.setZValue(-1)
-            self.extra[name] = item
 
     def available_curves(self) -> dict[str, np.ndarray]:
         """Curves that can be toggled: other methods' scores and the window probability."""

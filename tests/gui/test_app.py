@@ -55,6 +55,23 @@ def test_open_video_shows_first_frame_and_cached_analysis(qtbot, window, analyse
     assert "99th-percentile" in window.colorbar.caption()
     assert window.windowTitle().startswith(analysed_video.name)
     assert "96×64" in window.video_label.text()
+    # columns sized from the header and a widest-case cell (not by measuring every cell): nothing is cut off
+    table, m = window.segments_panel.table, window.segments_panel.model
+    fm = table.fontMetrics()
+    for col in range(m.columnCount()):
+        widest = max(fm.horizontalAdvance(str(m.data(m.index(r, col)))) for r in range(m.rowCount()))
+        assert table.columnWidth(col) >= widest, col
+
+
+def test_timeline_refills_its_extra_curves_instead_of_rebuilding_them(qtbot, window, analysed_video: Path) -> None:
+    open_and_wait(qtbot, window, analysed_video)
+    tl, s = window.timeline, window.session
+    s.set_curves({"gradcam": np.linspace(0, 1, N_FRAMES, dtype=np.float32)})
+    item = tl.extra["gradcam"]
+    s.set_curves({"gradcam": np.linspace(1, 0, N_FRAMES, dtype=np.float32)})
+    assert tl.extra["gradcam"] is item and float(item.yData[0]) == 1.0
+    s.set_curves({})
+    assert "gradcam" not in tl.extra and item not in tl.plot.listDataItems()
 
 
 def test_threshold_moves_segments_in_timeline_and_table(qtbot, window, analysed_video: Path) -> None:
