@@ -328,7 +328,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-feature-norm",
         action="store_true",
-        help="STAN: feed the head raw pooled features (default: standardised with training-set statistics)",
+        help="feed the head raw pooled (STAN) or frame (CNN) features (default: standardised, training-set statistics)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -351,7 +351,7 @@ def _train_parts(a: argparse.Namespace):
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
         head_hidden=a.head_hidden,
-        feature_norm=not a.no_feature_norm and not a.arch.startswith("cnn"),
+        feature_norm=not a.no_feature_norm,
     )
     cfg = TrainConfig(
         epochs=a.epochs,
@@ -401,7 +401,7 @@ def _run_train(a: argparse.Namespace) -> int:
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="synthetic manifest with a joints column")
     p.add_argument("--out", type=Path, required=True, help="output folder (pretrained.safetensors)")
-    p.add_argument("--arch", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument("--arch", default="tiny", choices=arch_names(), help="STAN or per-frame CNN (as in train)")
     p.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=64)

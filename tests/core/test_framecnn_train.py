@@ -134,3 +134,46 @@ def test_cli_model_import_resnet_and_info(tmp_path: Path, capsys: pytest.Capture
     assert main(["model", "info", str(out)]) == 0
     info = capsys.readouterr().out
     assert "cnn-narrow-fcl (per-frame CNN" in info and src.name in info
+
+
+def test_freeze_stages_on_a_resnet() -> None:
+    from stanviewer.core.training.train import freeze_stages
+
+    model = FrameCNN(_spec())
+    frozen = freeze_stages(model, 2)
+    bb = model.backbone
+    assert not any(p.requires_grad for m in (bb.conv1, bb.bn1, bb.layer1, bb.layer2) for p in m.parameters())
+    assert all(p.requires_grad for m in (bb.layer3, bb.layer4, model.head) for p in m.parameters())
+    assert len(frozen) == 4
+    model = FrameCNN(_spec())
+    freeze_stages(model, 4)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+
+
+def test_pose_pretraining_then_head_only_on_standardised_frame_features(dataset: Path, tmp_path: Path) -> None:
+    """The recipe that made STAN learn, for the per-frame CNN: joints per frame, then the head alone."""
+    from stanviewer.core.training.pretrain import pretrain_pose
+
+    spec = _spec()
+    pre = run_job(pretrain_pose(dataset, spec, tmp_path / "pre", steps=3, batch=2, threads=1), stream=None)
+    p = load_checkpoint(pre)
+    assert isinstance(p.model, FrameCNN) and p.meta["pretraining"]["steps"] == 3
+    # one joint prediction per frame: the pose head saw T time steps (the ResNet keeps T, UniFormer halves it)
+    assert (tmp_path / "pre" / "pretrain_history.csv").is_file()
+    spec_n = _spec()
+    spec_n.feature_norm = True
+    cfg = TrainConfig(epochs=2, batch_videos=2, val_fraction=0, threads=1, max_windows=4, init=str(pre))
+    cfg.freeze_stages = 4
+    res = run_job(train(dataset, spec_n, tmp_path / "A", cfg), stream=None)
+    a = load_checkpoint(res.last).model
+    assert isinstance(a, FrameCNN) and a.spec.feature_norm
+    for (k, v), (_, w) in zip(a.backbone.state_dict().items(), p.model.backbone.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert not torch.equal(a.head.fc2.weight, p.model.head.fc2.weight)
+    D = a.backbone.num_features
+    assert a.feat_mean.shape == (D,) and float(a.feat_std.mean()) != 1.0
+    x = torch.randn(1, 3, spec.frames, spec.size, spec.size)
+    with torch.no_grad():
+        f = a.features(x, x)
+        assert torch.allclose(a(x, x), a.head((f - a.feat_mean) / a.feat_std), atol=1e-5)

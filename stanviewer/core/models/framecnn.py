@@ -196,6 +196,11 @@ class FrameCNN(nn.Module):
         else:
             self.head = RNNHead(D, K, cfg)
         self.view_names = view_names(spec.views)
+        if spec.feature_norm:
+            # as STAN: frame features of a (pose-)pretrained ResNet are standardised with training-set statistics
+            # before the sequence head (models/README.md: without it a head on frozen features stayed at chance)
+            self.register_buffer("feat_mean", torch.zeros(D))
+            self.register_buffer("feat_std", torch.ones(D))
 
     @property
     def last_block(self) -> nn.Module:
@@ -219,7 +224,20 @@ class FrameCNN(nn.Module):
 
     def forward(self, *clips: Tensor) -> Tensor:
         """One ``Tensor[B, 3, T, S, S]`` per view -> logits ``Tensor[B, classes]``."""
-        return self.head(self.features(*clips))
+        return self.classify(self.features(*clips))
+
+    def classify(self, f: Tensor) -> Tensor:
+        """Patched image ``Tensor[B, T, D]`` -> logits (standardised first when the spec asks for it)."""
+        if self.spec.feature_norm:
+            f = (f - self.feat_mean) / self.feat_std
+        return self.head(f)
+
+    def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
+        """Set the per-feature standardisation applied before the head (``spec.feature_norm``)."""
+        if not self.spec.feature_norm:
+            raise ValueError("this model has no feature standardisation (spec.feature_norm is False)")
+        self.feat_mean.copy_(mean.to(self.feat_mean))
+        self.feat_std.copy_(std.clamp_min(1e-6).to(self.feat_std))
 
     def evidence(self, logits: Tensor) -> Tensor:
         """Log-odds of the target class against the others: ``Tensor[B]`` (the MIL instance score)."""

@@ -137,6 +137,10 @@ class STAN(nn.Module):
             f = (f - self.feat_mean) / self.feat_std
         return self.classifier(f)
 
+    def classify(self, f: Tensor) -> Tensor:
+        """Same as :meth:`head` (the name shared with the per-frame CNN, whose ``head`` is a module)."""
+        return self.head(f)
+
     def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
         """Set the standardisation applied before the head (``spec.feature_norm``)."""
         if not self.spec.feature_norm:

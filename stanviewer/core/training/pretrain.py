@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import atomic_write
 from stanviewer.core.manifest import read_manifest
 from stanviewer.core.models.checkpoint import save_checkpoint
-from stanviewer.core.models.stan import STAN, ModelSpec
+from stanviewer.core.models.framecnn import FrameCNN
+from stanviewer.core.models.registry import build_model
+from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples
 from stanviewer.core.views import normalise, view_names
@@ -43,20 +46,34 @@ class PoseHead(nn.Module):
     pose must be encoded in the pooled vector; otherwise the flattened spatial map is used.
     """
 
-    def __init__(self, channels: int, hw: int, joints: int, pooled: bool = True) -> None:
+    def __init__(self, channels: int, hw: int, joints: int, pooled: bool = True, frames_per_step: int = 2) -> None:
         super().__init__()
         self.joints = joints
         self.pooled = pooled
-        self.fc = nn.Linear(channels * (1 if pooled else hw), 2 * joints * 2)
+        self.per_step = frames_per_step
+        self.fc = nn.Linear(channels * (1 if pooled else hw), frames_per_step * joints * 2)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C, t, h, w]`` -> ``Tensor[B, 2t, J, 2]``."""
+        """``Tensor[B, C, t, h, w]`` -> ``Tensor[B, t * frames_per_step, J, 2]``."""
         B, C, t, h, w = feat.shape
         if self.pooled:
             x = feat.mean(dim=(3, 4)).transpose(1, 2)  # [B, t, C]
         else:
             x = feat.permute(0, 2, 1, 3, 4).reshape(B, t, C * h * w)
-        return self.fc(x).view(B, t * 2, self.joints, 2)
+        return self.fc(x).view(B, t * self.per_step, self.joints, 2)
+
+
+def _feature_map(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The backbone's last feature map as a clip ``Tensor[B, C, t, h, w]`` for either model family."""
+    if isinstance(model, FrameCNN):
+
+        def per_frame(x: torch.Tensor) -> torch.Tensor:  # every frame through the 2-D ResNet
+            b, c, t, s1, s2 = x.shape
+            frames = x.transpose(1, 2).reshape(b * t, c, s1, s2)
+            return model.frame_stack(model.backbone.forward_features(frames))
+
+        return per_frame
+    return model.backbone.forward_features
 
 
 def _read_joints(path: Path) -> np.ndarray:
@@ -98,7 +115,9 @@ def pretrain_pose(
     pooled: bool = True,
     init: str | Path | None = None,
 ) -> Job[Path]:
-    """Pretrain a backbone on joint regression; writes a STAN checkpoint (random head) to ``out``.
+    """Pretrain a backbone on joint regression; writes a checkpoint of ``spec.arch`` (random head) to ``out``.
+
+    Works for STAN (a clip through the UniFormer) and the per-frame CNNs (every frame through the ResNet).
 
     ``pooled`` predicts from spatially pooled features (default); ``init`` continues from a checkpoint.
     """
@@ -117,15 +136,17 @@ def pretrain_pose(
         jo = _read_joints(manifest.parent / entries[s.name].extra["joints"])
         targets.append(np.stack([joint_targets(s, jo, v, spec.size) for v in views], 1))  # [n, V, J, 2]
     J = targets[0].shape[2]
-    model = STAN(spec)
+    model = build_model(spec)
     if init is not None:
         from stanviewer.core.models.checkpoint import load_checkpoint
 
         model.load_state_dict(load_checkpoint(init).model.state_dict())
     bb = model.backbone
+    fmap = _feature_map(model)
     with torch.no_grad():
-        feat = bb.forward_features(torch.zeros(1, 3, spec.frames, spec.size, spec.size))
-    head = PoseHead(feat.shape[1], feat.shape[3] * feat.shape[4], J, pooled=pooled)
+        feat = fmap(torch.zeros(1, 3, spec.frames, spec.size, spec.size))
+    per_step = spec.frames // feat.shape[2]  # UniFormer's stem halves T (2 frames a step); the CNN keeps T
+    head = PoseHead(feat.shape[1], feat.shape[3] * feat.shape[4], J, pooled=pooled, frames_per_step=per_step)
     params = list(bb.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     warm = max(1, steps // 20)
@@ -154,7 +175,7 @@ def pretrain_pose(
             ys.append(tg[idx, v])
         x = normalise(torch.from_numpy(np.stack(xs)))
         y = torch.from_numpy(np.stack(ys))
-        pred = head(bb.forward_features(x))
+        pred = head(fmap(x))
         loss = F.smooth_l1_loss(pred, y, beta=0.05)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -33,6 +33,7 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import atomic_write
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
+from stanviewer.core.models.framecnn import FrameCNN
 from stanviewer.core.models.registry import build_model
 from stanviewer.core.models.stan import STAN, ModelSpec
 from stanviewer.core.progress import Job, Progress
@@ -153,7 +154,7 @@ def evaluate_videos(
         if use_cache:
             with torch.no_grad():
                 f = _cached_features(model, s, device, feat_cache).to(device)
-                ev = model.evidence(model.head(f)).float().cpu()
+                ev = model.evidence(model.classify(f)).float().cpu()
         else:
             ev = window_evidence(model, _video_windows(s, spec, stride, None, 10**9), device)
         v = pool_scores(ev, cfg.pool, cfg.pool_r)
@@ -212,6 +213,14 @@ def freeze_stages(model: STAN, n: int) -> list[torch.nn.Module]:
     if not 0 <= n <= 4:
         raise StanError(f"--freeze-stages must be between 0 and 4, not {n}")
     bb = getattr(model, "backbone", None)
+    if isinstance(model, FrameCNN):  # ResNet: stem + layer1..layerN (4: the whole backbone)
+        mods = [model.backbone] if n == 4 else ([bb.conv1, bb.bn1] if n else []) + [
+            getattr(bb, f"layer{k}") for k in range(1, n + 1)
+        ]
+        for m in mods:
+            for p in m.parameters():
+                p.requires_grad_(False)
+        return mods
     names = [name for k in range(1, n + 1) for name in (f"patch_embed{k}", f"blocks{k}")]
     if n == 4:
         names.append("norm")  # the whole backbone: only the head learns
@@ -254,6 +263,7 @@ def _feature_stats(
     total, total_sq, n = None, None, 0
     for i, s in enumerate(samples):
         f = _cached_features(model, s, device, cache)
+        f = f.reshape(-1, f.shape[-1])  # STAN [W, C]; per-frame CNN [W, T, D] -> every frame's features
         f64 = f.double()
         total = f64.sum(0) if total is None else total + f64.sum(0)
         total_sq = (f64**2).sum(0) if total_sq is None else total_sq + (f64**2).sum(0)
@@ -379,9 +389,9 @@ def train(
     frozen_mods = freeze_stages(model, cfg.freeze_stages)
     # head-only training on a STAN: the backbone never changes, so window features are computed once (stride
     # T/2, no pixel augmentation; the window grid still moves by half a window from step to step)
-    head_only = cfg.freeze_stages == 4 and isinstance(model, STAN)
+    head_only = cfg.freeze_stages == 4 and isinstance(model, (STAN, FrameCNN))
     feat_cache: dict[str, torch.Tensor] | None = {} if head_only else None
-    if isinstance(model, STAN) and model.spec.feature_norm and not resume and not stats_from_init:
+    if getattr(model.spec, "feature_norm", False) and not resume and not stats_from_init:
         mean, std = yield from _feature_stats(model, tr, device, feat_cache)
         model.set_feature_stats(mean, std)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -419,7 +429,7 @@ def train(
         model.train()
         for m in frozen_mods:
             m.eval()  # frozen stages keep their BatchNorm statistics
-        if isinstance(model, STAN) and model.spec.feature_norm:
+        if getattr(model.spec, "feature_norm", False):
             # the head reads features standardised with fixed statistics: BatchNorm on batch statistics would
             # shift those features (a precaution; the train-mode collapse seen first came from augmentation)
             for m in model.modules():
@@ -452,7 +462,7 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, cfg)
             if head_only:
-                logits = model.head(torch.cat(wins).to(device))
+                logits = model.classify(torch.cat(wins).to(device))
             else:
                 with torch.autocast(device.type, enabled=use_amp):
                     logits = model(*_to_views(np.concatenate(wins), device))
