@@ -291,7 +291,10 @@ def test_motion_boxes_match_the_figure(motion_tracks: list) -> None:
     assert np.mean(shares) >= 0.5, shares
 
 
-@pytest.mark.xfail(reason="issue 4 target not reached yet: the static body is mis-segmented in some videos")
+@pytest.mark.xfail(
+    reason="issue 4 target not reached yet: 73-87% of frames on synth48 subsets; whole videos still fail"
+    " (furniture joined to the body, legs or head lost, a distractor chosen over a seldom-moving patient)"
+)
 def test_motion_meets_the_issue_target(motion_tracks: list) -> None:
     ious = np.concatenate([iou(track.boxes, truth) for _, track, truth in motion_tracks])
     assert np.mean(ious >= 0.7) >= 0.9

@@ -17,10 +17,16 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    trunk, or a distractor). For each, GrabCut segments the reference picture inside a rectangle from
    a little above the blob down to the bottom of the frame, which recovers the static body (legs,
    trunk, the arm at rest) by colour; the segment touching the blob (plus pieces within a few pixels,
-   such as a head cut off at the neck) is the body. Furniture that falls wholly inside the rectangle
-   can join it, so columns with little body in them are trimmed from the sides while the body is wider
-   than ``max_aspect`` times its height. The candidate whose body is tallest and most person-shaped,
-   weighted by its motion, wins.
+   such as a head cut off at the neck) is the body. Furniture that touches the person and falls inside
+   the rectangle joins it (its colours never appear outside the rectangle, so GrabCut's background
+   model does not know them). So the body is segmented ``refine`` more times around its own vertical
+   axis (the column band it covers most): everything farther than ``band`` x its height from the axis
+   is certain background, which cuts such furniture at the band's edge and teaches GrabCut its colours
+   as background; only the previous body's pixels within ``seed_band`` of the axis start as probable
+   body. Then columns with little body in them are trimmed from the sides while the body is wider than
+   ``max_aspect`` times its height. The candidate whose body is tallest (relative to the frame) and
+   most upright, weighted by the square root of its motion energy, wins (a pendulum that never stops
+   must not outweigh a patient who moves seldom).
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
    within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
    shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
@@ -159,13 +165,23 @@ def _trim(body: np.ndarray, max_aspect: float) -> np.ndarray:
 
 
 def static_body(
-    ref: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int], max_aspect: float, iterations: int = 5
+    ref: np.ndarray,
+    core: np.ndarray,
+    box: tuple[int, int, int, int],
+    max_aspect: float,
+    iterations: int = 5,
+    *,
+    refine: int = 2,
+    band: float = 0.25,
+    seed_band: float = 0.1,
 ) -> np.ndarray | None:
     """The person's whole body in the reference picture, grown by GrabCut from a motion blob.
 
     Args:
         ref: uint8 [h, w, 3] reference picture.
         core: bool [h, w] the motion blob; box: its bounding box.
+        refine: passes of :func:`_refine_body` after the first segmentation.
+        band, seed_band: its half-widths (fractions of the body height).
 
     Returns:
         uint8 [h, w] 0/1 mask, or None when no segment touches the blob.
@@ -196,7 +212,71 @@ def static_body(
     near = cv2.dilate(main, np.ones((7, 7), np.uint8)) > 0
     ids = np.unique(lab[near & (fg > 0)])
     body = np.isin(lab, ids[ids > 0]).astype(np.uint8)
+    for _ in range(refine):
+        better = _refine_body(ref, body, iterations, band, seed_band)
+        if better is None:
+            break
+        body = better
     return _trim(body, max_aspect) if max_aspect > 0 else body
+
+
+def _body_axis(body: np.ndarray) -> tuple[int, int, int]:
+    """``(x, top, bottom)``: the body's vertical axis (the column band covered by the most body pixels,
+    over a width of a tenth of its height) and the body's extent along it."""
+    ys = np.nonzero(body.any(axis=1))[0]
+    k = max(3, int(0.1 * (ys[-1] + 1 - ys[0]))) | 1
+    cover = np.convolve(body.sum(axis=0).astype(np.float32), np.ones(k, np.float32), mode="same")
+    xc = int(np.argmax(cover))
+    rows = np.nonzero(body[:, max(0, xc - 2) : xc + 3].any(axis=1))[0]
+    return xc, int(rows[0]), int(rows[-1]) + 1
+
+
+def _refine_body(
+    ref: np.ndarray, body: np.ndarray, iterations: int, band: float, seed_band: float
+) -> np.ndarray | None:
+    """Segment the body again in a band around its own vertical axis, so that furniture next to it is cut.
+
+    The first segmentation's rectangle is sized from the motion blob and often holds a whole cupboard or
+    window touching the person, whose colours then never appear in the background model. Here everything
+    farther than ``band`` x the body height from the body's axis is certain background, so such a
+    piece of furniture, cut by the band's edge, teaches GrabCut its own colours as background; only the
+    previous body's pixels within ``seed_band`` of the axis (trunk, head, legs) start as probable body.
+
+    Returns:
+        uint8 [h, w] 0/1 mask (the segment on the axis and pieces within two pixels), or None.
+    """
+    h, w = ref.shape[:2]
+    if not body.any():
+        return None
+    xc, top, bottom = _body_axis(body)
+    hh = bottom - top
+    if hh < 8:
+        return None
+    mask = np.full((h, w), cv2.GC_BGD, np.uint8)
+    y0 = max(0, int(top - 0.1 * hh))
+    mask[y0:, max(0, int(xc - band * hh)) : min(w, int(xc + band * hh) + 1)] = cv2.GC_PR_BGD
+    s0, s1 = max(0, int(xc - seed_band * hh)), min(w, int(xc + seed_band * hh) + 1)
+    seeds = mask[y0:, s0:s1]
+    seeds[body[y0:, s0:s1] > 0] = cv2.GC_PR_FGD
+    if int((mask == cv2.GC_PR_FGD).sum()) < 10:
+        return None
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(ref, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return None
+    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _K3)
+    k, lab = cv2.connectedComponents(fg)
+    if k <= 1:
+        return None
+    on_axis = np.bincount(lab[:, max(0, xc - 2) : xc + 3].ravel(), minlength=k)[1:]
+    if on_axis.max() == 0:
+        return None
+    main = (lab == 1 + int(np.argmax(on_axis))).astype(np.uint8)
+    near = cv2.dilate(main, np.ones((5, 5), np.uint8)) > 0
+    ids = np.unique(lab[near & (fg > 0)])
+    return np.isin(lab, ids[ids > 0]).astype(np.uint8)
 
 
 def _plausibility(body: np.ndarray | None, frame_h: int) -> float:
@@ -206,6 +286,17 @@ def _plausibility(body: np.ndarray | None, frame_h: int) -> float:
     ys, xs = np.nonzero(body)
     bh, bw = ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()
     return float(min(1.0, bh / (0.4 * frame_h)) * min(1.0, bh / (1.5 * bw)))
+
+
+def _person_score(body: np.ndarray | None, frame_h: int, energy: float) -> float:
+    """How much a candidate looks like the patient: its body's height (as a fraction of the frame; the
+    patient is the main subject of the picture, so taller wins), its upright shape, and the square root of
+    its motion energy (a pendulum or ball that never stops must not outweigh a patient who moves seldom)."""
+    if body is None or not body.any():
+        return 0.0
+    ys, xs = np.nonzero(body)
+    bh, bw = ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()
+    return float(bh / frame_h * min(1.0, bh / (1.5 * bw)) * math.sqrt(max(energy, 0.0)))
 
 
 def analyse_chunk(
@@ -218,6 +309,9 @@ def analyse_chunk(
     reach: float = 0.45,
     max_aspect: float = 0.5,
     candidates: int = 3,
+    refine: int = 2,
+    band: float = 0.25,
+    seed_band: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes of a run of frames from a fixed camera (module docstring).
 
@@ -237,8 +331,8 @@ def analyse_chunk(
     motion = masks.mean(axis=0, dtype=np.float32)
     best: tuple[float, np.ndarray] | None = None
     for core, cbox, energy in _candidates(motion, candidates):
-        body = static_body(ref, core, cbox, max_aspect)
-        score = _plausibility(body, h) * energy
+        body = static_body(ref, core, cbox, max_aspect, refine=refine, band=band, seed_band=seed_band)
+        score = _person_score(body, h, energy)
         if body is not None and (best is None or score > best[0]):
             best = (score, body)
     if best is None:
@@ -268,7 +362,8 @@ def analyse_chunk(
 class MotionProvider(RoiProvider):
     """Fixed-camera person finder from motion and colour (module docstring); no extra dependency."""
 
-    version: ClassVar[int] = 1
+    #: 2: the body is segmented again around its own axis (``refine``); candidates scored by height
+    version: ClassVar[int] = 2
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -278,6 +373,9 @@ class MotionProvider(RoiProvider):
         "reach": 0.45,
         "max_aspect": 0.5,
         "candidates": 3,
+        "refine": 2,
+        "band": 0.25,
+        "seed_band": 0.1,
     }
 
     def __init__(self, **params: Any) -> None:
@@ -306,7 +404,15 @@ class MotionProvider(RoiProvider):
                 if (i - a) % 50 == 0:
                     yield Progress(i, n, "motion: reading frames")
             yield Progress(a + (b - a) // 2, n, "motion: finding the person")
-            cb, cc = analyse_chunk(buf, scale, candidates=int(p["candidates"]), **kw)
+            cb, cc = analyse_chunk(
+                buf,
+                scale,
+                candidates=int(p["candidates"]),
+                refine=int(p["refine"]),
+                band=float(p["band"]),
+                seed_band=float(p["seed_band"]),
+                **kw,
+            )
             w, h = reader.size
             boxes[a:b] = cb * (w / ww, h / wh, w / ww, h / wh)
             conf[a:b] = cc
