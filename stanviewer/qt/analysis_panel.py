@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from stanviewer.core.errors import CheckpointError, StanError
+from stanviewer.core.models.bundled import BUNDLED_NAME, bundled_checkpoints
 from stanviewer.core.models.registry import describe_arch
 from stanviewer.core.progress import Job, Progress
 from stanviewer.qt.analysis_process import server
@@ -201,10 +202,16 @@ class AnalysisPanel(QWidget):
         self.checkpoint.blockSignals(True)
         self.checkpoint.clear()
         self.checkpoint.addItem("Bundled model (stan-tiny-synth)", BUNDLED)
+        shipped = [p for p in bundled_checkpoints() if p.name != BUNDLED_NAME]
+        for p in shipped:  # other bundled models, e.g. the per-frame CNN baseline
+            self.checkpoint.addItem(f"Bundled model ({p.stem})", str(p))
+            self.checkpoint.setItemData(self.checkpoint.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
         recent = self.settings.get("analysis/checkpoints", []) or []
         if isinstance(recent, str):
             recent = [recent]
         for p in recent:
+            if Path(p) in shipped:
+                continue
             self.checkpoint.addItem(Path(p).name, str(p))
             self.checkpoint.setItemData(self.checkpoint.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
         last = self.settings.get("analysis/checkpoint", BUNDLED)

@@ -491,3 +491,30 @@ def test_auto_run_after_opening_like_the_demo(qtbot, window, make_video, tiny_ch
     window.open_path(video)
     qtbot.waitUntil(lambda: window.session.analysis is not None or bool(dialogs), timeout=LONG)
     assert not dialogs and window.session.method == "window" and not window.auto_run
+
+
+def test_every_bundled_model_is_offered(qtbot, tmp_path: Path, tiny_checkpoint: Path, monkeypatch) -> None:
+    """Checkpoints shipped in models/ besides the default (the per-frame CNN baseline) are in the list."""
+    import shutil
+
+    import stanviewer.core.models.bundled as bundled
+    from stanviewer.qt.main_window import MainWindow
+    from stanviewer.qt.settings import AppSettings
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(tiny_checkpoint, models / bundled.BUNDLED_NAME)
+    shutil.copy(tiny_checkpoint, models / "cnn-narrow-patch-synth.safetensors")
+    monkeypatch.setattr(bundled, "models_dir", lambda: models)
+    assert [p.name for p in bundled.bundled_checkpoints()] == [
+        bundled.BUNDLED_NAME,
+        "cnn-narrow-patch-synth.safetensors",
+    ]
+    w = MainWindow(settings=AppSettings(tmp_path / "settings.ini"), probe_devices=False)
+    qtbot.addWidget(w)
+    ap = w.analysis_panel
+    items = [ap.checkpoint.itemText(k) for k in range(ap.checkpoint.count())]
+    assert items == ["Bundled model (stan-tiny-synth)", "Bundled model (cnn-narrow-patch-synth)"]
+    ap.checkpoint.setCurrentIndex(1)
+    assert ap.checkpoint_path() == models / "cnn-narrow-patch-synth.safetensors"
+    w.close()

@@ -8,7 +8,7 @@ from stanviewer.core.errors import CheckpointError
 from stanviewer.core.models.registry import describe_arch
 from stanviewer.core.paths import models_dir
 
-__all__ = ["BUNDLED_NAME", "default_checkpoint_path", "describe", "load_default"]
+__all__ = ["BUNDLED_NAME", "bundled_checkpoints", "default_checkpoint_path", "describe", "load_default"]
 
 BUNDLED_NAME = "stan-tiny-synth.safetensors"
 SYNTHETIC_WARNING = (
@@ -23,6 +23,17 @@ def default_checkpoint_path() -> Path:
     if not path.exists():
         raise CheckpointError("the bundled model is missing from this installation", path)
     return path
+
+
+def bundled_checkpoints() -> list[Path]:
+    """Every checkpoint shipped in ``models/``: the default first, then the others by name (e.g. the per-frame
+    CNN baseline). Reads no file contents (the GUI lists them before anything is loaded)."""
+    d = models_dir()
+    if not d.is_dir():
+        return []
+    others = sorted(p for p in d.glob("*.safetensors") if p.name != BUNDLED_NAME)
+    default = d / BUNDLED_NAME
+    return ([default] if default.exists() else []) + others
 
 
 def load_default(device: str = "cpu"):
