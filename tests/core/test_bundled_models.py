@@ -1,0 +1,42 @@
+"""Every checkpoint shipped in models/: loads safely, small, says it is synthetic-only, has a model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from stanviewer.core.models.bundled import BUNDLED_NAME, bundled_checkpoints, describe
+from stanviewer.core.models.checkpoint import load_checkpoint
+from stanviewer.core.paths import models_dir
+
+SHIPPED = bundled_checkpoints()
+
+
+def test_the_default_comes_first() -> None:
+    if not SHIPPED:
+        pytest.skip("no bundled models in this installation")
+    assert SHIPPED[0].name == BUNDLED_NAME
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_checkpoint(path: Path) -> None:
+    assert path.stat().st_size < 10 * 2**20, "checkpoints in models/ stay small (a few MB)"
+    ck = load_checkpoint(path)
+    assert ck.meta.get("synthetic_only") is True
+    assert "synthetic" in ck.meta["training"]["data_description"]
+    assert ck.spec.roi_provider == "motion"  # new videos have no true boxes
+    th = ck.meta.get("thresholds", {})
+    assert th, "calibrated thresholds (stanviewer evaluate --calibrate)"
+    assert all(0.0 <= float(v["threshold"]) <= 1.0 for v in th.values())
+    card = describe(path, ck.meta)
+    assert "synthetic" in card.lower()
+    # the model card in models/README.md names the file and the script that reproduces it
+    readme = (models_dir() / "README.md").read_text(encoding="utf-8")
+    assert path.name in readme
+    T, S = ck.spec.frames, ck.spec.size
+    clips = [torch.rand(1, 3, T, S, S) for _ in ck.model.view_names]
+    with torch.no_grad():
+        out = ck.model(*clips)
+    assert out.shape == (1, len(ck.spec.classes)) and torch.isfinite(out).all()
