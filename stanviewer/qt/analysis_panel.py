@@ -371,14 +371,15 @@ class AnalysisPanel(QWidget):
     def _job(self, video: Path, ck_path: Path, st: Any) -> Job[tuple[Any, Path]]:
         """Runs in the worker thread: a cached result loads here (no torch); otherwise the analysis runs
         in the analysis process (:mod:`stanviewer.qt.analysis_process`), which sends partial curves."""
-        from stanviewer.core.explain.store import analysis_key, cache_folder, load_analysis
+        from stanviewer.core.explain.store import analysis_key, cache_folder, load_analysis, roi_identity
         from stanviewer.core.fileio import fingerprint, sha256_file
 
         yield Progress(0, 0, "looking for a cached result")
         if not ck_path.is_file():
             raise CheckpointError("file not found", ck_path)
         fp = fingerprint(video)
-        folder = cache_folder(fp, analysis_key(fp, sha256_file(ck_path), st))
+        roi = roi_identity(peek_metadata(ck_path)["spec"])
+        folder = cache_folder(fp, analysis_key(fp, sha256_file(ck_path), st, roi))
         if (folder / "analysis.json").exists():
             try:
                 return load_analysis(folder), folder

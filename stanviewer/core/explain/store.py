@@ -18,7 +18,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,11 +32,42 @@ from stanviewer.core.video import open_video
 if TYPE_CHECKING:
     from stanviewer.core.models.checkpoint import Checkpoint
 
-__all__ = ["analysis_key", "analyze_video", "cached_analyses", "load_analysis", "save_analysis"]
+__all__ = ["analysis_key", "analyze_video", "cached_analyses", "load_analysis", "roi_identity", "save_analysis"]
 
 
-def analysis_key(fingerprint: str, checkpoint_sha: str, settings: AnalysisSettings) -> str:
-    blob = json.dumps({"v": fingerprint, "m": checkpoint_sha, "s": settings.key()}, sort_keys=True)
+def roi_identity(spec: Any) -> dict | None:
+    """What a new video's ROI boxes depend on, for a model with a local view: the provider used at inference,
+    its version and default parameters, the ROI cache and track versions; None for a global-only model.
+
+    Part of the analysis cache key: when the person finder changes (a new provider version), analyses
+    computed with the old boxes are not reused. ``spec`` is a :class:`ModelSpec` or its metadata dict.
+    """
+    get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
+    if "local" not in str(get("views", "")):
+        return None
+    from stanviewer.core.roi import PROVIDERS, inference_provider
+    from stanviewer.core.roi.cache import CACHE_VERSION
+    from stanviewer.core.roi.track import TRACK_VERSION
+
+    name = inference_provider(str(get("roi_provider", "motion") or "motion"))
+    cls = PROVIDERS.get(name)
+    params = {**cls.post_defaults, **cls.defaults} if cls is not None else {}
+    return {
+        "provider": name,
+        "version": getattr(cls, "version", 1),
+        "params": params,
+        "cache": CACHE_VERSION,
+        "track": TRACK_VERSION,
+    }
+
+
+def analysis_key(fingerprint: str, checkpoint_sha: str, settings: AnalysisSettings, roi: Any = None) -> str:
+    """Cache key of an analysis: video content, model file, result-changing settings and ``roi`` (the
+    :func:`roi_identity` of the model, or a digest of boxes given by the caller)."""
+    d: dict[str, Any] = {"v": fingerprint, "m": checkpoint_sha, "s": settings.key()}
+    if roi is not None:
+        d["r"] = roi
+    blob = json.dumps(d, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -141,7 +172,12 @@ def analyze_video(
     """
     st = settings or AnalysisSettings()
     with open_video(path) as reader:
-        key = analysis_key(reader.info.fingerprint, checkpoint.sha256, st)
+        if roi is not None:  # boxes given by the caller: the key follows them
+            boxes = np.ascontiguousarray(np.asarray(roi[0], np.float32))
+            roi_key: Any = {"boxes": hashlib.sha256(boxes.tobytes()).hexdigest()[:16], "square": list(roi[1])}
+        else:
+            roi_key = roi_identity(checkpoint.spec)
+        key = analysis_key(reader.info.fingerprint, checkpoint.sha256, st, roi_key)
         folder = cache_folder(reader.info.fingerprint, key)
         if use_cache and (folder / "analysis.json").exists():
             try:
