@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Reproduce the per-frame CNN baseline models/cnn-narrow-patch-synth.safetensors (about 45 minutes on 2 CPU
+# cores) and the STAN-vs-CNN evaluation table of docs/cnn.md.
+#
+#     scripts/make_cnn_model.sh [WORK_DIR]      (default: ./runs/bundled, shared with make_bundled_model.sh)
+#
+# The same recipe as the bundled STAN (models/README.md), for the paper's per-frame CNN (PAPER.md §5):
+#   1. pose pretraining of the narrow ResNet: 17 joints regressed from every frame's pooled features
+#      (the generator's joints; no compensation, video or frame label is used);
+#   2. stage A: only the "patch" head learns, on standardised frame features of the frozen ResNet (MIL on
+#      video labels); trained from scratch instead, the same model stayed at chance (val AUROC 0.38-0.55);
+#   3. stage B: layer3-4 and the head fine-tune, no pixel augmentation, BatchNorm statistics fixed;
+#   4. finalise (float16, ROI provider 'motion' for new videos) and evaluate next to the bundled STAN.
+set -euo pipefail
+W=${1:-runs/bundled}
+mkdir -p "$W"
+export STANVIEWER_CACHE_DIR=${STANVIEWER_CACHE_DIR:-$W/cache}
+SV="python -m stanviewer"
+DATA=$W/synth48
+M=$DATA/manifest.csv
+ARCH=cnn-narrow-patch
+
+[ -f "$M" ] || $SV synth "$DATA" --subjects 48 --videos-per-subject 8 --seed 1
+
+COMMON=(--arch $ARCH --views local --frames 8 --size 64 --sample-fps 5 --roi truth)
+$SV pretrain "$M" --out "$W/cnn_pre" "${COMMON[@]}" --steps 1500 --batch 24 --threads 1
+$SV train "$M" --out "$W/cnn_A" "${COMMON[@]}" --init "$W/cnn_pre/pretrained.safetensors" \
+    --freeze-stages 4 --epochs 60 --batch 12 --patience 15 --lr 1e-3 --threads 1 --max-minutes 20
+$SV train "$M" --out "$W/cnn_B" "${COMMON[@]}" --init "$W/cnn_A/best.safetensors" \
+    --freeze-stages 2 --epochs 12 --batch 12 --patience 5 --lr 2e-4 --threads 1 --max-minutes 15 --no-augment
+
+OUT=$W/cnn-narrow-patch-synth.safetensors
+python - "$W/cnn_B/best.safetensors" "$OUT" <<'PY'
+import sys
+
+from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint, update_metadata
+
+src, out = sys.argv[1:]
+ck = load_checkpoint(src)
+save_checkpoint(out, ck.model, ck.meta, half=True)
+update_metadata(out, {
+    "name": "cnn-narrow-patch-synth",
+    "synthetic_only": True,
+    "spec": {"roi_provider": "motion"},
+    "training": {
+        "roi_provider": "truth",
+        "data_description": "synthetic stick-figure rehabilitation videos (stanviewer synth --subjects 48 "
+        "--videos-per-subject 8 --seed 1); video labels only; pose-pretrained per-frame ResNet",
+    },
+})
+PY
+# both models in one run (same test videos, same motion boxes); thresholds calibrated on training videos and
+# stored in both files (the STAN's is a copy of the bundled one, recalibrated on the current motion boxes)
+cp "${STAN:-models/stan-tiny-synth.safetensors}" "$W/stan-v2roi.safetensors"
+$SV evaluate "$M" --checkpoint "$W/stan-v2roi.safetensors" --checkpoint "$OUT" --out "$W/eval_cnn_vs_stan" \
+    --methods vanilla,gradcam,window --test-videos 48 --calib-videos 24 --calibrate
+# the control of the plot: the same CNN from scratch, end to end, with augmentation (stays at chance)
+$SV train "$M" --out "$W/cnn_scratch" "${COMMON[@]}" --epochs 40 --batch 12 --patience 8 --lr 1e-3 --threads 1 \
+    --max-minutes 15 --no-feature-norm
+python scripts/plot_curves.py "$W/cnn_A" "$W/cnn_B" --pretrain "$W/cnn_pre" \
+    --compare "same CNN from scratch=$W/cnn_scratch/history.csv" --out "$W/cnn-learning-curves.png"
+echo "done: $OUT and $W/eval_cnn_vs_stan/report.md"
