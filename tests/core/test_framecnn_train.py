@@ -177,3 +177,24 @@ def test_pose_pretraining_then_head_only_on_standardised_frame_features(dataset:
     with torch.no_grad():
         f = a.features(x, x)
         assert torch.allclose(a(x, x), a.head((f - a.feat_mean) / a.feat_std), atol=1e-5)
+
+
+def test_a_pretrained_resnet_initialises_any_sequence_head(dataset: Path, tmp_path: Path) -> None:
+    """One pose-pretrained ResNet serves the fcl, patch and rnn heads; a STAN checkpoint does not fit."""
+    src = FrameCNN(_spec())
+    from stanviewer.core.models.checkpoint import save_checkpoint
+
+    init = save_checkpoint(tmp_path / "patch.safetensors", src)
+    cfg = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, max_windows=2, init=str(init))
+    cfg.freeze_stages = 4
+    res = run_job(train(dataset, _spec("cnn-narrow-fcl"), tmp_path / "fcl", cfg), stream=None)
+    m = load_checkpoint(res.last).model
+    assert m.spec.arch == "cnn-narrow-fcl"
+    for (k, v), (_, w) in zip(m.backbone.state_dict().items(), src.backbone.state_dict().items()):
+        assert torch.equal(v, w), k
+    from stanviewer.core.models.stan import STAN
+
+    stan = save_checkpoint(tmp_path / "stan.safetensors", STAN(ModelSpec(views="global+local", frames=4, size=32)))
+    cfg.init = str(stan)
+    with pytest.raises(StanError, match="--init checkpoint is tiny"):
+        run_job(train(dataset, _spec("cnn-narrow-fcl"), tmp_path / "bad", cfg), stream=None)

@@ -193,7 +193,7 @@ def load_backbone(model: torch.nn.Module, source: torch.nn.Module, same_head: bo
     """
     state = source.state_dict()
     optional = ("feat_mean", "feat_std")
-    heads = ("backbone.head.", "mlp_head.")
+    heads = ("backbone.head.", "mlp_head.", "head.")  # UniFormer's linear head, STAN's MLP, the CNN's head
     if not same_head:
         state = {k: v for k, v in state.items() if not k.startswith(heads)}
     own = model.state_dict()
@@ -369,7 +369,14 @@ def train(
         fm, fs = getattr(ck.model, "feat_mean", None), getattr(ck.model, "feat_std", None)
         measured = fm is not None and fs is not None and not (bool((fm == 0).all()) and bool((fs == 1).all()))
         stats_from_init = measured and getattr(spec, "feature_norm", False)  # else measured below
-        if ck.spec.arch != spec.arch or ck.spec.classes != spec.classes:
+        from stanviewer.core.models.framecnn import parse_arch
+
+        def _cnn_backbone(arch: str) -> str | None:
+            return parse_arch(arch)[0] if arch.startswith("cnn-") else None
+
+        # per-frame CNNs with the same ResNet share a pretrained backbone whatever their sequence head
+        other_head = ck.spec.arch != spec.arch and _cnn_backbone(ck.spec.arch) == _cnn_backbone(spec.arch) is not None
+        if (ck.spec.arch != spec.arch and not other_head) or ck.spec.classes != spec.classes:
             raise StanError(
                 f"--init checkpoint is {ck.spec.arch} with classes {ck.spec.classes}, "
                 f"not {spec.arch} with {spec.classes}",
@@ -377,7 +384,8 @@ def train(
             )
         model = build_model(spec)  # views do not change the parameters: any views' checkpoint initialises any views
         try:
-            load_backbone(model, ck.model, same_head=ck.spec.head_hidden == getattr(spec, "head_hidden", 0))
+            same_head = not other_head and ck.spec.head_hidden == getattr(spec, "head_hidden", 0)
+            load_backbone(model, ck.model, same_head=same_head)
         except RuntimeError as e:
             why = str(e).splitlines()[-1].strip()[:160]
             if ck.spec.frames != spec.frames:
