@@ -8,9 +8,11 @@ generator's ``joints/*.csv``), in the coordinates of the model's views. **No com
 label or frame label is used.** STAN is then trained with video labels only, starting from these
 weights (``stanviewer train --init``).
 
-Head: the backbone's last feature map ``[B, C, T/2, h, w]`` is flattened per time step and a linear
-layer predicts the joints of the two frames of that step; loss: smooth L1 on coordinates normalised to
-[-1, 1] of the view.
+Head: the backbone's last feature map ``[B, C, t, h, w]`` (UniFormer: t = T/2, two frames a step; the
+per-frame CNN's ResNet: t = T, one frame a step) is pooled (or flattened) per time step and a linear layer
+predicts the joints of the frames of that step; loss: smooth L1 on coordinates normalised to [-1, 1] of
+the view. The per-frame CNN is pretrained the same way (``--arch cnn-...``); its pretrained ResNet can
+then start any of the three sequence heads.
 """
 
 from __future__ import annotations
