@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the per-frame CNN baseline models/cnn-narrow-patch-synth.safetensors (about 45 minutes on 2 CPU
-# cores) and the STAN-vs-CNN evaluation table of docs/cnn.md.
+# Reproduce the per-frame CNN baseline models/cnn-narrow-patch-synth.safetensors and every table of docs/cnn.md
+# (about 3 hours on 2 CPU cores, most of it evaluation).
 #
 #     scripts/make_cnn_model.sh [WORK_DIR]      (default: ./runs/bundled, shared with make_bundled_model.sh)
 #
@@ -54,6 +54,33 @@ PY
 cp "${STAN:-models/stan-tiny-synth.safetensors}" "$W/stan-v2roi.safetensors"
 $SV evaluate "$M" --checkpoint "$W/stan-v2roi.safetensors" --checkpoint "$OUT" --out "$W/eval_cnn_vs_stan" \
     --methods vanilla,gradcam,window --test-videos 48 --calib-videos 24 --calibrate
+# the paper's other two sequence heads on the same pose-pretrained ResNet (docs/cnn.md's head table;
+# not bundled): fully connected and LSTM, same stages, vanilla gradients evaluated
+for H in fcl rnn; do
+    HC=(--arch cnn-narrow-$H --views local --frames 8 --size 64 --sample-fps 5 --roi truth)
+    $SV train "$M" --out "$W/cnn_${H}_A" "${HC[@]}" --init "$W/cnn_pre/pretrained.safetensors" \
+        --freeze-stages 4 --epochs 60 --batch 12 --patience 15 --lr 1e-3 --threads 1 --max-minutes 20
+    $SV train "$M" --out "$W/cnn_${H}_B" "${HC[@]}" --init "$W/cnn_${H}_A/best.safetensors" \
+        --freeze-stages 2 --epochs 12 --batch 12 --patience 5 --lr 2e-4 --threads 1 --max-minutes 12 --no-augment
+    python - "$W/cnn_${H}_B/best.safetensors" "$W/cnn-narrow-$H-synth.safetensors" "$H" <<'PY'
+import sys
+
+from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint, update_metadata
+
+src, out, h = sys.argv[1:]
+ck = load_checkpoint(src)
+save_checkpoint(out, ck.model, ck.meta, half=True)
+update_metadata(out, {"name": f"cnn-narrow-{h}-synth", "synthetic_only": True, "spec": {"roi_provider": "motion"}})
+PY
+    $SV evaluate "$M" --checkpoint "$W/cnn-narrow-$H-synth.safetensors" --out "$W/eval_cnn_$H" \
+        --methods vanilla --test-videos 48 --calib-videos 24 --calibrate
+done
+
+# the CNN's model-randomisation check (docs/cnn.md)
+cp "$OUT" "$W/cnn-sanity.safetensors"
+$SV evaluate "$M" --checkpoint "$W/cnn-sanity.safetensors" --out "$W/eval_cnn_sanity" --methods vanilla \
+    --test-videos 24 --calib-videos 24 --no-short --sanity
+
 # the control of the plot: the same CNN from scratch, end to end, with augmentation (stays at chance)
 $SV train "$M" --out "$W/cnn_scratch" "${COMMON[@]}" --epochs 40 --batch 12 --patience 8 --lr 1e-3 --threads 1 \
     --max-minutes 15 --no-feature-norm
