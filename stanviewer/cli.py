@@ -328,7 +328,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-feature-norm",
         action="store_true",
-        help="feed the head raw pooled (STAN) or frame (CNN) features (default: standardised, training-set statistics)",
+        help="with --init: feed the head raw pooled (STAN) or frame (CNN) features (default: standardised)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -351,7 +351,9 @@ def _train_parts(a: argparse.Namespace):
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
         head_hidden=a.head_hidden,
-        feature_norm=not a.no_feature_norm,
+        # standardise features measured on a pretrained backbone (--init); from scratch the statistics of
+        # random features would mean nothing and the trainer would hold BatchNorm at its initial statistics
+        feature_norm=not a.no_feature_norm and a.init is not None,
     )
     cfg = TrainConfig(
         epochs=a.epochs,

@@ -108,3 +108,16 @@ def test_progress_bar_draws_on_the_current_stderr(capsys: pytest.CaptureFixture[
     assert run_job(job(), min_interval=0) == 7
     err = capsys.readouterr().err
     assert "working" in err and "25%" in err and "1/4" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [([], False), (["--init", "pre.safetensors"], True), (["--init", "pre.safetensors", "--no-feature-norm"], False)],
+)
+def test_train_standardises_features_only_from_a_pretrained_start(extra: list[str], expected: bool) -> None:
+    from stanviewer.cli import _train_parts, build_parser
+
+    for arch in ("tiny", "cnn-narrow-patch"):
+        a = build_parser().parse_args(["train", "m.csv", "--out", "o", "--arch", arch, *extra])
+        spec, _ = _train_parts(a)
+        assert spec.feature_norm is expected, arch
