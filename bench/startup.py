@@ -47,8 +47,10 @@ def main() -> None:
     cases = [("from source (python -m stanviewer)", [sys.executable, "-m", "stanviewer"])]
     if a.exe:
         cases.append((f"bundle ({a.exe})", [str(a.exe.resolve())]))
-    print(f"| start-up to window ({a.runs} runs, platform {os.environ.get('QT_QPA_PLATFORM', 'offscreen')}) "
-          "| median s | min s | max s | median / 3 s goal |")
+    print(
+        f"| start-up to window ({a.runs} runs, platform {os.environ.get('QT_QPA_PLATFORM', 'offscreen')}) "
+        "| median s | min s | max s | median / 3 s goal |"
+    )
     print("|---|---|---|---|---|")
     for name, cmd in cases:
         one_run(cmd)  # warm the file cache

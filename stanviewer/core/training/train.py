@@ -214,9 +214,11 @@ def freeze_stages(model: STAN, n: int) -> list[torch.nn.Module]:
         raise StanError(f"--freeze-stages must be between 0 and 4, not {n}")
     bb = getattr(model, "backbone", None)
     if isinstance(model, FrameCNN):  # ResNet: stem + layer1..layerN (4: the whole backbone)
-        mods = [model.backbone] if n == 4 else ([bb.conv1, bb.bn1] if n else []) + [
-            getattr(bb, f"layer{k}") for k in range(1, n + 1)
-        ]
+        mods = (
+            [model.backbone]
+            if n == 4
+            else ([bb.conv1, bb.bn1] if n else []) + [getattr(bb, f"layer{k}") for k in range(1, n + 1)]
+        )
         for m in mods:
             for p in m.parameters():
                 p.requires_grad_(False)
