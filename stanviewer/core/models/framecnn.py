@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from stanviewer.core.models.registry import CNN_ARCHS
 from stanviewer.core.models.resnet import VARIANTS as RESNETS
 from stanviewer.core.models.resnet import ResNet, ResNetConfig
-from stanviewer.core.models.stan import ModelSpec
+from stanviewer.core.models.stan import FeatureNorm, ModelSpec
 from stanviewer.core.views import view_names
 
 __all__ = ["HEADS", "FrameCNN", "FrameCNNConfig", "arch_names", "parse_arch"]
@@ -168,7 +168,7 @@ class RNNHead(nn.Module):
         return self.fc2(self.drop(self.act(self.fc1(self.drop(out[:, -1])))))
 
 
-class FrameCNN(nn.Module):
+class FrameCNN(FeatureNorm):
     """Per-frame ResNet features of each view, averaged over views, then a sequence head."""
 
     def __init__(self, spec: ModelSpec, backbone: ResNet | None = None) -> None:
@@ -196,11 +196,7 @@ class FrameCNN(nn.Module):
         else:
             self.head = RNNHead(D, K, cfg)
         self.view_names = view_names(spec.views)
-        if spec.feature_norm:
-            # as STAN: frame features of a (pose-)pretrained ResNet are standardised with training-set statistics
-            # before the sequence head (models/README.md: without it a head on frozen features stayed at chance)
-            self.register_buffer("feat_mean", torch.zeros(D))
-            self.register_buffer("feat_std", torch.ones(D))
+        self._init_feature_norm(D)  # per frame feature, as STAN's pooled features
 
     @property
     def last_block(self) -> nn.Module:
@@ -228,16 +224,7 @@ class FrameCNN(nn.Module):
 
     def classify(self, f: Tensor) -> Tensor:
         """Patched image ``Tensor[B, T, D]`` -> logits (standardised first when the spec asks for it)."""
-        if self.spec.feature_norm:
-            f = (f - self.feat_mean) / self.feat_std
-        return self.head(f)
-
-    def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
-        """Set the per-feature standardisation applied before the head (``spec.feature_norm``)."""
-        if not self.spec.feature_norm:
-            raise ValueError("this model has no feature standardisation (spec.feature_norm is False)")
-        self.feat_mean.copy_(mean.to(self.feat_mean))
-        self.feat_std.copy_(std.clamp_min(1e-6).to(self.feat_std))
+        return self.head(self.standardise(f))
 
     def evidence(self, logits: Tensor) -> Tensor:
         """Log-odds of the target class against the others: ``Tensor[B]`` (the MIL instance score)."""

@@ -76,7 +76,35 @@ class ModelSpec:
         return cls(**known)
 
 
-class STAN(nn.Module):
+class FeatureNorm(nn.Module):
+    """Standardisation of features before a classification head (``spec.feature_norm``), shared by STAN and
+    the per-frame CNN: ``feat_mean``/``feat_std`` buffers measured on training windows, saved in checkpoints.
+
+    Pooled features of a pretrained backbone vary little around large offsets (per-feature std ~0.1,
+    |mean| ~0.2 for the bundled STAN); the same MIL head stayed at chance on them (test AUROC 0.47) and
+    learned on standardised features (0.86), everything else equal (models/README.md).
+    """
+
+    spec: ModelSpec
+
+    def _init_feature_norm(self, dim: int) -> None:
+        if self.spec.feature_norm:
+            self.register_buffer("feat_mean", torch.zeros(dim))
+            self.register_buffer("feat_std", torch.ones(dim))
+
+    def standardise(self, f: Tensor) -> Tensor:
+        """``f`` standardised over its last dimension when the spec asks for it, else ``f``."""
+        return (f - self.feat_mean) / self.feat_std if self.spec.feature_norm else f
+
+    def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
+        """Set the standardisation applied before the head (``spec.feature_norm``)."""
+        if not self.spec.feature_norm:
+            raise ValueError("this model has no feature standardisation (spec.feature_norm is False)")
+        self.feat_mean.copy_(mean.to(self.feat_mean))
+        self.feat_std.copy_(std.clamp_min(1e-6).to(self.feat_std))
+
+
+class STAN(FeatureNorm):
     """UniFormer over the views of a clip; pooled features averaged across views, then the head."""
 
     def __init__(self, spec: ModelSpec, backbone: UniFormer | None = None) -> None:
@@ -103,13 +131,7 @@ class STAN(nn.Module):
             )
         else:
             self.mlp_head = None
-        if spec.feature_norm:
-            # Pooled features vary little around large offsets (per-feature std ~0.1, |mean| ~0.2 for the bundled
-            # backbone); the same MIL head stayed at chance on them (test AUROC 0.47) and learned on standardised
-            # features (0.86), everything else equal (models/README.md)
-            c = backbone.num_features
-            self.register_buffer("feat_mean", torch.zeros(c))
-            self.register_buffer("feat_std", torch.ones(c))
+        self._init_feature_norm(backbone.num_features)
         spec.backbone = {**backbone.cfg.to_dict(), "num_classes": len(spec.classes)}
 
     @property
@@ -133,20 +155,11 @@ class STAN(nn.Module):
 
     def head(self, f: Tensor) -> Tensor:
         """Pooled features ``Tensor[B, C4]`` -> logits (standardised first when the spec asks for it)."""
-        if self.spec.feature_norm:
-            f = (f - self.feat_mean) / self.feat_std
-        return self.classifier(f)
+        return self.classifier(self.standardise(f))
 
     def classify(self, f: Tensor) -> Tensor:
         """Same as :meth:`head` (the name shared with the per-frame CNN, whose ``head`` is a module)."""
         return self.head(f)
-
-    def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
-        """Set the standardisation applied before the head (``spec.feature_norm``)."""
-        if not self.spec.feature_norm:
-            raise ValueError("this model has no feature standardisation (spec.feature_norm is False)")
-        self.feat_mean.copy_(mean.to(self.feat_mean))
-        self.feat_std.copy_(std.clamp_min(1e-6).to(self.feat_std))
 
     @property
     def classifier(self) -> nn.Module:
