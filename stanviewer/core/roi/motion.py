@@ -164,6 +164,22 @@ def _trim(body: np.ndarray, max_aspect: float) -> np.ndarray:
     return out
 
 
+def _grabcut_segments(
+    ref: np.ndarray, mask: np.ndarray, rect: tuple[int, int, int, int] | None, iterations: int
+) -> tuple[int, np.ndarray] | None:
+    """GrabCut from a rectangle (``rect``) or from ``mask``'s labels (``rect`` None), then the connected
+    foreground segments after a small opening: ``(count incl. background, labels)``, or None if none."""
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    mode = cv2.GC_INIT_WITH_MASK if rect is None else cv2.GC_INIT_WITH_RECT
+    try:
+        cv2.grabCut(ref, mask, rect, bgd, fgd, iterations, mode)
+    except cv2.error:  # e.g. a rectangle holding a single colour
+        return None
+    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+    k, lab = cv2.connectedComponents(cv2.morphologyEx(fg, cv2.MORPH_OPEN, _K3))
+    return None if k <= 1 else (k, lab)
+
+
 def static_body(
     ref: np.ndarray,
     core: np.ndarray,
@@ -194,23 +210,16 @@ def static_body(
     ry0 = max(1, int(y0 - max(0.1 * bh, 0.1 * h)))
     if rx1 - rx0 < 4 or h - ry0 < 4:
         return None
-    mask = np.zeros((h, w), np.uint8)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    try:
-        cv2.grabCut(ref, mask, (rx0, ry0, rx1 - rx0, h - ry0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
-    except cv2.error:  # e.g. a rectangle holding a single colour
+    seg = _grabcut_segments(ref, np.zeros((h, w), np.uint8), (rx0, ry0, rx1 - rx0, h - ry0), iterations)
+    if seg is None:
         return None
-    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _K3)
-    k, lab = cv2.connectedComponents(fg)
-    if k <= 1:
-        return None
+    k, lab = seg
     overlap = np.bincount(lab[core], minlength=k)[1:]
     if overlap.max() == 0:
         return None
     main = (lab == 1 + int(np.argmax(overlap))).astype(np.uint8)
     near = cv2.dilate(main, np.ones((7, 7), np.uint8)) > 0
-    ids = np.unique(lab[near & (fg > 0)])
+    ids = np.unique(lab[near])  # labels > 0 lie inside the foreground
     body = np.isin(lab, ids[ids > 0]).astype(np.uint8)
     for _ in range(refine):
         better = _refine_body(ref, body, iterations, band, seed_band)
@@ -260,22 +269,16 @@ def _refine_body(
     seeds[body[y0:, s0:s1] > 0] = cv2.GC_PR_FGD
     if int((mask == cv2.GC_PR_FGD).sum()) < 10:
         return None
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    try:
-        cv2.grabCut(ref, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    except cv2.error:
+    seg = _grabcut_segments(ref, mask, None, iterations)
+    if seg is None:
         return None
-    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _K3)
-    k, lab = cv2.connectedComponents(fg)
-    if k <= 1:
-        return None
+    k, lab = seg
     on_axis = np.bincount(lab[:, max(0, xc - 2) : xc + 3].ravel(), minlength=k)[1:]
     if on_axis.max() == 0:
         return None
     main = (lab == 1 + int(np.argmax(on_axis))).astype(np.uint8)
     near = cv2.dilate(main, np.ones((5, 5), np.uint8)) > 0
-    ids = np.unique(lab[near & (fg > 0)])
+    ids = np.unique(lab[near])  # labels > 0 lie inside the foreground
     return np.isin(lab, ids[ids > 0]).astype(np.uint8)
 
 
