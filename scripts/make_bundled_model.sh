@@ -38,25 +38,8 @@ $SV train "$M" --out "$W/A_nonorm" "${COMMON[@]}" --init "$W/pre_pooled/pretrain
     --freeze-stages 4 --head-hidden 64 --epochs 60 --batch 12 --patience 15 --lr 1e-3 --threads 2 --no-feature-norm
 
 OUT=$W/stan-tiny-synth.safetensors
-python - "$W/B/best.safetensors" "$OUT" <<'EOF'
-import sys
-
-from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint, update_metadata
-
-src, out = sys.argv[1:]
-ck = load_checkpoint(src)
-save_checkpoint(out, ck.model, ck.meta, half=True)
-update_metadata(out, {
-    "name": "stan-tiny-synth",
-    "synthetic_only": True,
-    "spec": {"roi_provider": "motion"},
-    "training": {
-        "roi_provider": "truth",
-        "data_description": "synthetic stick-figure rehabilitation videos (stanviewer synth --subjects 48 "
-        "--videos-per-subject 8 --seed 1); video labels only; pose-pretrained backbone",
-    },
-})
-EOF
+python scripts/finalize_model.py "$W/B/best.safetensors" "$OUT" --name stan-tiny-synth \
+    --description "video labels only; pose-pretrained backbone"
 $SV evaluate "$M" --checkpoint "$OUT" --out "$W/eval" --methods vanilla,gradcam,window \
     --test-videos 48 --calib-videos 24 --calibrate --sanity
 python scripts/plot_curves.py "$W/A" "$W/B" --pretrain "$W/pre_flat" --pretrain "$W/pre_pooled" \

@@ -30,25 +30,8 @@ $SV train "$M" --out "$W/cnn_B" "${COMMON[@]}" --init "$W/cnn_A/best.safetensors
     --freeze-stages 2 --epochs 12 --batch 12 --patience 5 --lr 2e-4 --threads 1 --max-minutes 15 --no-augment
 
 OUT=$W/cnn-narrow-patch-synth.safetensors
-python - "$W/cnn_B/best.safetensors" "$OUT" <<'PY'
-import sys
-
-from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint, update_metadata
-
-src, out = sys.argv[1:]
-ck = load_checkpoint(src)
-save_checkpoint(out, ck.model, ck.meta, half=True)
-update_metadata(out, {
-    "name": "cnn-narrow-patch-synth",
-    "synthetic_only": True,
-    "spec": {"roi_provider": "motion"},
-    "training": {
-        "roi_provider": "truth",
-        "data_description": "synthetic stick-figure rehabilitation videos (stanviewer synth --subjects 48 "
-        "--videos-per-subject 8 --seed 1); video labels only; pose-pretrained per-frame ResNet",
-    },
-})
-PY
+python scripts/finalize_model.py "$W/cnn_B/best.safetensors" "$OUT" --name cnn-narrow-patch-synth \
+    --description "video labels only; pose-pretrained per-frame ResNet"
 # both models in one run (same test videos, same motion boxes); thresholds calibrated on training videos and
 # stored in both files (the STAN's is a copy of the bundled one, recalibrated on the current motion boxes)
 cp "${STAN:-models/stan-tiny-synth.safetensors}" "$W/stan-v2roi.safetensors"
@@ -62,16 +45,8 @@ for H in fcl rnn; do
         --freeze-stages 4 --epochs 60 --batch 12 --patience 15 --lr 1e-3 --threads 1 --max-minutes 20
     $SV train "$M" --out "$W/cnn_${H}_B" "${HC[@]}" --init "$W/cnn_${H}_A/best.safetensors" \
         --freeze-stages 2 --epochs 12 --batch 12 --patience 5 --lr 2e-4 --threads 1 --max-minutes 12 --no-augment
-    python - "$W/cnn_${H}_B/best.safetensors" "$W/cnn-narrow-$H-synth.safetensors" "$H" <<'PY'
-import sys
-
-from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint, update_metadata
-
-src, out, h = sys.argv[1:]
-ck = load_checkpoint(src)
-save_checkpoint(out, ck.model, ck.meta, half=True)
-update_metadata(out, {"name": f"cnn-narrow-{h}-synth", "synthetic_only": True, "spec": {"roi_provider": "motion"}})
-PY
+    python scripts/finalize_model.py "$W/cnn_${H}_B/best.safetensors" "$W/cnn-narrow-$H-synth.safetensors" \
+        --name "cnn-narrow-$H-synth" --description "video labels only; pose-pretrained per-frame ResNet"
     $SV evaluate "$M" --checkpoint "$W/cnn-narrow-$H-synth.safetensors" --out "$W/eval_cnn_$H" \
         --methods vanilla --test-videos 48 --calib-videos 24 --calibrate
 done

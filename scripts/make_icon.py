@@ -1,6 +1,6 @@
 """Draw the application icon (resources/stanviewer.png, 256x256): a score curve over a threshold line.
 
-    python scripts/make_icon.py
+python scripts/make_icon.py
 """
 
 from __future__ import annotations
