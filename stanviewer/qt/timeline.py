@@ -166,6 +166,7 @@ class Timeline(QWidget):
             },
         )
         self.threshold_line.setZValue(20)
+        self._place_threshold_label(session.threshold)
         self.plot.addItem(self.threshold_line)
         self.playhead = pg.InfiniteLine(
             pos=0, angle=90, movable=True, pen=pg.mkPen(255, 255, 255, width=2), hoverPen=pg.mkPen(255, 255, 0, width=3)
@@ -298,6 +299,17 @@ class Timeline(QWidget):
         self.threshold_line.blockSignals(True)
         self.threshold_line.setValue(t)
         self.threshold_line.blockSignals(False)
+        self._place_threshold_label(t)
+
+    def _place_threshold_label(self, t: float) -> None:
+        """Refresh the label's text (the line's signals are blocked while the session moves it, so the label
+        would keep showing the old value) and put it above a low threshold line and below a high one, so it is
+        never cut off at the top."""
+        label = self.threshold_line.label
+        anchor = (1, 0) if t >= 0.5 else (1, 1)
+        label.anchors = [anchor, anchor]
+        label.setText(label.format.format(value=t))
+        label.updatePosition()
 
     def _on_segments(self) -> None:
         s = self.session

@@ -518,3 +518,21 @@ def test_every_bundled_model_is_offered(qtbot, tmp_path: Path, tiny_checkpoint: 
     ap.checkpoint.setCurrentIndex(1)
     assert ap.checkpoint_path() == models / "cnn-narrow-patch-synth.safetensors"
     w.close()
+
+
+def test_threshold_label_stays_inside_the_plot(qtbot, window, analysed_video: Path) -> None:
+    """The label shows the session's threshold (it kept its first value when the threshold was set elsewhere)
+    and sits above the line for a low threshold, below it for a high one (it was cut off at the top at 0.60)."""
+    open_and_wait(qtbot, window, analysed_video)
+    s, label = window.session, window.timeline.threshold_line.label
+    s.set_threshold(0.8)
+    assert label.anchors[0] == (1, 0) and label.toPlainText() == "threshold 0.80"
+    s.set_threshold(0.2)
+    assert label.anchors[0] == (1, 1) and label.toPlainText() == "threshold 0.20"
+    window.threshold_bar.spin.setValue(0.6)  # set from the spin box: the label follows
+    assert label.toPlainText() == "threshold 0.60"
+    tl = window.timeline
+    s.set_threshold(0.95)
+    qtbot.wait(50)
+    top = tl.plot.vb.mapSceneToView(label.sceneBoundingRect().topLeft()).y()
+    assert top <= 1.05 + 1e-6, "label drawn above the plot"
