@@ -217,6 +217,7 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="make one long video of this many seconds (scale tests) instead of a data set",
     )
+    p.add_argument("--workers", type=int, default=1, help="render videos in this many processes (same files)")
     p.set_defaults(run=_run_synth)
 
 
@@ -240,6 +241,7 @@ def _run_synth(a: argparse.Namespace) -> int:
             seed=a.seed,
             reps=(lo, hi),
             codec=a.codec,
+            workers=a.workers,
         )
     manifest = run_job(job)
     print(f"wrote {manifest}")
@@ -333,6 +335,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--cv", help="cross-validation instead of the manifest split: loso or kfold:K")
+    p.add_argument("--workers", type=int, default=1, help="processes that decode videos not yet cached")
     p.set_defaults(run=_run_train)
 
 
@@ -370,6 +373,7 @@ def _train_parts(a: argparse.Namespace):
         init=str(a.init) if a.init else None,
         freeze_stages=a.freeze_stages,
         device=a.device,
+        workers=a.workers,
     )
     return spec, cfg
 
@@ -421,6 +425,8 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
         help="predict joints from the flattened feature map instead of the pooled features",
     )
     p.add_argument("--init", type=Path, help="continue from this checkpoint")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--workers", type=int, default=1, help="processes that decode videos not yet cached")
     p.set_defaults(run=_run_pretrain)
 
 
@@ -445,6 +451,8 @@ def _run_pretrain(a: argparse.Namespace) -> int:
             max_minutes=a.max_minutes,
             pooled=not a.spatial_head,
             init=a.init,
+            device=a.device,
+            workers=a.workers,
         )
     )
     print(f"wrote {path} (use it with: stanviewer train ... --init {path})")

@@ -70,3 +70,11 @@ def test_training_on_gpu(dataset: Path, tmp_path: Path) -> None:
     res = run_job(train(dataset, _spec(), tmp_path / "run", cfg), stream=None)
     assert np.isfinite(res.history[0]["train_loss"])
     assert load_checkpoint(res.best).spec.feature_norm is False
+
+
+def test_pose_pretraining_runs_on_cuda(dataset: Path, tmp_path: Path) -> None:
+    from stanviewer.core.training.pretrain import pretrain_pose
+
+    out = run_job(pretrain_pose(dataset, _spec(), tmp_path / "pre", steps=3, batch=4, device="cuda"), stream=None)
+    ck = load_checkpoint(out)
+    assert all(t.device.type == "cpu" for t in ck.model.state_dict().values())  # saved from the GPU, loads anywhere

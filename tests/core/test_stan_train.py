@@ -112,3 +112,31 @@ def test_randomisation_check_resets_the_mlp_head(tmp_path: Path) -> None:
     deep = _randomised(ck, "blocks3").model
     assert not torch.equal(deep.backbone.blocks3[0].attn.qkv.weight, ck.model.backbone.blocks3[0].attn.qkv.weight)
     assert torch.equal(deep.backbone.blocks2[0].conv1.weight, ck.model.backbone.blocks2[0].conv1.weight)
+
+
+def test_parallel_preparation_gives_the_same_samples(dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    from stanviewer.core.training.data import load_samples
+
+    spec = _spec()
+    monkeypatch.setenv("STANVIEWER_CACHE_DIR", str(tmp_path / "a"))
+    one = run_job(load_samples(dataset, spec), stream=None)
+    monkeypatch.setenv("STANVIEWER_CACHE_DIR", str(tmp_path / "b"))
+    two = run_job(load_samples(dataset, spec, workers=2), stream=None)
+    assert [s.name for s in one] == [s.name for s in two]
+    for a, b in zip(one, two):
+        assert a.images.shape == b.images.shape and (a.images == b.images).all()
+        assert (a.frame_index == b.frame_index).all() and a.label == b.label
+    assert len(list((tmp_path / "b" / "train").glob("*.npz"))) == len(two)
+
+
+def test_pose_pretraining_on_an_explicit_device(dataset: Path, tmp_path: Path) -> None:
+    from stanviewer.core.errors import StanError
+    from stanviewer.core.training.pretrain import pretrain_pose
+
+    spec = _spec(views="global+local")
+    job = pretrain_pose(dataset, spec, tmp_path / "pre", steps=2, batch=2, threads=1, device="cpu")
+    out = run_job(job, stream=None)
+    assert load_checkpoint(out).model.spec.size == spec.size
+    if not torch.cuda.is_available():
+        with pytest.raises(StanError, match="CUDA"):
+            run_job(pretrain_pose(dataset, spec, tmp_path / "pre2", steps=1, batch=2, device="cuda"), stream=None)

@@ -153,3 +153,21 @@ def test_box_matches_the_drawn_figure(seed: int) -> None:
         drawn = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
         clipped = np.clip(box, 0, [w, h, w, h])
         assert _iou(clipped, drawn) > 0.85, (seed, yaw, box, drawn)
+
+
+def test_workers_render_the_same_files(tmp_path: Path) -> None:
+    kw = dict(subjects=1, videos_per_subject=2, reps=(1, 1), seed=3)
+    one = run_job(make_dataset(tmp_path / "one", **kw), stream=None)  # type: ignore[arg-type]
+    seen: list[Progress] = []
+    two = run_job(make_dataset(tmp_path / "two", workers=2, **kw), stream=None, on_progress=seen.append)  # type: ignore[arg-type]
+    assert one.read_bytes() == two.read_bytes()
+    assert (one.parent / "synth.json").read_bytes() == (two.parent / "synth.json").read_bytes()
+    for e in read_manifest(one):
+        for sub in ("labels", "boxes", "joints"):
+            name = f"{sub}/{e.name}.csv"
+            assert (one.parent / name).read_bytes() == (two.parent / name).read_bytes()
+        other = two.parent / e.video.relative_to(one.parent)
+        with open_video(e.video, use_index_cache=False) as ra, open_video(other, use_index_cache=False) as rb:
+            assert ra.frame_count == rb.frame_count
+            assert np.array_equal(ra.frame(ra.frame_count // 2), rb.frame(rb.frame_count // 2))
+    assert any("2 processes" in p.message for p in seen)

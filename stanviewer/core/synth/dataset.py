@@ -348,6 +348,36 @@ def _write_rows(path: Path, header: list[str], rows: object) -> None:
         wr.writerows(rows)  # type: ignore[arg-type]
 
 
+def _render_all(specs: list[VideoSpec], out: Path, workers: int) -> Job[list[dict]]:
+    """Render every video (in ``workers`` processes when > 1); rows in the order of ``specs``."""
+    total_frames = sum(sp.n_frames for sp in specs)
+    done = 0
+    if workers <= 1 or len(specs) < 2:
+        rows = []
+        for k, sp in enumerate(specs):
+            yield Progress(done, total_frames, f"video {k + 1}/{len(specs)}: {sp.name}")
+            rows.append(make_video(sp, out))
+            done += sp.n_frames
+        return rows
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    result: dict[int, dict] = {}
+    with ProcessPoolExecutor(max_workers=min(workers, len(specs))) as pool:
+        pending = {pool.submit(make_video, sp, out): k for k, sp in enumerate(specs)}
+        try:
+            while pending:
+                finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    k = pending.pop(fut)
+                    result[k] = fut.result()
+                    done += specs[k].n_frames
+                yield Progress(done, total_frames, f"{len(result)}/{len(specs)} videos ({workers} processes)")
+        finally:  # cancelled or failed: do not start the videos still queued
+            for fut in pending:
+                fut.cancel()
+    return [result[k] for k in range(len(specs))]
+
+
 def make_dataset(
     out_dir: str | Path,
     *,
@@ -358,11 +388,14 @@ def make_dataset(
     reps: tuple[int, int] = (3, 5),
     codec: str = "h264",
     long_seconds: float | None = None,
+    workers: int = 1,
 ) -> Job[Path]:
     """Generate a data set (a job: yields :class:`Progress`, returns the manifest path).
 
     Half of each subject's videos show compensation. ``test_fraction`` of the subjects (at least one
     when there are two or more) form the test split. ``long_seconds`` makes every video that long.
+    ``workers`` > 1 renders videos in that many processes; the files are the same either way (every
+    video has its own seed, drawn before rendering starts).
     """
     if subjects < 1 or videos_per_subject < 1:
         raise StanError("subjects and videos per subject must be at least 1")
@@ -388,15 +421,9 @@ def make_dataset(
                     codec=codec,
                 )
             )
-    rows = []
-    total_frames = sum(sp.n_frames for sp in specs)
-    done = 0
-    for k, sp in enumerate(specs):
-        yield Progress(done, total_frames, f"video {k + 1}/{len(specs)}: {sp.name}")
-        row = make_video(sp, out)
+    rows = yield from _render_all(specs, out, workers)
+    for sp, row in zip(specs, rows):
         row["split"] = "test" if sp.subject.subject in test_ids else "train"
-        rows.append(row)
-        done += sp.n_frames
     manifest = out / "manifest.csv"
     cols = ["video", "subject", "label", "frame_labels", "split", "boxes", "joints"]
     _write_rows(manifest, cols, ([r[c] for c in cols] for r in rows))
@@ -423,5 +450,5 @@ def make_dataset(
     }
     with atomic_write(out / "synth.json") as f:
         json.dump(meta, f, indent=1)
-    yield Progress(total_frames, total_frames, "done")
+    yield Progress(1, 1, "done")
     return manifest

@@ -133,18 +133,49 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
                        None if square is None else tuple(float(v) for v in square))  # fmt: skip
 
 
-def load_samples(manifest: str | Path, spec: ModelSpec, split: str | None = None) -> Job[list[VideoSample]]:
-    """Prepare every video of ``manifest`` (optionally only one split); a job returning the samples."""
+def load_samples(
+    manifest: str | Path, spec: ModelSpec, split: str | None = None, workers: int = 1
+) -> Job[list[VideoSample]]:
+    """Prepare every video of ``manifest`` (optionally only one split); a job returning the samples.
+
+    ``workers`` > 1 decodes the videos not yet cached in that many processes (the cache files are the
+    same either way).
+    """
     manifest = Path(manifest)
     entries = read_manifest(manifest)
     if split is not None:
         entries = [e for e in entries if (e.split or "train") == split]
+    if workers > 1 and len(entries) > 1:
+        yield from _prepare_parallel(entries, spec, manifest.parent, workers)
     samples: list[VideoSample] = []
     for k, e in enumerate(entries):
         yield Progress(k, len(entries), f"preparing {e.name}")
         samples.append(prepare_video(e, spec, manifest.parent, spec.classes))
     yield Progress(len(entries), len(entries), "prepared")
     return samples
+
+
+def _prepare_parallel(entries: list[ManifestEntry], spec: ModelSpec, root: Path, workers: int) -> Job[None]:
+    """Fill the cache for ``entries`` in ``workers`` processes (the caller then reads it back)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(entries))) as pool:
+        pending = {pool.submit(_prepare_quiet, e, spec, root) for e in entries}
+        done = 0
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    fut.result()  # a bad video raises here, naming itself
+                    done += 1
+                yield Progress(done, len(entries), f"preparing ({workers} processes)")
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _prepare_quiet(entry: ManifestEntry, spec: ModelSpec, root: Path) -> None:
+    prepare_video(entry, spec, root, spec.classes)  # the images go to the cache, not back through a pipe
 
 
 def model_windows(

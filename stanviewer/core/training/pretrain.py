@@ -116,13 +116,20 @@ def pretrain_pose(
     max_minutes: float | None = None,
     pooled: bool = True,
     init: str | Path | None = None,
+    device: str = "auto",
+    workers: int = 1,
 ) -> Job[Path]:
     """Pretrain a backbone on joint regression; writes a checkpoint of ``spec.arch`` (random head) to ``out``.
 
     Works for STAN (a clip through the UniFormer) and the per-frame CNNs (every frame through the ResNet).
 
     ``pooled`` predicts from spatially pooled features (default); ``init`` continues from a checkpoint.
+    ``device`` as in :func:`~stanviewer.core.training.train.select_device`; ``workers`` processes decode
+    videos not yet cached.
     """
+    from stanviewer.core.training.train import select_device
+
+    dev = select_device(device)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -131,7 +138,7 @@ def pretrain_pose(
     entries = {e.name: e for e in read_manifest(manifest)}
     if not all(e.extra.get("joints") for e in entries.values()):
         raise StanError("pose pretraining needs a joints column (synthetic data sets have one)", manifest)
-    samples = yield from load_samples(manifest, spec, split="train")
+    samples = yield from load_samples(manifest, spec, split="train", workers=workers)
     targets = []
     views = view_names(spec.views)
     for s in samples:
@@ -149,6 +156,8 @@ def pretrain_pose(
         feat = fmap(torch.zeros(1, 3, spec.frames, spec.size, spec.size))
     per_step = spec.frames // feat.shape[2]  # UniFormer's stem halves T (2 frames a step); the CNN keeps T
     head = PoseHead(feat.shape[1], feat.shape[3] * feat.shape[4], J, pooled=pooled, frames_per_step=per_step)
+    model.to(dev)
+    head.to(dev)
     params = list(bb.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     warm = max(1, steps // 20)
@@ -175,8 +184,8 @@ def pretrain_pose(
             img = np.clip((img - 115.0) * rng.uniform(0.8, 1.2) + 115.0 + rng.uniform(-20, 20), 0, 255)
             xs.append(img.astype(np.uint8))
             ys.append(tg[idx, v])
-        x = normalise(torch.from_numpy(np.stack(xs)))
-        y = torch.from_numpy(np.stack(ys))
+        x = normalise(torch.from_numpy(np.stack(xs))).to(dev)
+        y = torch.from_numpy(np.stack(ys)).to(dev)
         pred = head(fmap(x))
         loss = F.smooth_l1_loss(pred, y, beta=0.05)
         opt.zero_grad(set_to_none=True)
@@ -213,4 +222,4 @@ def pretrain_pose(
         },
         "training": {"data": "backbone pretrained on synthetic pose only; the head is untrained"},
     }
-    return save_checkpoint(out / "pretrained.safetensors", model, meta)
+    return save_checkpoint(out / "pretrained.safetensors", model.cpu(), meta)

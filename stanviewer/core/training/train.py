@@ -64,6 +64,7 @@ class TrainConfig:
     device: str = "auto"
     eval_stride: int | None = None  # window stride (model frames) for validation; default T/2
     freeze_stages: int = 0  # keep the first N backbone stages fixed (4: the whole backbone, only the head learns)
+    workers: int = 1  # processes that decode videos not yet in the training cache
 
 
 @dataclass
@@ -346,7 +347,7 @@ def train(
     device = select_device(cfg.device)
     t_start = time.monotonic()
 
-    samples = yield from load_samples(manifest, spec)
+    samples = yield from load_samples(manifest, spec, workers=cfg.workers)
     entries_split = {}
     from stanviewer.core.manifest import read_manifest
 
