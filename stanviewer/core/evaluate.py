@@ -420,7 +420,8 @@ def markdown_report(video_rows: list[dict], frame_rows: list[dict], sanity_rows:
 def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
     """Write the calibrated thresholds (long sequence, protocol a) of a checkpoint into its metadata.
 
-    The method with the best test F1 becomes ``default_method``. Returns a one-line summary.
+    Methods not evaluated this time keep their stored thresholds. The method with the best test F1 among
+    all stored becomes ``default_method``. Returns a one-line summary.
     """
     from stanviewer.core.models.checkpoint import read_metadata, update_metadata
 
@@ -429,8 +430,10 @@ def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
     rows = [r for r in frame_rows if r["model"] == name and r["sequence"] == "long" and r["protocol"] == "a"]
     if not rows:
         return f"{checkpoint}: no rows to store"
-    th = {r["method"]: {"threshold": float(r["threshold"]), "test_f1": float(r["f1"]), "protocol": "a"} for r in rows}
-    best = max(rows, key=lambda r: r["f1"])["method"]
+    old = meta.get("thresholds") if isinstance(meta.get("thresholds"), dict) else {}
+    new = {r["method"]: {"threshold": float(r["threshold"]), "test_f1": float(r["f1"]), "protocol": "a"} for r in rows}
+    th = {**old, **new}
+    best = max(th, key=lambda m: float(th[m].get("test_f1", -1.0)) if isinstance(th[m], dict) else -1.0)
     update_metadata(checkpoint, {"thresholds": th, "default_method": best})
-    parts = ", ".join(f"{m} {v['threshold']:.2f}" for m, v in th.items())
+    parts = ", ".join(f"{m} {v['threshold']:.2f}" + ("" if m in new else " (kept)") for m, v in th.items())
     return f"{checkpoint}: thresholds {parts}; default method {best}"

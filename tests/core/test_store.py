@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from stanviewer.core.explain.result import AnalysisSettings
+from stanviewer.core.explain.result import SCORING_VERSION, AnalysisSettings
 from stanviewer.core.explain.store import analysis_key, analyze_video, roi_identity
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.stan import STAN, ModelSpec
@@ -63,3 +63,60 @@ def test_cached_analysis_is_not_reused_after_the_roi_provider_changed(
     monkeypatch.setattr(NoneProvider, "version", 2, raising=False)  # a new person finder
     (_, f3), msgs = _run(analyze_video(video, ck, st))
     assert f3 != f1 and "cached" not in msgs
+
+
+def test_window_probability_covers_each_window_time_span(make_video: Callable[..., Path], tmp_path: Path) -> None:
+    """Every frame's window probability is the mean over all windows (all sampling phases) whose time span
+    holds it: from the first sampled frame to the frame before the sample after the last one. Scoring
+    version 1 gave each window to its sampled frames only, which left a comb of single frames at the start."""
+    torch.manual_seed(1)
+    spec = ModelSpec(
+        views="global",
+        frames=4,
+        size=32,
+        sample_fps=5.0,
+        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
+    )
+    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "micro"}))
+    video = make_video("window_span.mp4", 61)  # 25 fps -> a sample every 5 frames
+    st = AnalysisSettings(method="window", heatmaps=False)
+    (a, _), _ = _run(analyze_video(video, ck, st, use_cache=False))
+    n, step = len(a.scores), 5
+    want = np.zeros(n)
+    cnt = np.zeros(n)
+    for w in a.windows:
+        want[w["start"] : min(n, w["end"] + step)] += w["prob"]
+        cnt[w["start"] : min(n, w["end"] + step)] += 1
+    assert (cnt > 0).all()
+    np.testing.assert_allclose(a.window_prob, want / cnt, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.raw, want / cnt, rtol=1e-5, atol=1e-6)  # the window method's score, too
+    assert (cnt[step:-step] >= step).all()  # past the first sample, every phase speaks for every frame
+    assert a.meta["settings"]["scoring"] == SCORING_VERSION
+
+
+def test_calibrating_some_methods_keeps_the_others(tmp_path: Path) -> None:
+    from stanviewer.core.evaluate import store_thresholds
+    from stanviewer.core.models.checkpoint import read_metadata, update_metadata
+
+    spec = ModelSpec(
+        views="global",
+        frames=4,
+        size=32,
+        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
+    )
+    path = save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "micro"})
+    update_metadata(path, {"thresholds": {"vanilla": {"threshold": 0.3, "test_f1": 0.6, "protocol": "a"}}})
+
+    def row(method: str, th: float, f1: float, **kw: str) -> dict:
+        base = {"model": "micro", "method": method, "sequence": "long", "protocol": "a"}
+        return {**base, "threshold": th, "f1": f1, **kw}
+
+    rows = [row("window", 0.5, 0.55), row("window", 0.1, 0.9, protocol="b"), row("gradcam", 0.2, 0.9, sequence="short")]
+    msg = store_thresholds(path, rows)
+    meta = read_metadata(path)
+    assert meta["thresholds"]["vanilla"]["threshold"] == 0.3 and meta["thresholds"]["window"]["threshold"] == 0.5
+    assert "gradcam" not in meta["thresholds"]  # only the long sequence, protocol a is stored
+    assert meta["default_method"] == "vanilla" and "(kept)" in msg
+    store_thresholds(path, [row("window", 0.45, 0.7)])
+    meta = read_metadata(path)
+    assert meta["default_method"] == "window" and meta["thresholds"]["window"]["threshold"] == 0.45

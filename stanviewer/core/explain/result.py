@@ -7,9 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIP_PERCENTILES", "Analysis", "AnalysisSettings", "PartialScores", "normalise_scores"]
+__all__ = ["CLIP_PERCENTILES", "SCORING_VERSION", "Analysis", "AnalysisSettings", "PartialScores", "normalise_scores"]
 
 CLIP_PERCENTILES = (1.0, 99.0)
+
+
+# Bump when the same settings give different scores (part of every analysis' cache key and metadata).
+# 2: a window's probability covers its whole time span (every frame from its first sample to the next
+#    sample after its last), not only its sampled frames; version 1 left a comb of single frames at the
+#    start of a video, where each sampling phase had one window of its own.
+SCORING_VERSION = 2
 
 
 @dataclass
@@ -53,6 +60,7 @@ class AnalysisSettings:
             d.pop("ig_steps")
         if self.method != "occlusion":
             d.pop("occlusion_span")
+        d["scoring"] = SCORING_VERSION
         return d
 
 
@@ -63,6 +71,7 @@ class PartialScores:
     raw_sum: np.ndarray
     count: np.ndarray
     prob_sum: np.ndarray
+    prob_count: np.ndarray | None = None  # windows whose time span covers each frame (prob_sum's divisor)
 
     def curve(self) -> np.ndarray:
         """Normalised scores of the frames reached so far; NaN elsewhere."""

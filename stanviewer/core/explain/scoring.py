@@ -180,6 +180,7 @@ def analyze_reader(
     pos_cnt = np.zeros(T, np.int64)
     per_window: list[tuple[np.ndarray, np.ndarray]] = []  # (frames, scores [T]) of every window
     prob_sum = np.zeros(n, np.float64)
+    prob_cnt = np.zeros(n, np.int32)
     heat_acc: dict[int, np.ndarray] = {}
     needed_by: dict[int, int] = {}  # frame -> number of pending windows that use it
     for w in plan:
@@ -231,13 +232,21 @@ def analyze_reader(
             if len(np.unique(frames_k)) == T:  # padded windows do not inform the position profile
                 pos_sum[:] += fs[b]
                 pos_cnt[:] += 1
+            # a window's probability speaks for its whole time span: from its first sampled frame to the
+            # frame before the sample that would follow its last one (all phases then overlap smoothly)
+            a0, a1 = int(frames_k.min()), min(n, int(frames_k.max()) + step)
+            prob_sum[a0:a1] += p
+            prob_cnt[a0:a1] += 1
+            if not method.per_pixel:  # one number per window (window probability): the same span
+                raw_sum[a0:a1] += float(fs[b].mean())
+                count[a0:a1] += 1
             uniq = {}
             for j, f in enumerate(frames_k.tolist()):
                 uniq.setdefault(f, []).append(j)
             for f, js in uniq.items():
-                raw_sum[f] += float(np.mean(fs[b, js]))
-                count[f] += 1
-                prob_sum[f] += p
+                if method.per_pixel:
+                    raw_sum[f] += float(np.mean(fs[b, js]))
+                    count[f] += 1
                 if maps is not None:
                     hm = sum(maker.to_frame(views[v], maps[v][b, js].mean(0)) for v in range(len(views)))
                     if f in heat_acc:
@@ -295,7 +304,7 @@ def analyze_reader(
                             done_units,
                             total_units,
                             f"{st.method}: window {done_units}/{total_units}",
-                            partial=PartialScores(raw_sum.copy(), count.copy(), prob_sum.copy()),
+                            partial=PartialScores(raw_sum.copy(), count.copy(), prob_sum.copy(), prob_cnt.copy()),
                         )
             while ready:
                 chunk, ready = ready[: st.batch], ready[st.batch :]
@@ -322,11 +331,14 @@ def analyze_reader(
             profile = None
     with np.errstate(invalid="ignore", divide="ignore"):
         raw = raw_sum / count
-        wprob = prob_sum / count
+        wprob = prob_sum / prob_cnt
     have = count > 0
     if not have.all():  # "sampled" coverage: interpolate the frames between samples
         xs = np.flatnonzero(have)
         raw = np.interp(np.arange(n), xs, raw[xs])
+    have_p = prob_cnt > 0
+    if not have_p.all():
+        xs = np.flatnonzero(have_p)
         wprob = np.interp(np.arange(n), xs, wprob[xs])
     scores = normalise_scores(raw)
     pool_cfg = checkpoint.meta.get("training", {}).get("config", {})
