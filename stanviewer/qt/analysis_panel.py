@@ -186,6 +186,7 @@ class AnalysisPanel(QWidget):
         self.checkpoint.currentIndexChanged.connect(self._on_checkpoint)
         self.browse.clicked.connect(self.choose_file)
         self.method.currentIndexChanged.connect(lambda _k: settings.set("analysis/method", self.method.currentData()))
+        self.method.activated.connect(lambda _k: self._remember_method())
         self.coverage.currentIndexChanged.connect(
             lambda _k: settings.set("analysis/coverage", self.coverage.currentData())
         )
@@ -236,6 +237,13 @@ class AnalysisPanel(QWidget):
         if k < 0:
             raise StanError(f"unknown method {method!r}; choose from {', '.join(METHOD_NAMES)}")
         self.method.setCurrentIndex(k)
+        self._remember_method()
+
+    def _remember_method(self) -> None:
+        """The user chose a method: use it again whenever this model is chosen."""
+        if self.meta is not None:
+            name = self.meta.get("name") or self.checkpoint_path().stem
+            self.settings.set_method_for(name, self.method.currentData())
 
     def choose_file(self) -> None:
         start = str(self.settings.get("analysis/checkpoint_folder", self.settings.last_folder()))
@@ -274,8 +282,13 @@ class AnalysisPanel(QWidget):
         name = meta.get("name") or path.stem
         ths = meta.get("thresholds") or {}
         default = meta.get("default_method")
-        if default and self.settings.get("analysis/method") is None:
-            self.method.setCurrentIndex(max(0, self.method.findData(default)))
+        for k in range(self.method.count()):  # say which method this model's calibration recommends
+            m = self.method.itemData(k)
+            self.method.setItemText(k, f"{m} (recommended)" if m == default else m)
+        # the method chosen for this model before, else its recommended one
+        wanted = self.settings.method_for(name) or default
+        if wanted and self.method.findData(wanted) >= 0:
+            self.method.setCurrentIndex(self.method.findData(wanted))
         synthetic = meta.get("synthetic_only", True) and "imported_from" not in meta
         lines = [
             f"<b>{name}</b>: {spec.get('arch')} ({describe_arch(spec.get('arch'))}); "

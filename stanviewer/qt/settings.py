@@ -74,6 +74,18 @@ class AppSettings:
     def set_last_folder(self, folder: str | Path) -> None:
         self.q.setValue("files/last_folder", str(folder))
 
+    # ---------------------------------------------------------------- method per model
+    def method_for(self, model: str | None) -> str | None:
+        """The explanation method last chosen for this model (None: never chosen)."""
+        if not model:
+            return None
+        v = self.get(f"method/{model[:24]}", None)
+        return None if v is None else str(v)
+
+    def set_method_for(self, model: str | None, method: str) -> None:
+        if model:
+            self.q.setValue(f"method/{model[:24]}", method)
+
     # ---------------------------------------------------------------- threshold per model
     @staticmethod
     def _tkey(model: str, method: str) -> str:

@@ -536,3 +536,36 @@ def test_threshold_label_stays_inside_the_plot(qtbot, window, analysed_video: Pa
     qtbot.wait(50)
     top = tl.plot.vb.mapSceneToView(label.sceneBoundingRect().topLeft()).y()
     assert top <= 1.05 + 1e-6, "label drawn above the plot"
+
+
+def test_each_model_opens_with_its_recommended_or_last_chosen_method(
+    qtbot, tmp_path: Path, tiny_checkpoint: Path, monkeypatch
+) -> None:
+    """Switching models switches to that model's calibrated default method (marked in the list), unless the
+    user chose another method for that model before."""
+    import shutil
+
+    import stanviewer.core.models.bundled as bundled
+    from stanviewer.core.models.checkpoint import update_metadata
+    from stanviewer.qt.main_window import MainWindow
+    from stanviewer.qt.settings import AppSettings
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name, model, default in ((bundled.BUNDLED_NAME, "stan", "window"), ("cnn-x.safetensors", "cnn", "vanilla")):
+        shutil.copy(tiny_checkpoint, models / name)
+        update_metadata(models / name, {"name": model, "default_method": default})
+    monkeypatch.setattr(bundled, "models_dir", lambda: models)
+    w = MainWindow(settings=AppSettings(tmp_path / "settings.ini"), probe_devices=False)
+    qtbot.addWidget(w)
+    ap = w.analysis_panel
+    assert ap.method.currentData() == "window" and ap.method.currentText() == "window (recommended)"
+    ap.checkpoint.setCurrentIndex(1)
+    assert ap.method.currentData() == "vanilla" and ap.method.currentText() == "vanilla (recommended)"
+    assert ap.method.itemText(ap.method.findData("window")) == "window"
+    ap.set_method("gradcam")  # the user's choice for the CNN
+    ap.checkpoint.setCurrentIndex(0)
+    assert ap.method.currentData() == "window"
+    ap.checkpoint.setCurrentIndex(1)
+    assert ap.method.currentData() == "gradcam"
+    w.close()
