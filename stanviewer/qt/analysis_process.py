@@ -22,6 +22,8 @@ import atexit
 import contextlib
 import logging
 import multiprocessing as mp
+import os
+import sys
 import threading
 import traceback
 from dataclasses import asdict
@@ -31,14 +33,47 @@ from typing import Any
 from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Job, Progress
 
-__all__ = ["AnalysisServer", "server"]
+__all__ = ["AnalysisServer", "lower_priority", "server"]
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.1
 
 
 # --------------------------------------------------------------------------- the child
+DEFAULT_NICE = 10
+
+
+def lower_priority() -> str:
+    """Run this process below normal priority, so that the GUI process gets the cores first.
+
+    An analysis keeps every core busy; at equal priority the operating system shares them with the GUI
+    thread in time slices, and the window then misses its frames (``docs/benchmarks.md``). The niceness is
+    ``STANVIEWER_ANALYSIS_NICE`` (default 10; 0 keeps normal priority). Returns what was done.
+    """
+    try:
+        level = int(os.environ.get("STANVIEWER_ANALYSIS_NICE", DEFAULT_NICE))
+    except ValueError:
+        level = DEFAULT_NICE
+    if level <= 0:
+        return "normal priority"
+    try:
+        if hasattr(os, "nice"):
+            os.nice(level)
+            return f"nice +{level}"
+        if sys.platform == "win32":  # pragma: no cover - Windows
+            import ctypes
+
+            below_normal = 0x00004000
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), below_normal)
+            return "below normal priority"
+    except OSError as e:  # not permitted: carry on at normal priority
+        return f"normal priority ({e})"
+    return "normal priority"
+
+
 def _serve(conn: Any) -> None:  # pragma: no cover - runs in the child process
+    log.info("analysis process: %s", lower_priority())
     cache: dict[tuple[str, float], Any] = {}
     while True:
         try:
