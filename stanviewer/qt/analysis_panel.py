@@ -407,7 +407,8 @@ class AnalysisPanel(QWidget):
             if self._t_first is None:
                 self._t_first = now
                 self._done_first = p.done
-            self.progress.setRange(0, p.total)
+            if self.progress.maximum() != p.total:
+                self.progress.setRange(0, p.total)
             self.progress.setValue(p.done)
             eta = ""
             rate_done = p.done - self._done_first
@@ -422,8 +423,10 @@ class AnalysisPanel(QWidget):
 
     def _on_returned(self, result: tuple[Any, Path]) -> None:
         analysis, folder = result
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
+        # keep the range the progress had (a new range re-lays out the panel: ~17 ms in this event)
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+        self.progress.setValue(self.progress.maximum())
         secs = analysis.meta.get("seconds")
         self.message.setText(
             f"Done: {analysis.meta.get('method')} on {analysis.meta.get('device', '?')}"

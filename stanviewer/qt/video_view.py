@@ -89,6 +89,7 @@ class VideoView(QWidget):
         self._heat: np.ndarray | None = None
         self.shown = -1  # index of the frame on screen (-1: none)
         self.preview = False  # the picture on screen is a low-resolution preview of frame ``shown``
+        self._readout_drawn: tuple[str, QRectF] | None = None  # text and box of the last painted readout
         self.thumbs: Thumbnails | None = None
         self._shown_size: tuple[int, int] | None = None
         self._asked_at: dict[int, float] = {}
@@ -107,8 +108,16 @@ class VideoView(QWidget):
         session.sigScoresChanged.connect(self._on_scores)
 
     def _on_scores(self) -> None:
+        had_heat = self._heat_image is not None
         self._update_heat_image()  # no maps from an older analysis while a new one runs
-        self.update()
+        if had_heat or self._heat_image is not None or self._readout_drawn is None:
+            self.update()
+            return
+        # a partial curve of a running analysis changes only the readout (the frame's score): repaint the band
+        # it sits in, not the whole picture (a whole repaint joined the timeline's in one long GUI event)
+        text, box = self._readout_drawn
+        if self.readout() != text:
+            self.update(QRectF(0, box.top() - 1, self.width(), box.height() + 2).toAlignedRect())
 
     # ---------------------------------------------------------------- geometry
     def target_rect(self) -> QRectF:
@@ -312,6 +321,7 @@ class VideoView(QWidget):
         w = max(fm.horizontalAdvance(t) for t in lines) + 16
         h = fm.height() * len(lines) + 8
         box = QRectF(rect.x() + 8, rect.y() + 8, w, h)
+        self._readout_drawn = (lines[0], box)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(0, 0, 0, 160))
         p.drawRoundedRect(box, 4, 4)
@@ -330,7 +340,12 @@ class ColorBar(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         session.sigOverlayChanged.connect(self.update)
         session.sigAnalysisChanged.connect(self.update)
-        session.sigScoresChanged.connect(self.update)
+        session.sigScoresChanged.connect(self._on_scores)
+        self._caption_drawn: str | None = None
+
+    def _on_scores(self) -> None:
+        if self.caption() != self._caption_drawn:  # partial curves leave it as it is: no repaint
+            self.update()
 
     def caption(self) -> str:
         s = self.session
@@ -365,7 +380,7 @@ class ColorBar(QWidget):
             x = bar.x() + v * bar.width()
             t = f"{v:g}"
             p.drawText(QPointF(x - fm.horizontalAdvance(t) / 2, bar.bottom() + fm.ascent() + 2), t)
-        text = self.caption()
+        text = self._caption_drawn = self.caption()
         if not s.overlay.visible and s.analysis is not None:
             text += "  (overlay hidden: press H)"
         p.drawText(

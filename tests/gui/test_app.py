@@ -569,3 +569,26 @@ def test_each_model_opens_with_its_recommended_or_last_chosen_method(
     ap.checkpoint.setCurrentIndex(1)
     assert ap.method.currentData() == "gradcam"
     w.close()
+
+
+def test_partial_curves_repaint_only_what_changes(qtbot, window, analysed_video: Path, monkeypatch) -> None:
+    """While an analysis runs, a partial curve repaints the video view's readout band (not the picture) and
+    leaves the colour bar alone: whole-window repaints were the longest GUI stalls (docs/benchmarks.md)."""
+    import numpy as np
+
+    open_and_wait(qtbot, window, analysed_video)
+    s, view, bar = window.session, window.view, window.colorbar
+    qtbot.waitUntil(lambda: view._readout_drawn is not None, timeout=5000)
+    curve = np.full(s.frame_count, np.nan, np.float32)
+    curve[:5] = [0.1, 0.9, 0.3, 0.5, 0.2]
+    s.set_partial(curve)  # the first partial clears the heatmap: a whole repaint
+    window.repaint()
+    calls: dict[str, list] = {"view": [], "bar": []}
+    monkeypatch.setattr(view, "update", lambda *a: calls["view"].append(a))
+    monkeypatch.setattr(bar, "update", lambda *a: calls["bar"].append(a))
+    curve[5:10] = 0.7
+    s.set_partial(curve)
+    assert calls["bar"] == []
+    assert all(len(a) == 1 and a[0].height() < view.height() / 2 for a in calls["view"]), calls["view"]
+    s.set_partial(None)  # the analysis ended: everything repaints
+    assert calls["bar"] and any(a == () for a in calls["view"])
