@@ -33,11 +33,15 @@ class SegmentsModel(QAbstractTableModel):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        self._values: dict[int, list] = {}  # row -> cell values, until the segments change
+        self._texts: dict[int, list[str]] = {}
         session.sigSegmentsChanged.connect(self._reset)
         session.sigVideoChanged.connect(self._reset)
 
     def _reset(self) -> None:
         self.beginResetModel()
+        self._values.clear()
+        self._texts.clear()
         self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
@@ -55,32 +59,35 @@ class SegmentsModel(QAbstractTableModel):
 
     def cell(self, row: int, col: int) -> Any:
         """The value of a cell (numbers for sorting and tests)."""
-        s = self.session
-        g = s.segments[row]
-        return [
-            row + 1,
-            g.start,
-            g.end - 1,
-            s.time_of(g.start),
-            self.end_time(row),
-            self.end_time(row) - s.time_of(g.start),
-            float(s.peaks[row]),
-            float(s.means[row]),
-        ][col]
+        return self._row(row)[col]
+
+    def _row(self, row: int) -> list:
+        # a repaint asks for every visible cell several times (600-700 calls): compute each row once
+        v = self._values.get(row)
+        if v is None:
+            s = self.session
+            g = s.segments[row]
+            t0, t1 = s.time_of(g.start), self.end_time(row)
+            peak, mean = float(s.peaks[row]), float(s.means[row])
+            v = self._values[row] = [row + 1, g.start, g.end - 1, t0, t1, t1 - t0, peak, mean]
+        return v
+
+    def _text(self, row: int, col: int) -> str:
+        t = self._texts.get(row)
+        if t is None:
+            v = self._row(row)
+            t = self._texts[row] = [
+                str(v[0]), str(v[1]), str(v[2]), format_time(v[3]), format_time(v[4]),
+                f"{v[5]:.2f}", f"{v[6]:.2f}", f"{v[7]:.2f}",
+            ]  # fmt: skip
+        return t[col]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         row, col = index.row(), index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            v = self.cell(row, col)
-            if col in (3, 4):
-                return format_time(v)
-            if col == 5:
-                return f"{v:.2f}"
-            if col in (6, 7):
-                return f"{v:.2f}"
-            return str(v)
+            return self._text(row, col)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.UserRole:

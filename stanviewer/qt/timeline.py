@@ -186,6 +186,7 @@ class Timeline(QWidget):
         self.lanes.setMenuEnabled(False)
         self.lanes.getViewBox().invertY(True)
         self.lane_items: list[pg.PlotCurveItem] = []
+        self._lane_names: list[str] | None = None  # names the lanes axis shows (its ticks)
         self.lane_head = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen(255, 255, 255, width=1))
         self.lanes.addItem(self.lane_head)
 
@@ -336,10 +337,14 @@ class Timeline(QWidget):
         if editor is not None:
             editor.redraw(len(tiers))  # type: ignore[attr-defined]
             names += editor.tick_names()  # type: ignore[attr-defined]
-        self.lanes.getAxis("left").setTicks([[(k + 0.5, n) for k, n in enumerate(names)]])
-        self.lanes.setYRange(0, max(1, len(names)), padding=0)
-        self.lanes.setFixedHeight(12 + 24 * max(1, len(names)))
-        self.lanes.setVisible(bool(names))
+        if names != self._lane_names:
+            # only when the lanes themselves change: new ticks make the axis rebuild its picture, and this
+            # runs on every partial curve of a running analysis (the model tier follows the scores)
+            self._lane_names = names
+            self.lanes.getAxis("left").setTicks([[(k + 0.5, n) for k, n in enumerate(names)]])
+            self.lanes.setYRange(0, max(1, len(names)), padding=0)
+            self.lanes.setFixedHeight(12 + 24 * max(1, len(names)))
+            self.lanes.setVisible(bool(names))
 
     def refresh_lanes(self) -> None:
         """Redraw the lanes (read-only tiers and the review's tiers)."""
