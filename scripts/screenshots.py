@@ -10,7 +10,8 @@ Starts the app under Xvfb (re-running itself with ``xvfb-run`` when there is no 
   a therapist interval, review status "in progress";
 - ``docs/img/analysis-running.png``: a second method being computed, its curve growing, progress and ETA.
 
-Model: the bundled ``models/stan-tiny-synth.safetensors`` when it exists; until then a tiny *random*
+Model: a bundled model (``--model``, default the per-frame CNN baseline ``cnn-narrow-patch-synth``, with
+its recommended method and calibrated threshold), else the default bundled model; without any, a tiny *random*
 model (its curve and heatmaps mean nothing; the screenshots show the app, not a result). Everything is
 written to a temporary cache so the user's own cache is untouched.
 """
@@ -26,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 SCREEN = "1600x1000x24"
 
@@ -39,11 +42,15 @@ def _relaunch_under_xvfb() -> int:
     return subprocess.call(cmd, env={**os.environ, "QT_QPA_PLATFORM": "xcb"})
 
 
-def _checkpoint(tmp: Path) -> tuple[Path, str]:
+def _checkpoint(tmp: Path, name: str | None) -> tuple[Path, str]:
     from stanviewer.core.errors import CheckpointError
-    from stanviewer.core.models.bundled import default_checkpoint_path
+    from stanviewer.core.models.bundled import bundled_checkpoints, default_checkpoint_path
 
     try:
+        if name:
+            for p in bundled_checkpoints():
+                if p.stem == name:
+                    return p, "bundled model"
         return default_checkpoint_path(), "bundled model"
     except CheckpointError:
         import torch
@@ -61,6 +68,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     ap.add_argument("--seed", type=int, default=7, help="which synthetic video")
+    ap.add_argument(
+        "--model",
+        default="cnn-narrow-patch-synth",
+        help="bundled model to show (its recommended method, when it has saliency maps; default: the per-frame "
+        "CNN baseline, which localises best — models/README.md)",
+    )
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if not a.inner and not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
@@ -77,10 +90,11 @@ def main() -> int:
     from stanviewer.core.progress import run_job
 
     video = run_job(demo_video(a.seed))
-    ck_path, what = _checkpoint(tmp)
-    print(f"video {video}\nmodel {ck_path} ({what})")
+    ck_path, what = _checkpoint(tmp, a.model)
     ck = load_checkpoint(ck_path)
-    run_job(analyze_video(video, ck, AnalysisSettings(method="vanilla")))
+    method = ck.meta.get("default_method") if ck.meta.get("default_method") in ("vanilla", "gradcam") else "vanilla"
+    print(f"video {video}\nmodel {ck_path} ({what}), method {method}")
+    run_job(analyze_video(video, ck, AnalysisSettings(method=method)))
 
     from PySide6.QtWidgets import QApplication
 
@@ -101,6 +115,7 @@ def main() -> int:
 
     w = MainWindow(settings=AppSettings(tmp / "settings.ini"))
     w.analysis_panel.set_checkpoint(ck_path)
+    w.analysis_panel.set_method(method)
     w.resize(1600, 1000)
     w.show()
     w.open_path(video)
@@ -109,9 +124,19 @@ def main() -> int:
         return 1
     s = w.session
     spin(300, lambda: not w.device_label.text().endswith("checking…"))
-    # a segment in the middle, selected, with the playhead inside it
+    # a flagged segment, selected, with the playhead inside it: the one that overlaps the video's
+    # compensation labels most (the labels lane shows them; every other segment stays visible), else the longest
     if s.segments:
-        k = max(range(len(s.segments)), key=lambda j: s.segments[j].frames)
+        labels = np.zeros(s.frame_count, bool)
+        for tier in s.label_tiers:
+            for a0, a1 in tier.intervals:
+                labels[a0:a1] = True
+
+        def weight(j: int) -> tuple[int, int]:
+            g = s.segments[j]
+            return int(labels[g.start : g.end].sum()), g.frames
+
+        k = max(range(len(s.segments)), key=weight)
         s.select_segment(k)
         g = s.segments[k]
         s.set_frame((g.start + g.end) // 2)
@@ -131,7 +156,7 @@ def main() -> int:
         ivs = lab.tier("annotator").intervals
         if ivs:
             lab.nudge("annotator", ivs[0].start, "right", 6)
-        g = s.segments[len(s.segments) // 2]
+        g = s.segments[s.selected] if 0 <= s.selected < len(s.segments) else s.segments[len(s.segments) // 2]
         lab.create("therapist", g.start, min(g.end, g.start + max(2, g.frames // 2)), "trunk lean")
         r.set_status("in_progress")
         spin(1.0)
@@ -141,9 +166,16 @@ def main() -> int:
         r.save()  # written into the temporary data folder; closing the window then asks nothing
 
     ap2 = w.analysis_panel
-    ap2.set_method("gradcam")
+    ap2.set_method("gradcam" if method != "gradcam" else "vanilla")
     ap2.run()
-    spin(600, lambda: ap2.progress.maximum() > 1 and ap2.progress.value() >= 0.4 * ap2.progress.maximum())
+    spin(  # windows being scored (the person finder reports its own progress first)
+        600,
+        lambda: (
+            ": window " in ap2.message.text()
+            and ap2.progress.maximum() > 1
+            and ap2.progress.value() >= 0.4 * ap2.progress.maximum()
+        ),
+    )
     spin(0.5)
     run_png = a.out / "analysis-running.png"
     w.grab().save(str(run_png))

@@ -174,9 +174,10 @@ class SegmentsPanel(QWidget):
         s = self.session
         n = max(len(s.segments), s.frame_count)
         last = format_time(max(0.0, s.time_of(max(0, s.frame_count - 1)))) if s.frame_count else "0:00.000"
-        widest = [str(len(s.segments)), str(n), str(n), last, last, "9999.99", "1.00", "1.00"]
+        longest = s.time_of(max(0, s.frame_count - 1)) if s.frame_count else 0.0  # a segment lasts at most that
+        widest = [str(max(99, len(s.segments))), str(n), str(n), last, last, f"{longest:.2f}", "1.00", "1.00"]
         for col, (head, cell) in enumerate(zip(COLUMNS, widest)):
-            w = max(hm.horizontalAdvance(head) + 24, fm.horizontalAdvance(cell) + 16)
+            w = max(hm.horizontalAdvance(head) + 16, fm.horizontalAdvance(cell) + 12)
             self.table.setColumnWidth(col, w)
 
     def _on_selected(self, row: int) -> None:
