@@ -90,6 +90,7 @@ class VideoView(QWidget):
         self.shown = -1  # index of the frame on screen (-1: none)
         self.preview = False  # the picture on screen is a low-resolution preview of frame ``shown``
         self._readout_drawn: tuple[str, QRectF] | None = None  # text and box of the last painted readout
+        self._fit_cache: dict[str, tuple[tuple[int, int, int], QImage]] = {}  # slot -> (key, scaled image)
         self.thumbs: Thumbnails | None = None
         self._shown_size: tuple[int, int] | None = None
         self._asked_at: dict[int, float] = {}
@@ -259,6 +260,22 @@ class VideoView(QWidget):
         self._resize_timer.start()
 
     # ---------------------------------------------------------------- painting
+    def _fitted(self, slot: str, img: QImage | None, rect: QRectF) -> QImage | None:
+        """``img`` smoothly scaled to ``rect`` in device pixels, kept until the image or the size changes:
+        a repaint that changes neither (a partial curve, the timeline, a dialog) then only copies pixels
+        instead of scaling the frame and the low-resolution heatmap again."""
+        if img is None:
+            return None
+        dpr = self.devicePixelRatioF()
+        w, h = max(1, round(rect.width() * dpr)), max(1, round(rect.height() * dpr))
+        key = (img.cacheKey(), w, h)
+        hit = self._fit_cache.get(slot)
+        if hit is None or hit[0] != key:
+            scaled = img.scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            scaled.setDevicePixelRatio(dpr)
+            hit = self._fit_cache[slot] = (key, scaled)
+        return hit[1]
+
     def paintEvent(self, e: QPaintEvent) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(24, 24, 24))
@@ -270,10 +287,10 @@ class VideoView(QWidget):
             return
         rect = self.target_rect()
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-        if self._image is not None:
-            p.drawImage(rect, self._image)
-        if self._heat_image is not None:
-            p.drawImage(rect, self._heat_image)
+        for slot, img in (("frame", self._image), ("heat", self._heat_image)):
+            fitted = self._fitted(slot, img, rect)
+            if fitted is not None:
+                p.drawImage(rect.topLeft(), fitted)
         if s.overlay.roi_visible and s.roi_boxes is not None and 0 <= self.shown < len(s.roi_boxes):
             self._draw_roi(p, rect, s.roi_boxes[self.shown])
         self._draw_readout(p, rect)

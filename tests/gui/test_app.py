@@ -592,3 +592,21 @@ def test_partial_curves_repaint_only_what_changes(qtbot, window, analysed_video:
     assert all(len(a) == 1 and a[0].height() < view.height() / 2 for a in calls["view"]), calls["view"]
     s.set_partial(None)  # the analysis ended: everything repaints
     assert calls["bar"] and any(a == () for a in calls["view"])
+
+
+def test_video_view_scales_frame_and_heatmap_once_per_change(qtbot, window, analysed_video: Path) -> None:
+    """Repaints that change neither the picture nor the size reuse the scaled images (a repaint used to
+    scale the frame and the 96-px heatmap up again); a new size scales them again."""
+    open_and_wait(qtbot, window, analysed_video)
+    view = window.view
+    qtbot.waitUntil(lambda: view._heat_image is not None, timeout=10000)
+    view.repaint()
+    first = {k: v[1] for k, v in view._fit_cache.items()}
+    assert set(first) == {"frame", "heat"}
+    view.repaint()
+    assert all(view._fit_cache[k][1] is first[k] for k in first)
+    rect = view.target_rect()
+    assert abs(first["frame"].width() / first["frame"].devicePixelRatio() - rect.width()) <= 1
+    view.resize(view.width() // 2, view.height() // 2)
+    view.repaint()
+    assert all(view._fit_cache[k][1] is not first[k] for k in first)
