@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 
 from stanviewer.core.review.model import EditError, Tier
 from stanviewer.qt.review import ReviewController
@@ -86,6 +87,9 @@ class LaneEditor:
         self.plot.addItem(self.edge_item)
         self._drag: dict[str, Any] | None = None
         self._group: contextlib.AbstractContextManager[None] | None = None
+        self._text_ivs: list[Any] = []  # the interval of each text item
+        self.vb.sigXRangeChanged.connect(self.fit_texts)
+        self.vb.sigResized.connect(self.fit_texts)
         for sig in (controller.sigLabelsChanged, controller.sigReviewChanged):
             sig.connect(timeline.refresh_lanes)
         controller.sigSelectionChanged.connect(self.redraw_selection)
@@ -144,6 +148,17 @@ class LaneEditor:
         for txt, (row, iv) in zip(self.texts, items):
             txt.setText(iv.label)
             txt.setPos(iv.start - 0.5, row + 0.5)
+        self._text_ivs = [iv for _, iv in items]
+        self.fit_texts()
+
+    def fit_texts(self, *_: Any) -> None:
+        """Show an interval's label only where it fits inside the interval at the current zoom (labels of
+        short intervals ran over their neighbours)."""
+        (x0, x1), width = self.vb.viewRange()[0], self.vb.width()
+        per_frame = width / max(1e-9, x1 - x0)
+        for txt, iv in zip(self.texts, self._text_ivs):
+            fm = QFontMetrics(txt.textItem.font())
+            txt.setVisible((iv.end - iv.start) * per_frame >= fm.horizontalAdvance(iv.label) + 8)
 
     def redraw_selection(self) -> None:
         lab = self.ctl.labels

@@ -147,6 +147,19 @@ def test_edit_with_the_model_api_and_undo(qtbot, answers: Answers, window, video
     assert spans(labels) == [(5, 15, "lean")]
 
 
+def test_interval_labels_show_only_where_they_fit(qtbot, answers: Answers, window, video: Path) -> None:
+    """A label is drawn inside its interval when it fits at the current zoom, hidden otherwise (short
+    intervals' labels ran over their neighbours); zooming in shows it."""
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 0, N_FRAMES // 2, "long")
+    labels.create("annotator", N_FRAMES // 2 + 2, N_FRAMES // 2 + 3, "trunk lean")
+    ed = window.lane_editor
+    shown = {iv.label: txt.isVisible() for txt, iv in zip(ed.texts, ed._text_ivs)}
+    assert shown == {"long": True, "trunk lean": False}
+    ed.vb.setXRange(N_FRAMES // 2, N_FRAMES // 2 + 10, padding=0)  # zoom in on the short one
+    qtbot.waitUntil(lambda: all(t.isVisible() for t in ed.texts), timeout=2000)
+
+
 def test_mouse_drags_select_create_and_move_edges(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     tl = window.timeline
