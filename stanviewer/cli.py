@@ -534,7 +534,7 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default=None,
-        help="vanilla, smoothgrad, gradcam, ig, occlusion or window (default: the model's best)",
+        help="vanilla, smoothgrad, gradcam, ig, occlusion, occlusion-window or window (default: the model's best)",
     )
     p.add_argument("--views", help="check that the model uses these views (global, local, global+local)")
     p.add_argument("--target", help="class to explain (default: the model's target class)")

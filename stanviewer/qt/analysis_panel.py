@@ -44,13 +44,15 @@ __all__ = ["METHOD_HELP", "METHOD_NAMES", "AnalysisPanel", "peek_metadata"]
 
 #: the names of :data:`stanviewer.core.explain.methods.METHODS` (a test keeps them equal); listed here
 #: so that the panel appears without importing torch on the GUI thread
-METHOD_NAMES = ("vanilla", "smoothgrad", "gradcam", "ig", "occlusion", "window")
+METHOD_NAMES = ("vanilla", "smoothgrad", "gradcam", "ig", "occlusion", "occlusion-window", "window")
 METHOD_HELP = {
     "vanilla": "|gradient| of the class evidence per pixel (fast)",
     "smoothgrad": "gradients averaged over noisy copies (slower, less noisy)",
     "gradcam": "Grad-CAM on the last block (coarse maps)",
     "ig": "integrated gradients from a grey clip (slow)",
     "occlusion": "drop in evidence when each frame is hidden (no spatial detail)",
+    "occlusion-window": "occlusion weighted by the window probability: frames that matter, in stretches "
+    "that show the class (no spatial detail)",
     "window": "each window's class probability (no spatial detail; fastest)",
 }
 BUNDLED = "bundled"

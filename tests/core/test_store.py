@@ -120,3 +120,33 @@ def test_calibrating_some_methods_keeps_the_others(tmp_path: Path) -> None:
     store_thresholds(path, [row("window", 0.45, 0.7)])
     meta = read_metadata(path)
     assert meta["default_method"] == "window" and meta["thresholds"]["window"]["threshold"] == 0.45
+
+
+def test_occlusion_window_is_the_geometric_mean_of_occlusion_and_window_probability(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    from stanviewer.core.explain.result import PartialScores
+
+    torch.manual_seed(2)
+    spec = ModelSpec(
+        views="global",
+        frames=4,
+        size=32,
+        sample_fps=5.0,
+        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
+    )
+    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "micro"}))
+    video = make_video("occlusion_window.mp4", 47)
+    runs = {}
+    for method in ("occlusion", "occlusion-window"):
+        (runs[method], _), _ = _run(analyze_video(video, ck, AnalysisSettings(method=method), use_cache=False))
+    occ, ow = runs["occlusion"], runs["occlusion-window"]
+    np.testing.assert_allclose(ow.window_prob, occ.window_prob, rtol=1e-5)
+    want = np.sqrt(np.clip(occ.raw.astype(np.float64), 0, None) * occ.window_prob)
+    np.testing.assert_allclose(ow.raw, want, rtol=1e-4, atol=1e-7)
+    assert ow.heatmap_path is None and ow.meta["settings"]["occlusion_span"] == 1
+    # the growing curve of a running analysis is combined the same way
+    ones = np.array([1, 1, 0])
+    part = PartialScores(np.array([4.0, 1.0, 0.0]), ones, np.array([0.25, 1.0, 0]), ones, window_weighted=True)
+    curve = part.curve()
+    assert np.isnan(curve[2]) and curve[0] == curve[1]  # sqrt(4 * 0.25) == sqrt(1 * 1)

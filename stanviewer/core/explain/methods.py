@@ -215,6 +215,17 @@ class TemporalOcclusion(AttributionMethod):
         return tuple(drops.view(B, 1, T, 1, 1).expand(-1, c.shape[1], -1, c.shape[3], c.shape[4]) for c in clips)
 
 
+class OcclusionWindow(TemporalOcclusion):
+    """Temporal occlusion weighted by the window probability: a frame scores high when hiding it lowers the
+    evidence (which frame inside a window matters) *and* the windows around it show the target class (does
+    this stretch show it at all). Whole-video scoring takes the geometric mean of the stitched occlusion
+    score and the window probability of every frame (:mod:`stanviewer.core.explain.scoring`); on a single
+    clip it ranks frames like plain occlusion (one window, one probability)."""
+
+    name = "occlusion-window"
+    window_weighted = True
+
+
 class WindowProbability(AttributionMethod):
     """The window's target probability, constant over its frames and pixels."""
 
@@ -228,12 +239,14 @@ class WindowProbability(AttributionMethod):
 
 
 METHODS: dict[str, type[AttributionMethod]] = {
-    m.name: m for m in (Vanilla, SmoothGrad, GradCAM, IntegratedGradients, TemporalOcclusion, WindowProbability)
+    m.name: m
+    for m in (Vanilla, SmoothGrad, GradCAM, IntegratedGradients, TemporalOcclusion, OcclusionWindow, WindowProbability)
 }
 
 
 def make_method(name: str, model: nn.Module, **params: float) -> AttributionMethod:
-    """Instantiate a method by name (``vanilla``, ``smoothgrad``, ``gradcam``, ``ig``, ``occlusion``, ``window``)."""
+    """Instantiate a method by name (``vanilla``, ``smoothgrad``, ``gradcam``, ``ig``, ``occlusion``,
+    ``occlusion-window``, ``window``)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     return METHODS[name](model, **params)  # type: ignore[arg-type]

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIP_PERCENTILES", "SCORING_VERSION", "Analysis", "AnalysisSettings", "PartialScores", "normalise_scores"]
+__all__ = [
+    "CLIP_PERCENTILES",
+    "SCORING_VERSION",
+    "Analysis",
+    "AnalysisSettings",
+    "PartialScores",
+    "normalise_scores",
+    "window_weighted",
+]
 
 CLIP_PERCENTILES = (1.0, 99.0)
 
@@ -17,6 +25,11 @@ CLIP_PERCENTILES = (1.0, 99.0)
 #    sample after its last), not only its sampled frames; version 1 left a comb of single frames at the
 #    start of a video, where each sampling phase had one window of its own.
 SCORING_VERSION = 2
+
+
+def window_weighted(raw: np.ndarray, window_prob: np.ndarray) -> np.ndarray:
+    """Geometric mean of a frame's (non-negative) raw score and its window probability."""
+    return np.sqrt(np.clip(raw, 0.0, None) * np.clip(window_prob, 0.0, None))
 
 
 @dataclass
@@ -45,7 +58,7 @@ class AnalysisSettings:
             return {"samples": self.samples, "sigma": self.sigma, "batch": self.batch}
         if self.method == "ig":
             return {"steps": self.ig_steps, "batch": max(1, self.batch // 2)}
-        if self.method == "occlusion":
+        if self.method in ("occlusion", "occlusion-window"):
             return {"span": self.occlusion_span, "batch": self.batch}
         return {}
 
@@ -58,7 +71,7 @@ class AnalysisSettings:
             d.pop("samples"), d.pop("sigma")
         if self.method != "ig":
             d.pop("ig_steps")
-        if self.method != "occlusion":
+        if self.method not in ("occlusion", "occlusion-window"):
             d.pop("occlusion_span")
         d["scoring"] = SCORING_VERSION
         return d
@@ -72,11 +85,14 @@ class PartialScores:
     count: np.ndarray
     prob_sum: np.ndarray
     prob_count: np.ndarray | None = None  # windows whose time span covers each frame (prob_sum's divisor)
+    window_weighted: bool = False  # the method weights its scores by the window probability
 
     def curve(self) -> np.ndarray:
         """Normalised scores of the frames reached so far; NaN elsewhere."""
         with np.errstate(invalid="ignore", divide="ignore"):
             raw = self.raw_sum / self.count
+            if self.window_weighted and self.prob_count is not None:
+                raw = window_weighted(raw, self.prob_sum / self.prob_count)
         ok = self.count > 0
         out = np.full(raw.shape, np.nan, np.float32)
         if ok.any():

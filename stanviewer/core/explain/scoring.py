@@ -45,6 +45,7 @@ from stanviewer.core.explain.result import (
     AnalysisSettings,
     PartialScores,
     normalise_scores,
+    window_weighted,
 )
 
 
@@ -175,6 +176,7 @@ def analyze_reader(
 
     raw_sum = np.zeros(n, np.float64)
     count = np.zeros(n, np.int32)
+    weighted = bool(getattr(method, "window_weighted", False))
     T = spec.frames
     pos_sum = np.zeros(T, np.float64)  # mean raw score per position in the window (position bias)
     pos_cnt = np.zeros(T, np.int64)
@@ -304,7 +306,9 @@ def analyze_reader(
                             done_units,
                             total_units,
                             f"{st.method}: window {done_units}/{total_units}",
-                            partial=PartialScores(raw_sum.copy(), count.copy(), prob_sum.copy(), prob_cnt.copy()),
+                            partial=PartialScores(
+                                raw_sum.copy(), count.copy(), prob_sum.copy(), prob_cnt.copy(), weighted
+                            ),
                         )
             while ready:
                 chunk, ready = ready[: st.batch], ready[st.batch :]
@@ -340,6 +344,8 @@ def analyze_reader(
     if not have_p.all():
         xs = np.flatnonzero(have_p)
         wprob = np.interp(np.arange(n), xs, wprob[xs])
+    if weighted:  # e.g. occlusion-window: which frame matters, in the stretches that show the class
+        raw = window_weighted(raw, wprob)
     scores = normalise_scores(raw)
     pool_cfg = checkpoint.meta.get("training", {}).get("config", {})
     pooled = float(
