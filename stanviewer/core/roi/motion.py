@@ -17,16 +17,23 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    trunk, or a distractor). For each, GrabCut segments the reference picture inside a rectangle from
    a little above the blob down to the bottom of the frame, which recovers the static body (legs,
    trunk, the arm at rest) by colour; the segment touching the blob (plus pieces within a few pixels,
-   such as a head cut off at the neck) is the body. Furniture that touches the person and falls inside
-   the rectangle joins it (its colours never appear outside the rectangle, so GrabCut's background
+   such as a head cut off at the neck) is the body; when several segments touch the blob, the one that
+   looks most like a person (tallest, most upright, not a filled block) is taken, since a raised arm
+   often touches a poster or a cupboard that GrabCut keeps whole. Furniture that touches the person
+   and falls inside the rectangle joins it (its colours never appear outside the rectangle, so GrabCut's background
    model does not know them). So the body is segmented ``refine`` more times around its own vertical
    axis (the column band it covers most): everything farther than ``band`` x its height from the axis
    is certain background, which cuts such furniture at the band's edge and teaches GrabCut its colours
    as background; only the previous body's pixels within ``seed_band`` of the axis start as probable
    body. Then columns with little body in them are trimmed from the sides while the body is wider than
    ``max_aspect`` times its height. The candidate whose body is tallest (relative to the frame) and
-   most upright, weighted by the square root of its motion energy, wins (a pendulum that never stops
-   must not outweigh a patient who moves seldom).
+   most upright, weighted by the square root of its motion energy and discounted when it fills its
+   bounding box like a cupboard, window or poster does (a person's silhouette leaves most of its box
+   empty), wins (a pendulum that never stops must not outweigh a patient who moves seldom). GrabCut
+   starts its colour models from random k-means centres, and a body can come out whole from one start
+   and without its head from another, so each candidate is segmented ``votes`` times from fixed
+   random seeds (the same video always gives the same boxes): its score is the mean, its body the
+   pixels found in most runs.
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
    within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
    shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
@@ -217,7 +224,7 @@ def static_body(
     overlap = np.bincount(lab[core], minlength=k)[1:]
     if overlap.max() == 0:
         return None
-    main = (lab == 1 + int(np.argmax(overlap))).astype(np.uint8)
+    main = (lab == 1 + _likeliest_segment(lab, overlap)).astype(np.uint8)
     near = cv2.dilate(main, np.ones((7, 7), np.uint8)) > 0
     ids = np.unique(lab[near])  # labels > 0 lie inside the foreground
     body = np.isin(lab, ids[ids > 0]).astype(np.uint8)
@@ -227,6 +234,22 @@ def static_body(
             break
         body = better
     return _trim(body, max_aspect) if max_aspect > 0 else body
+
+
+def _likeliest_segment(lab: np.ndarray, overlap: np.ndarray, least: float = 0.1) -> int:
+    """Index (into ``overlap``, label - 1) of the segment that looks most like a person among those
+    that overlap the motion blob by at least ``least`` x the largest overlap: the tallest, most upright
+    one that is not a filled block. A raised arm often touches a poster or a cupboard, and the patch of
+    it that GrabCut keeps can overlap the blob more than the patient's own body does."""
+    best, best_score = int(np.argmax(overlap)), 0.0
+    for i in np.nonzero(overlap >= max(1, least * overlap.max()))[0]:
+        seg = lab == i + 1
+        ys, xs = np.nonzero(seg)
+        bh, bw = ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()
+        score = bh * min(1.0, bh / (1.5 * bw)) * _not_a_block(seg)
+        if score > best_score:
+            best, best_score = int(i), score
+    return best
 
 
 def _body_axis(body: np.ndarray) -> tuple[int, int, int]:
@@ -282,6 +305,27 @@ def _refine_body(
     return np.isin(lab, ids[ids > 0]).astype(np.uint8)
 
 
+def _reach_gate(body: np.ndarray, reach: float) -> np.ndarray:
+    """uint8 0/1: where the moving pixels of a frame may join ``body`` (non-empty): within ``reach`` x its
+    height sideways of the upper body (from 0.35 of the height above its top down to 0.6 of the height),
+    and within a tenth of its height around the rest of it."""
+    h, w = body.shape
+    ys, xs = np.nonzero(body)
+    bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    bh = by1 - by0
+    r = reach * bh
+    gate = np.zeros((h, w), np.uint8)
+    gate[int(max(0, by0 - 0.35 * bh)) : int(by0 + 0.6 * bh), int(max(0, bx0 - r)) : int(min(w, bx1 + r))] = 1
+    gate[int(by0) : int(min(h, by1 + 0.05 * bh)), int(max(0, bx0 - 0.1 * bh)) : int(min(w, bx1 + 0.1 * bh))] = 1
+    return gate
+
+
+def _majority(masks: list[np.ndarray]) -> np.ndarray:
+    """uint8 0/1: the pixels set in more than half of ``masks`` (GrabCut runs from different random starts)."""
+    votes = np.sum([m > 0 for m in masks], axis=0)
+    return (2 * votes > len(masks)).astype(np.uint8)
+
+
 def _plausibility(body: np.ndarray | None, frame_h: int) -> float:
     """1 for a body at least 40% of the frame high and 1.5 times higher than wide; less otherwise."""
     if body is None or not body.any():
@@ -299,7 +343,21 @@ def _person_score(body: np.ndarray | None, frame_h: int, energy: float) -> float
         return 0.0
     ys, xs = np.nonzero(body)
     bh, bw = ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()
-    return float(bh / frame_h * min(1.0, bh / (1.5 * bw)) * math.sqrt(max(energy, 0.0)))
+    shape = min(1.0, bh / (1.5 * bw)) * _not_a_block(body)
+    return float(bh / frame_h * shape * math.sqrt(max(energy, 0.0)))
+
+
+def _not_a_block(body: np.ndarray, full: float = 0.95, soft: float = 0.2) -> float:
+    """1 for a segment that fills at most ``full - soft`` of its bounding box, falling to 0 at ``full``.
+
+    A person's silhouette (head, narrow neck, arms apart from the trunk, two legs) leaves much of its
+    bounding box empty; a cupboard, window or poster that GrabCut grew from a nearby motion blob fills
+    its box almost completely."""
+    ys, xs = np.nonzero(body)
+    if len(ys) == 0:
+        return 0.0
+    area = (ys.max() + 1 - ys.min()) * (xs.max() + 1 - xs.min())
+    return float(np.clip((full - len(ys) / area) / soft, 0.0, 1.0))
 
 
 def analyse_chunk(
@@ -315,6 +373,7 @@ def analyse_chunk(
     refine: int = 2,
     band: float = 0.25,
     seed_band: float = 0.1,
+    votes: int = 3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes of a run of frames from a fixed camera (module docstring).
 
@@ -325,30 +384,30 @@ def analyse_chunk(
     Returns:
         ``(boxes float [T, 4] x0 y0 x1 y1 in working pixels with NaN rows, confidence float [T])``.
     """
-    t_n, h, w, _ = frames.shape
+    t_n, h = frames.shape[:2]
     boxes = np.full((t_n, 4), np.nan)
     conf = np.zeros(t_n)
     if t_n < 2:
         return boxes, conf
     masks, ref, shifts = motion_masks(frames, scale, threshold=threshold, min_diff=min_diff, max_shake=max_shake)
     motion = masks.mean(axis=0, dtype=np.float32)
-    best: tuple[float, np.ndarray] | None = None
+    found = []
     for core, cbox, energy in _candidates(motion, candidates):
-        body = static_body(ref, core, cbox, max_aspect, refine=refine, band=band, seed_band=seed_band)
-        score = _person_score(body, h, energy)
-        if body is not None and (best is None or score > best[0]):
-            best = (score, body)
-    if best is None:
+        bodies, scores = [], []
+        for seed in range(max(1, votes)):
+            cv2.setRNGSeed(seed)  # GrabCut's k-means starts from OpenCV's global generator
+            body = static_body(ref, core, cbox, max_aspect, refine=refine, band=band, seed_band=seed_band)
+            if body is not None:
+                bodies.append(body)
+            scores.append(_person_score(body, h, energy))
+        body = _majority(bodies) if bodies else None
+        if body is not None and body.any():
+            found.append((float(np.mean(scores)), body))
+    if not found:
         return boxes, conf
-    body = best[1]
+    body = max(found, key=lambda f: f[0])[1]
     plaus = _plausibility(body, h)
-    ys, xs = np.nonzero(body)
-    bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-    bh = by1 - by0
-    r = reach * bh
-    gate = np.zeros((h, w), np.uint8)
-    gate[int(max(0, by0 - 0.35 * bh)) : int(by0 + 0.6 * bh), int(max(0, bx0 - r)) : int(min(w, bx1 + r))] = 1
-    gate[int(by0) : int(min(h, by1 + 0.05 * bh)), int(max(0, bx0 - 0.1 * bh)) : int(min(w, bx1 + 0.1 * bh))] = 1
+    gate = _reach_gate(body, reach)
     for t in range(t_n):
         m = (masks[t] & gate) | body
         _, lab = cv2.connectedComponents(cv2.dilate(m, _K3))
@@ -366,7 +425,9 @@ class MotionProvider(RoiProvider):
     """Fixed-camera person finder from motion and colour (module docstring); no extra dependency."""
 
     #: 2: the body is segmented again around its own axis (``refine``); candidates scored by height
-    version: ClassVar[int] = 2
+    #: 3: filled blocks are not people; the segment touching the blob that looks most like a person wins;
+    #: ``votes`` GrabCut runs from fixed random starts, majority body (deterministic)
+    version: ClassVar[int] = 3
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -379,6 +440,7 @@ class MotionProvider(RoiProvider):
         "refine": 2,
         "band": 0.25,
         "seed_band": 0.1,
+        "votes": 3,
     }
 
     def __init__(self, **params: Any) -> None:
@@ -414,6 +476,7 @@ class MotionProvider(RoiProvider):
                 refine=int(p["refine"]),
                 band=float(p["band"]),
                 seed_band=float(p["seed_band"]),
+                votes=int(p["votes"]),
                 **kw,
             )
             w, h = reader.size
