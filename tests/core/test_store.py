@@ -32,6 +32,15 @@ def test_roi_identity_follows_views_and_provider_version(monkeypatch: pytest.Mon
     assert analysis_key("fp", "sha", st) == analysis_key("fp", "sha", st, None)
 
 
+def _micro_checkpoint(tmp_path: Path, seed: int, **spec: object) -> Path:
+    """A tiny random STAN (one block per stage, 4 frames of 32 px, global view unless ``spec`` says
+    otherwise) saved as ``tmp_path / "m.safetensors"``."""
+    torch.manual_seed(seed)
+    backbone = {"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"}
+    model = STAN(ModelSpec(**{"views": "global", "frames": 4, "size": 32, "backbone": backbone, **spec}))
+    return save_checkpoint(tmp_path / "m.safetensors", model, {"name": "micro"})
+
+
 def _run(job) -> tuple[object, list[str]]:
     msgs = []
     try:
@@ -46,15 +55,7 @@ def _run(job) -> tuple[object, list[str]]:
 def test_cached_analysis_is_not_reused_after_the_roi_provider_changed(
     make_video: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    torch.manual_seed(0)
-    spec = ModelSpec(
-        views="local",
-        frames=4,
-        size=32,
-        roi_provider="none",
-        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
-    )
-    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "micro"}))
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 0, views="local", roi_provider="none"))
     video = make_video("store_roi.mp4", 20)
     st = AnalysisSettings(method="window", heatmaps=False)
     (a1, f1), _ = _run(analyze_video(video, ck, st))
@@ -69,15 +70,7 @@ def test_window_probability_covers_each_window_time_span(make_video: Callable[..
     """Every frame's window probability is the mean over all windows (all sampling phases) whose time span
     holds it: from the first sampled frame to the frame before the sample after the last one. Scoring
     version 1 gave each window to its sampled frames only, which left a comb of single frames at the start."""
-    torch.manual_seed(1)
-    spec = ModelSpec(
-        views="global",
-        frames=4,
-        size=32,
-        sample_fps=5.0,
-        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
-    )
-    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "micro"}))
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 1))  # 5 model frames/s
     video = make_video("window_span.mp4", 61)  # 25 fps -> a sample every 5 frames
     st = AnalysisSettings(method="window", heatmaps=False)
     (a, _), _ = _run(analyze_video(video, ck, st, use_cache=False))
@@ -98,13 +91,7 @@ def test_calibrating_some_methods_keeps_the_others(tmp_path: Path) -> None:
     from stanviewer.core.evaluate import store_thresholds
     from stanviewer.core.models.checkpoint import read_metadata, update_metadata
 
-    spec = ModelSpec(
-        views="global",
-        frames=4,
-        size=32,
-        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
-    )
-    path = save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "micro"})
+    path = _micro_checkpoint(tmp_path, 0)
     update_metadata(path, {"thresholds": {"vanilla": {"threshold": 0.3, "test_f1": 0.6, "protocol": "a"}}})
 
     def row(method: str, th: float, f1: float, **kw: str) -> dict:
@@ -127,15 +114,7 @@ def test_occlusion_window_is_the_geometric_mean_of_occlusion_and_window_probabil
 ) -> None:
     from stanviewer.core.explain.result import PartialScores
 
-    torch.manual_seed(2)
-    spec = ModelSpec(
-        views="global",
-        frames=4,
-        size=32,
-        sample_fps=5.0,
-        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
-    )
-    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "micro"}))
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 2))
     video = make_video("occlusion_window.mp4", 47)
     runs = {}
     for method in ("occlusion", "occlusion-window"):

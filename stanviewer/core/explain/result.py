@@ -27,6 +27,9 @@ CLIP_PERCENTILES = (1.0, 99.0)
 SCORING_VERSION = 2
 
 
+OCCLUSION_METHODS = ("occlusion", "occlusion-window")  # the methods that take ``occlusion_span``
+
+
 def window_weighted(raw: np.ndarray, window_prob: np.ndarray) -> np.ndarray:
     """Geometric mean of a frame's (non-negative) raw score and its window probability."""
     return np.sqrt(np.clip(raw, 0.0, None) * np.clip(window_prob, 0.0, None))
@@ -58,7 +61,7 @@ class AnalysisSettings:
             return {"samples": self.samples, "sigma": self.sigma, "batch": self.batch}
         if self.method == "ig":
             return {"steps": self.ig_steps, "batch": max(1, self.batch // 2)}
-        if self.method in ("occlusion", "occlusion-window"):
+        if self.method in OCCLUSION_METHODS:
             return {"span": self.occlusion_span, "batch": self.batch}
         return {}
 
@@ -71,7 +74,7 @@ class AnalysisSettings:
             d.pop("samples"), d.pop("sigma")
         if self.method != "ig":
             d.pop("ig_steps")
-        if self.method not in ("occlusion", "occlusion-window"):
+        if self.method not in OCCLUSION_METHODS:
             d.pop("occlusion_span")
         d["scoring"] = SCORING_VERSION
         return d
