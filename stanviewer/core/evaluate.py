@@ -40,7 +40,7 @@ from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import open_video
 
-__all__ = ["EvalConfig", "EvalReport", "evaluate", "rank_corr"]
+__all__ = ["EvalConfig", "EvalReport", "evaluate", "oracle_window_scores", "rank_corr"]
 
 
 @dataclass
@@ -128,6 +128,35 @@ def _pooled(videos: list[tuple[np.ndarray, np.ndarray]], th: float) -> dict:
     f = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
     rate = (tp + fp) / max(1, sum(len(y) for _, y in videos))
     return {"precision": p, "recall": r, "f1": f, "flag_rate": rate}
+
+
+def oracle_window_scores(labels: np.ndarray, window: int, stride: int | None = None, mode: str = "share") -> np.ndarray:
+    """Frame scores of a *perfect* window classifier: the ceiling of any window-probability curve.
+
+    Windows of ``window`` frames every ``stride`` frames (default ``window // 4``; the last window ends at the
+    last frame); a window's score is the share of labelled frames in it (``mode="share"``, a perfectly
+    calibrated probability) or 1 if it holds any (``"any"``, a perfect detector); a frame's score is the
+    mean over the windows that hold it, as in the app's window method. With labels, this tells how much
+    frame F1 a window length can reach at best, whatever the model.
+    """
+    if mode not in ("share", "any"):
+        raise ValueError(f"mode must be 'share' or 'any', not {mode!r}")
+    y = np.asarray(labels, np.float64)
+    n = len(y)
+    if n == 0:
+        return np.zeros(0)
+    w = int(min(max(1, window), n))
+    step = max(1, w // 4 if stride is None else int(stride))
+    starts = list(range(0, n - w + 1, step))
+    if starts[-1] != n - w:
+        starts.append(n - w)
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    acc, cnt = np.zeros(n), np.zeros(n)
+    for a in starts:
+        share = (c[a + w] - c[a]) / w
+        acc[a : a + w] += share if mode == "share" else float(share > 0)
+        cnt[a : a + w] += 1
+    return acc / cnt
 
 
 def _baselines(videos: list[tuple[np.ndarray, np.ndarray]], rate: float, seed: int) -> dict:
