@@ -210,7 +210,7 @@ class VideoReader:
         if first is None:
             first = self._decode_first(int(index.keyframe_pts[0]))
         if first is None:
-            raise VideoError(f"no frame can be decoded (codec {stream.codec_context.name}; data corrupt?)", self.path)
+            raise VideoError(f"no frame can be decoded (codec {_codec_name(stream)}; data corrupt?)", self.path)
         self._first_frame = None
         self.rotation = _rotation_of(first)
         sw, sh = first.width, first.height
@@ -289,7 +289,7 @@ class VideoReader:
         first_pts = None if first is None else _frame_pts(first)
         if first_pts is None:
             raise VideoError(
-                f"no frame can be decoded (codec {self._stream.codec_context.name}; data corrupt?)", self.path
+                f"no frame can be decoded (codec {_codec_name(self._stream)}; data corrupt?)", self.path
             )
         if first_pts > pts[0]:
             pts = pts[pts >= first_pts]
@@ -358,7 +358,7 @@ class VideoReader:
             height=h,
             source_width=src[0],
             source_height=src[1],
-            codec=stream.codec_context.name,
+            codec=_codec_name(stream),
             pixel_format=str(first.format.name),
             rotation=self.rotation,
             keyframes=int(self.index.keyframe_pts.size),
@@ -612,6 +612,12 @@ class VideoReader:
 def _frame_pts(frame: av.VideoFrame) -> int | None:
     p = frame.pts if frame.pts is not None else frame.dts
     return None if p is None else int(p)
+
+
+def _codec_name(stream: av.video.stream.VideoStream) -> str:
+    """The stream's codec name; "unknown" when FFmpeg has no decoder context for it (a damaged header)."""
+    ctx = stream.codec_context
+    return ctx.name if ctx is not None else "unknown"
 
 
 def _short(e: BaseException) -> str:
