@@ -241,6 +241,8 @@ def _parse(path: Path) -> tuple[ET.Element, dict[int, int]]:
         root = builder.close()
     except expat.ExpatError as e:
         raise LabelError(f"line {e.lineno}: not well-formed XML ({expat.ErrorString(e.code)})", path) from None
+    except LookupError as e:  # <?xml encoding="..."?> names an encoding Python does not know
+        raise LabelError(f"line 1: {e}", path) from None
     return root, lines
 
 
@@ -347,8 +349,13 @@ def read_eaf(path: str | Path, times: FrameTimes) -> list[Tier]:
         meta = {}
         for k in ("model", "method", "threshold"):
             v = props.get(f"stanviewer.tier.{name}.{k}")
-            if v is not None:
-                meta[k] = float(v) if k == "threshold" else v
+            if v is not None and k == "threshold":
+                try:
+                    meta[k] = float(v)
+                except ValueError:
+                    raise fail(header, f"property stanviewer.tier.{name}.threshold {v!r} is not a number") from None
+            elif v is not None:
+                meta[k] = v
         out.append(
             Tier(
                 name,

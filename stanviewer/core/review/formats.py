@@ -347,9 +347,12 @@ def read_json(path: str | Path, n_frames: int) -> list[Tier]:
 
     path = Path(path)
     data = read_review_dict(path)
-    video = dict(data.get("video") or {})
-    if int(video.get("frames", n_frames)) != n_frames:
-        raise LabelError(f"covers {video.get('frames')} frames, the video has {n_frames}", path)
+    video = data.get("video") or {}
+    frames = video.get("frames", n_frames) if isinstance(video, dict) else None
+    if not isinstance(frames, int) or isinstance(frames, bool):
+        raise LabelError(f'the "video" record has no whole number of frames (got {frames!r})', path)
+    if frames != n_frames:
+        raise LabelError(f"covers {frames} frames, the video has {n_frames}", path)
     review = review_from_dict(data, path, source=path)
     return list(review.labels.all_tiers())
 
@@ -498,7 +501,8 @@ def _check_fingerprint(path: Path, fmt: str, fingerprint: str) -> None:
     if fmt == "json":
         from stanviewer.core.review.reviewfile import read_review_dict
 
-        stored = str((read_review_dict(path).get("video") or {}).get("fingerprint", ""))
+        video = read_review_dict(path).get("video")
+        stored = str(video.get("fingerprint", "")) if isinstance(video, dict) else ""
     else:
         from stanviewer.core.review.eaf import read_properties
 

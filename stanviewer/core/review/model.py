@@ -714,7 +714,7 @@ class LabelsModel:
         if status not in STATUSES:
             raise ValueError(f"unknown review status {status!r}")
         m.status, m.reviewer = status, str(data.get("reviewer", ""))
-        tiers = [tier_from_dict(t) for t in data.get("tiers", [])]
+        tiers = [tier_from_dict(t) for t in _as_list(data.get("tiers", []), "tiers")]
         m._check_names([t.name for t in tiers])
         for t in tiers:
             _check_intervals(t.intervals, m.n_frames, t.name)
@@ -786,9 +786,11 @@ def interval_to_dict(iv: Interval) -> dict[str, Any]:
 
 
 def interval_from_dict(d: dict[str, Any]) -> Interval:
+    _as_dict(d, "an interval")
     p = d.get("proposal")
     ref = None
     if p is not None:
+        _as_dict(p, "a proposal")
         ref = ProposalRef(
             model=str(p.get("model", "")),
             method=str(p.get("method", "")),
@@ -811,6 +813,18 @@ def interval_from_dict(d: dict[str, Any]) -> Interval:
     )
 
 
+def _as_dict(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise TypeError(f"{what} must be an object, not {v!r}"[:120])
+    return v
+
+
+def _as_list(v: Any, what: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise TypeError(f"{what} must be a list, not {v!r}"[:120])
+    return v
+
+
 def _as_int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise ValueError(f"frame numbers must be integers, not {v!r}")
@@ -829,10 +843,12 @@ def tier_to_dict(t: Tier) -> dict[str, Any]:
 
 
 def tier_from_dict(d: dict[str, Any]) -> Tier:
+    _as_dict(d, "a tier")
     name = d["name"]
     if not isinstance(name, str):
         raise ValueError(f"tier name must be a text, not {name!r}")
-    ivs = tuple(sorted((interval_from_dict(x) for x in d.get("intervals", [])), key=lambda iv: iv.start))
+    raw = _as_list(d.get("intervals", []), "intervals")
+    ivs = tuple(sorted((interval_from_dict(x) for x in raw), key=lambda iv: iv.start))
     source = str(d.get("source") or _source_for(name))
     return Tier(
         name=name,
@@ -840,5 +856,5 @@ def tier_from_dict(d: dict[str, Any]) -> Tier:
         intervals=ivs,
         read_only=bool(d.get("read_only", source == "model")),
         annotator=str(d.get("annotator", "")),
-        meta=dict(d.get("meta") or {}),
+        meta=dict(_as_dict(d.get("meta") or {}, "a tier's meta")),
     )

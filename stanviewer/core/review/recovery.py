@@ -223,7 +223,10 @@ def find_recovery(video: str | Path, project: str | Path | None = None) -> Recov
             return None
         modified = str(data["modified"])
         rec_time = _parse_iso(modified)
-    except (LabelError, KeyError, TypeError, ValueError) as e:
+        tiers = data.get("tiers") or []
+        n_intervals = sum(len(t.get("intervals") or []) for t in tiers if t.get("source") != "model")
+    except (LabelError, KeyError, TypeError, ValueError, AttributeError) as e:
+        # Not a blanket catch: these are what indexing and len() raise on a record of the wrong shape.
         log.warning("ignoring unreadable recovery file %s: %s", rec, e)
         return None
     target = review_path(video, project)
@@ -235,7 +238,6 @@ def find_recovery(video: str | Path, project: str | Path | None = None) -> Recov
                 return None
         except (LabelError, ValueError):
             saved = None  # a broken review file: the recovery is the better copy
-    tiers = data.get("tiers") or []
     return RecoveryInfo(
         path=rec,
         review_path=target,
@@ -243,7 +245,7 @@ def find_recovery(video: str | Path, project: str | Path | None = None) -> Recov
         modified=modified,
         saved_modified=saved or None,
         tiers=len(tiers),
-        intervals=sum(len(t.get("intervals") or []) for t in tiers if t.get("source") != "model"),
+        intervals=n_intervals,
     )
 
 

@@ -98,6 +98,8 @@ class VideoRef:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VideoRef:
+        if not isinstance(d, dict):
+            raise TypeError(f"an object is needed, not {type(d).__name__}")
         return cls(str(d["path"]), str(d["fingerprint"]), int(d["frames"]), float(d["fps"]), float(d["duration_s"]))
 
 
@@ -257,7 +259,9 @@ def review_from_dict(
         stored = VideoRef.from_dict(data["video"])
     except (KeyError, TypeError, ValueError) as e:
         raise LabelError(f'line {_line_of(text, "video")}: the "video" record is incomplete ({e})', src) from None
-    overrides = list(data.get("overrides") or [])
+    overrides = data.get("overrides") or []
+    if not isinstance(overrides, list):
+        raise LabelError(f'line {_line_of(text, "overrides")}: "overrides" must be a list', src)
     ref = stored
     if video is not None:
         problem = _mismatch(stored, video)
@@ -285,7 +289,7 @@ def review_from_dict(
         path,
         created=str(data.get("created") or now_iso()),
         modified=str(data.get("modified") or data.get("created") or now_iso()),
-        overrides=overrides,
+        overrides=list(overrides),
     )
 
 
