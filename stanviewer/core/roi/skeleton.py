@@ -130,10 +130,9 @@ def read_skeleton(path: str | Path) -> list[list[SkeletonBody]]:
         for b in range(n_bodies):
             body_id, info = src.numbers(BODY_INFO_VALUES, f"the body-info line of body {b} in frame {f}")
             n_joints = src.integer(f"the joint count of body {b} in frame {f}", lo=1)
-            joints = np.empty((n_joints, JOINT_VALUES))
-            for j in range(n_joints):
-                _, joints[j] = src.numbers(JOINT_VALUES, f"joint {j} of body {b} in frame {f}")
-            bodies.append(SkeletonBody(body_id=body_id, joints=joints, info=info))
+            # rows are collected, not preallocated: a damaged count must not allocate for itself
+            rows = [src.numbers(JOINT_VALUES, f"joint {j} of body {b} in frame {f}")[1] for j in range(n_joints)]
+            bodies.append(SkeletonBody(body_id=body_id, joints=np.stack(rows), info=info))
         frames.append(bodies)
     rest = [k + 1 for k in range(src.i, len(src.lines)) if src.lines[k].strip()]
     if rest:

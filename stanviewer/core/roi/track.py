@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,5 +123,16 @@ class RoiTrack:
                 )
         except RoiError:
             raise
-        except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
-            raise RoiError(f"not a readable ROI track ({type(e).__name__}: {e})", path) from e
+        except (
+            OSError,
+            EOFError,  # an empty or cut file
+            zipfile.BadZipFile,
+            zlib.error,  # damaged compressed data
+            NotImplementedError,  # zipfile: a damaged header asks for an unknown compression or version
+            KeyError,
+            IndexError,
+            TypeError,
+            ValueError,
+        ) as e:
+            first = (str(e).splitlines() or [""])[0][:160]
+            raise RoiError(f"not a readable ROI track ({type(e).__name__}: {first})", path) from e
