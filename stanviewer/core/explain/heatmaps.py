@@ -12,14 +12,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import make_temp
 
-__all__ = ["HeatmapReader", "HeatmapWriter", "heatmap_size"]
+__all__ = ["HeatmapError", "HeatmapReader", "HeatmapWriter", "heatmap_size"]
 
 CHUNK = 256
 
@@ -84,15 +86,39 @@ class HeatmapWriter:
             self._tmp.unlink(missing_ok=True)
 
 
+class HeatmapError(StanError, ValueError):
+    """A heatmaps file is damaged or not one (also a ValueError, which callers of old caught)."""
+
+
+#: what zipfile, zlib, json and np.load raise on damaged bytes
+_DAMAGED = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, ValueError, TypeError)
+
+
 class HeatmapReader:
-    """Random access to stored heatmaps; ``get(i)`` -> float32 [h, w] in [0, 1] relative to the video."""
+    """Random access to stored heatmaps; ``get(i)`` -> float32 [h, w] in [0, 1] relative to the video.
+
+    A damaged file raises :class:`HeatmapError` naming it, on opening or (for a damaged chunk) in ``get``.
+    """
 
     def __init__(self, path: str | Path, cache_chunks: int = 4) -> None:
         self.path = Path(path)
-        self._zip = zipfile.ZipFile(self.path, "r")
-        meta = json.loads(self._zip.read("meta.json"))
-        self.n, self.w, self.h, self.chunk = meta["frames"], meta["width"], meta["height"], meta["chunk"]
-        self.frame_max = np.load(io.BytesIO(self._zip.read("frame_max.npy")), allow_pickle=False)
+        try:
+            self._zip = zipfile.ZipFile(self.path, "r")
+        except _DAMAGED as e:
+            raise HeatmapError(f"not a heatmaps file ({_why(e)})", self.path) from e
+        try:
+            meta = json.loads(self._zip.read("meta.json"))
+            self.n, self.w, self.h, self.chunk = (int(meta[k]) for k in ("frames", "width", "height", "chunk"))
+            self.frame_max = np.load(io.BytesIO(self._zip.read("frame_max.npy")), allow_pickle=False)
+            if self.frame_max.shape != (self.n,) or self.frame_max.dtype.kind != "f":
+                raise ValueError(f"frame_max.npy holds {self.frame_max.dtype}{list(self.frame_max.shape)}")
+            if not np.isfinite(self.frame_max).all():
+                raise ValueError("frame_max.npy holds values that are not finite")
+            if min(self.w, self.h, self.chunk) < 1:
+                raise ValueError(f"size {self.w}x{self.h}, chunk {self.chunk}")
+        except _DAMAGED as e:
+            self._zip.close()
+            raise HeatmapError(f"damaged heatmaps file ({_why(e)})", self.path) from e
         nz = self.frame_max[self.frame_max > 0]
         self.video_scale = float(np.percentile(nz, 99)) if nz.size else 1.0
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -103,7 +129,14 @@ class HeatmapReader:
         if hit is not None:
             self._cache.move_to_end(c)
             return hit
-        arr = np.load(io.BytesIO(self._zip.read(f"chunk_{c:05d}.npy")), allow_pickle=False)
+        name = f"chunk_{c:05d}.npy"
+        try:
+            arr = np.load(io.BytesIO(self._zip.read(name)), allow_pickle=False)
+        except _DAMAGED as e:
+            raise HeatmapError(f"damaged heatmaps file: {name} ({_why(e)})", self.path) from e
+        size = min(self.chunk, self.n - c * self.chunk)
+        if arr.shape != (size, self.h, self.w) or arr.dtype != np.uint8:
+            raise HeatmapError(f"damaged heatmaps file: {name} holds {arr.dtype}{list(arr.shape)}", self.path)
         self._cache[c] = arr
         while len(self._cache) > self._limit:
             self._cache.popitem(last=False)
@@ -123,3 +156,8 @@ class HeatmapReader:
 
     def close(self) -> None:
         self._zip.close()
+
+
+def _why(e: BaseException) -> str:
+    first = (str(e).splitlines() or [""])[0][:160]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__

@@ -104,47 +104,81 @@ def save_analysis(a: Analysis, folder: str | Path, labels: np.ndarray | None = N
 
 
 def load_analysis(folder: str | Path) -> Analysis:
-    """Read an analysis folder written by :func:`save_analysis` (clear errors when malformed)."""
+    """Read an analysis folder written by :func:`save_analysis` (clear errors when malformed).
+
+    Raises:
+        StanError: naming the folder, the file and (for the CSV files) the line.
+    """
     folder = Path(folder)
     meta_path, scores_path = folder / "analysis.json", folder / "scores.csv"
     if not meta_path.exists() or not scores_path.exists():
         raise StanError("not an analysis folder (analysis.json and scores.csv are needed)", folder)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        rows = list(csv.DictReader(scores_path.read_text(encoding="utf-8").splitlines()))
-        scores = np.array([float(r["score"]) for r in rows], np.float32)
-        raw = np.array([float(r.get("raw", r["score"])) for r in rows], np.float32)
-        wprob = np.array([float(r.get("window_prob", "nan")) for r in rows], np.float32)
-        times = np.array([float(r["time_s"]) for r in rows], np.float64)
-        frames = [int(r["frame"]) for r in rows]
-    except (ValueError, KeyError, json.JSONDecodeError) as e:
-        raise StanError(f"analysis files are malformed ({e})", folder) from e
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise StanError(f"analysis.json is malformed ({str(e)[:160]})", folder) from e
+    if not isinstance(meta, dict):
+        raise StanError("analysis.json is malformed (not a JSON object)", folder)
+    rows = _csv_rows(folder, "scores.csv", ("frame", "time_s", "score"))
+    scores, raw, wprob, times, frames = [], [], [], [], []
+    for line, r in rows:
+        try:  # a short row has None for its missing fields: TypeError
+            scores.append(float(r["score"]))
+            raw.append(float(r["raw"] if "raw" in r else r["score"]))
+            wprob.append(float(r.get("window_prob", "nan")))
+            times.append(float(r["time_s"]))
+            frames.append(int(r["frame"]))
+        except (ValueError, TypeError) as e:
+            raise StanError(f"scores.csv line {line}: a value is missing or not a number ({e})", folder) from e
     if frames != list(range(len(frames))):
         raise StanError("scores.csv must list frames 0..N-1 in order", folder)
     windows = []
-    wpath = folder / "windows.csv"
-    if wpath.exists():
-        for r in csv.DictReader(wpath.read_text(encoding="utf-8").splitlines()):
-            windows.append(
-                {
-                    "phase": int(r["phase"]),
-                    "start": int(r["start"]),
-                    "end": int(r["end"]),
-                    "evidence": float(r["evidence"]),
-                    "prob": float(r["prob"]),
-                }
-            )
-    heat = folder / meta["heatmaps"] if meta.get("heatmaps") else None
+    if (folder / "windows.csv").exists():
+        for line, r in _csv_rows(folder, "windows.csv", ("phase", "start", "end", "evidence", "prob")):
+            try:
+                windows.append(
+                    {
+                        "phase": int(r["phase"]),
+                        "start": int(r["start"]),
+                        "end": int(r["end"]),
+                        "evidence": float(r["evidence"]),
+                        "prob": float(r["prob"]),
+                    }
+                )
+            except (ValueError, TypeError) as e:
+                raise StanError(f"windows.csv line {line}: a value is missing or not a number ({e})", folder) from e
+    name = meta.get("heatmaps")
+    if name is not None and not isinstance(name, str):
+        raise StanError(f"analysis.json is malformed (heatmaps must be a file name, not {name!r})", folder)
+    heat = folder / name if name else None
+    prediction = meta.get("prediction", {})
     return Analysis(
-        scores=scores,
-        raw=raw,
-        window_prob=wprob,
-        times=times,
+        scores=np.array(scores, np.float32),
+        raw=np.array(raw, np.float32),
+        window_prob=np.array(wprob, np.float32),
+        times=np.array(times, np.float64),
         windows=windows,
-        prediction=meta.get("prediction", {}),
+        prediction=prediction if isinstance(prediction, dict) else {},
         meta=meta,
-        heatmap_path=heat if heat is not None and heat.exists() else None,
+        heatmap_path=heat if heat is not None and heat.is_file() else None,
     )
+
+
+def _csv_rows(folder: Path, name: str, need: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """(line, row) of a CSV file of an analysis folder with the columns ``need``; StanError when malformed."""
+    try:
+        text = (folder / name).read_text(encoding="utf-8")
+    except (OSError, ValueError) as e:
+        raise StanError(f"{name} cannot be read as UTF-8 text ({str(e)[:160]})", folder) from e
+    try:
+        reader = csv.DictReader(text.splitlines())
+        rows = [(reader.line_num, r) for r in reader]
+    except csv.Error as e:
+        raise StanError(f"{name} line {reader.line_num}: not valid CSV ({e})", folder) from e
+    missing = [c for c in need if c not in (reader.fieldnames or [])]
+    if missing:
+        raise StanError(f"{name} line 1: missing column(s) {', '.join(missing)}", folder)
+    return rows
 
 
 def cached_analyses(fingerprint: str) -> list[Path]:
