@@ -288,9 +288,7 @@ class VideoReader:
         self._first_frame = first
         first_pts = None if first is None else _frame_pts(first)
         if first_pts is None:
-            raise VideoError(
-                f"no frame can be decoded (codec {_codec_name(self._stream)}; data corrupt?)", self.path
-            )
+            raise VideoError(f"no frame can be decoded (codec {_codec_name(self._stream)}; data corrupt?)", self.path)
         if first_pts > pts[0]:
             pts = pts[pts >= first_pts]
             keys = keys[keys >= first_pts] if (keys >= first_pts).any() else np.array([first_pts])
