@@ -103,16 +103,15 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
         both = cache_dir() / "train" / f"{_cache_key(reader.info.fingerprint, replace(spec, views='global+local'))}.npz"
         source = path if path.exists() else (both if spec.views != "global+local" and both.exists() else None)
         if source is not None:  # the two-view cache also serves one-view models
-            try:
-                with np.load(source, allow_pickle=False) as z:
-                    images, idx, geo = z["images"], z["frame_index"], z["geometry"]
-                if source == both and source != path:
-                    images = images[:, [["global", "local"].index(v) for v in wanted_views]]
-                square = tuple(float(v) for v in geo[2:]) if geo[4] > 0 else None
+            views = wanted_views if source == path else ["global", "local"]
+            cached = _read_cache(source, views, spec.size, n)
+            if cached is not None:
+                images, idx, size, square = cached
+                if source != path:
+                    images = images[:, [views.index(v) for v in wanted_views]]
                 return VideoSample(entry.name, entry.subject, label, images, idx, step, sub, labels, n, fps,
-                                   (int(geo[0]), int(geo[1])), square)  # fmt: skip
-            except Exception:
-                source.unlink(missing_ok=True)
+                                   size, square)  # fmt: skip
+            source.unlink(missing_ok=True)  # damaged: decode again
         fine = max(1, step // sub)
         wanted = set(range(0, n, fine))
         need_roi = "local" in view_names(spec.views)
@@ -131,6 +130,32 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
         np.savez(f, images=images, frame_index=kept_idx, geometry=geo)
     return VideoSample(entry.name, entry.subject, label, images, kept_idx, step, sub, labels, n, fps, size,
                        None if square is None else tuple(float(v) for v in square))  # fmt: skip
+
+
+def _read_cache(
+    path: Path, views: list[str], size: int, n_frames: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[float, float, float] | None] | None:
+    """(images, frame_index, frame size, square) from a cache file, or None when it is damaged or does not
+    fit (``views`` at ``size`` px of a video with ``n_frames`` frames): such a cache counts as absent."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            images, idx, geo = z["images"], z["frame_index"], z["geometry"]
+    except Exception:  # a cache: whatever np.load raises on damaged bytes means "decode again"
+        return None
+    n = images.shape[0] if images.ndim == 5 else -1
+    if (
+        images.dtype != np.uint8
+        or images.shape[1:] != (len(views), size, size, 3)
+        or n < 1
+        or idx.shape != (n,)
+        or idx.dtype.kind not in "iu"
+        or not (idx.min() >= 0 and idx.max() < n_frames)
+        or geo.shape != (5,)
+        or not np.isfinite(geo).all()
+    ):
+        return None
+    square = (float(geo[2]), float(geo[3]), float(geo[4])) if geo[4] > 0 else None
+    return images, idx.astype(np.int64), (int(geo[0]), int(geo[1])), square
 
 
 def load_samples(

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stanviewer.core.errors import StanError
+from stanviewer.core.errors import CheckpointError, StanError
 from stanviewer.core.fileio import atomic_write
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
@@ -310,17 +310,58 @@ def _save_state(path: Path, opt: torch.optim.Optimizer, info: dict) -> None:
     os.replace(tmp, path)
 
 
-def _load_state(path: Path, opt: torch.optim.Optimizer) -> dict:
-    from safetensors import safe_open
+#: loop state that ``_save_state`` writes beside the optimizer's, with the types ``train`` needs on resume
+_STATE_KEYS = {"epoch": int, "step": int, "best_val": (int, float), "bad_epochs": int, "history": list}
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["state"])
-        state: dict[int, dict] = {}
-        for key in f.keys():  # noqa: SIM118
-            pid, name = key.split(".", 1)
-            state.setdefault(int(pid), {})[name] = f.get_tensor(key)
-    opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+
+def _load_state(path: Path, opt: torch.optim.Optimizer) -> dict:
+    """Optimizer and loop state written by :func:`_save_state` into ``opt``; returns the loop state.
+
+    Raises:
+        CheckpointError: naming the file, when it is damaged or belongs to another model or optimizer
+            (``opt`` is left unchanged then).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["state"])
+            state: dict[int, dict] = {}
+            for key in f.keys():  # noqa: SIM118
+                pid, name = key.split(".", 1)
+                state.setdefault(int(pid), {})[name] = f.get_tensor(key)
+    except (SafetensorError, OSError, KeyError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"not a readable trainer state ({_first_line(e)})", path) from e
+    if not isinstance(meta, dict):
+        raise CheckpointError("not a readable trainer state (its state is not a JSON object)", path)
+    for k, types in _STATE_KEYS.items():
+        if isinstance(meta.get(k), bool) or not isinstance(meta.get(k), types):
+            raise CheckpointError(f"not a readable trainer state ({k!r} is {meta.get(k)!r})"[:200], path)
+    if not all(isinstance(h, dict) for h in meta["history"]):
+        raise CheckpointError("not a readable trainer state (its history is not a list of records)", path)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for pid, st in state.items():
+        if not 0 <= pid < len(params):
+            raise CheckpointError(f"holds the state of parameter {pid}; this optimizer has {len(params)}", path)
+        for name, t in st.items():
+            if t.dim() > 0 and t.shape != params[pid].shape:
+                raise CheckpointError(
+                    f"{pid}.{name} has shape {list(t.shape)}, the parameter {list(params[pid].shape)} "
+                    "(a trainer state of another model?)",
+                    path,
+                )
+    before = opt.state_dict()
+    try:
+        opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        opt.load_state_dict(before)
+        raise CheckpointError(f"does not fit this model's optimizer ({_first_line(e)})", path) from e
     return meta
+
+
+def _first_line(e: BaseException) -> str:
+    first = (str(e).splitlines() or [""])[0][:160]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def train(
