@@ -14,10 +14,11 @@ from fuzz_helpers import assert_no_leaks, blobs, fuzz_loader, json_mutants
 from review_helpers import make_video
 
 from stanviewer.core.errors import CheckpointError
+from stanviewer.core.fileio import fingerprint
 from stanviewer.core.manifest import ManifestEntry
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.paths import cache_dir
-from stanviewer.core.training.data import VideoSample, _read_cache, prepare_video
+from stanviewer.core.training.data import VideoSample, _cache_key, _read_cache, prepare_video
 from stanviewer.core.training.train import _load_state, _save_state
 
 
@@ -83,7 +84,8 @@ def test_damaged_training_cache_is_rebuilt(video: Path) -> None:
     spec = ModelSpec(views="global", size=32, frames=4, sample_fps=5.0)
     entry = ManifestEntry(video=video, subject="s1", label="normal")
     fresh = prepare_video(entry, spec, video.parent, spec.classes)
-    (path,) = (cache_dir() / "train").glob("*.npz")
+    path = cache_dir() / "train" / f"{_cache_key(fingerprint(video), spec)}.npz"  # the cache is shared
+    assert path.is_file()
     cases = blobs(path.read_bytes(), random.Random(402))
 
     def read(p: Path) -> object:
