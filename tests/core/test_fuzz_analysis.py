@@ -40,8 +40,8 @@ def _analysis(folder: Path) -> Path:
 
 @pytest.mark.parametrize("name", ["analysis.json", "scores.csv", "windows.csv"])
 def test_analysis_folder_fuzzed(name: str, tmp_path: Path) -> None:
-    """Before the fix: analysis.json 7 of 450 leaked TypeError ("heatmaps": true), scores.csv 60 of 250
-    TypeError (short rows), windows.csv 249 of 250 (UnicodeDecodeError 104, KeyError 58, ValueError 46,
+    """Before the fix: analysis.json 7 of 500 leaked TypeError ("heatmaps": true), scores.csv 60 of 300
+    TypeError (short rows), windows.csv 249 of 300 (UnicodeDecodeError 104, KeyError 58, ValueError 46,
     TypeError 41: windows.csv was parsed outside the error handling)."""
     valid = _analysis(tmp_path / "valid")
     assert len(load_analysis(valid).scores) == N
