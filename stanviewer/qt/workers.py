@@ -241,7 +241,7 @@ class FrameGrabber(QThread):
                     heat_reader = _open_heat(heat_path)
                     heat_open = (heat_path, gen)
                 rgb = reader.frame(index, size)
-                heat = heat_reader.get(index, heat_mode) if heat_reader is not None else None
+                heat = _read_heat(heat_reader, index, heat_mode)
             except (StanError, IndexError, OSError, ValueError, KeyError) as e:
                 if requested:
                     self.sigFailed.emit(index, str(e))
@@ -263,8 +263,19 @@ def _open_heat(path: Path | None) -> Any:
 
     try:
         return HeatmapReader(path)
-    except (OSError, KeyError, ValueError) as e:
+    except (StanError, OSError, KeyError, ValueError) as e:
         log.warning("heatmaps %s cannot be read: %s", path, e)
+        return None
+
+
+def _read_heat(heat_reader: Any, index: int, mode: str) -> np.ndarray | None:
+    """The frame's heatmap, or None when there is none or its chunk is damaged (the frame still shows)."""
+    if heat_reader is None:
+        return None
+    try:
+        return heat_reader.get(index, mode)
+    except StanError as e:  # HeatmapError: one damaged chunk must not hide the video
+        log.warning("heatmap of frame %d cannot be read: %s", index, e)
         return None
 
 
