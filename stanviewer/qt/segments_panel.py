@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from stanviewer.qt.session import Session
@@ -26,51 +26,33 @@ TIPS = [
 
 Index = QModelIndex | QPersistentModelIndex
 
-#: how long the table lags the timeline while an analysis streams partial curves (ms)
-PARTIAL_DELAY_MS = 60
-
-
-_DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
-_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole.value)
-_USER = int(Qt.ItemDataRole.UserRole.value)
-_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
-
 
 class SegmentsModel(QAbstractTableModel):
-    """Rows of :attr:`Session.segments`; every number comes from the session.
-
-    The model shows a snapshot taken by :meth:`refresh` (the segments and their statistics), so that the
-    panel may refresh it a little after the session changed (while an analysis streams its curve) without
-    the view ever asking for a row the snapshot does not have.
-    """
+    """Rows of :attr:`Session.segments`; every number comes from the session."""
 
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        self._segs: list = []
-        self._peaks = self._means = session.peaks
-        self._values: dict[int, list] = {}  # row -> cell values, until the next refresh
+        self._values: dict[int, list] = {}  # row -> cell values, until the segments change
         self._texts: dict[int, list[str]] = {}
-        self.refresh()
+        session.sigSegmentsChanged.connect(self._reset)
+        session.sigVideoChanged.connect(self._reset)
 
-    def refresh(self) -> None:
-        """Take a new snapshot of the session's segments (resets the model)."""
+    def _reset(self) -> None:
         self.beginResetModel()
-        s = self.session
-        self._segs, self._peaks, self._means = list(s.segments), s.peaks, s.means
         self._values.clear()
         self._texts.clear()
         self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._segs)
+        return 0 if parent.isValid() else len(self.session.segments)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return len(COLUMNS)
 
     def end_time(self, row: int) -> float:
         s = self.session
-        g = self._segs[row]
+        g = s.segments[row]
         if g.end < s.frame_count:
             return s.time_of(g.end)
         return float(s.reader.info.duration_s) if s.reader is not None else s.time_of(g.end - 1)
@@ -84,9 +66,9 @@ class SegmentsModel(QAbstractTableModel):
         v = self._values.get(row)
         if v is None:
             s = self.session
-            g = self._segs[row]
+            g = s.segments[row]
             t0, t1 = s.time_of(g.start), self.end_time(row)
-            peak, mean = float(self._peaks[row]), float(self._means[row])
+            peak, mean = float(s.peaks[row]), float(s.means[row])
             v = self._values[row] = [row + 1, g.start, g.end - 1, t0, t1, t1 - t0, peak, mean]
         return v
 
@@ -100,15 +82,16 @@ class SegmentsModel(QAbstractTableModel):
             ]  # fmt: skip
         return t[col]
 
-    def data(self, index: Index, role: int = _DISPLAY) -> Any:
-        # Qt asks for 7 roles of every visible cell on each repaint (Python is entered ~800 times while an
-        # analysis streams its curve): roles are compared as plain ints, the unused ones leave first
-        if role == _DISPLAY:
-            return self._text(index.row(), index.column()) if index.isValid() else None
-        if role == _ALIGN:
-            return _RIGHT
-        if role == _USER and index.isValid():
-            return self.cell(index.row(), index.column())
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(row, col)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return self.cell(row, col)
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -148,31 +131,14 @@ class SegmentsPanel(QWidget):
         lay.addWidget(self.table)
         self.table.clicked.connect(self._on_clicked)
         self.table.activated.connect(self._on_clicked)
-        # While an analysis streams partial curves (4 a second), the table follows a little later than the
-        # timeline: refreshed in the same event, its repaint (~7 ms: Qt asks Python for 7 roles of every
-        # visible cell) joined the timeline's in one window repaint, the longest GUI-thread stall.
-        self._later = QTimer(self)
-        self._later.setSingleShot(True)
-        self._later.setInterval(PARTIAL_DELAY_MS)
-        self._later.timeout.connect(self._refresh)
         session.sigSegmentsChanged.connect(self._on_segments)
-        session.sigVideoChanged.connect(self._on_segments)
         session.sigSelectedChanged.connect(self._on_selected)
-        self._refresh()
+        self._on_segments()
 
     def _on_clicked(self, index: QModelIndex) -> None:
         self.session.select_segment(index.row(), jump=True)
 
     def _on_segments(self) -> None:
-        if self.session.partial is not None:
-            if not self._later.isActive():  # coalesced: at most one refresh pending
-                self._later.start()
-            return
-        self._later.stop()
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self.model.refresh()
         s = self.session
         n = len(s.segments)
         if s.scores is None:

@@ -594,36 +594,6 @@ def test_partial_curves_repaint_only_what_changes(qtbot, window, analysed_video:
     assert calls["bar"] and any(a == () for a in calls["view"])
 
 
-def test_segments_table_follows_partial_curves_a_little_later(qtbot, window, analysed_video: Path) -> None:
-    """While an analysis streams, the table is refreshed once per burst of partial curves, after the
-    timeline (two repaints instead of one long one); when the analysis ends it is refreshed at once. The
-    view never sees a row count that differs from the rows it can read."""
-    import numpy as np
-
-    from stanviewer.qt.segments_panel import PARTIAL_DELAY_MS
-
-    open_and_wait(qtbot, window, analysed_video)
-    s, panel = window.session, window.segments_panel
-    m = panel.model
-    before = table_rows(panel)
-    curve = np.full(s.frame_count, np.nan, np.float32)
-    curve[:30] = 0.1
-    curve[10:20] = 0.9  # one segment, frames 10-19
-    s.set_partial(curve)
-    assert [(g.start, g.end) for g in s.segments] == [(10, 20)]  # the session (and the timeline) at once
-    assert table_rows(panel) == before and m.rowCount() == len(before)  # the table: not yet, but consistent
-    for r in range(m.rowCount()):
-        assert m.data(m.index(r, 1)) is not None
-    curve[40:45] = 0.9
-    s.set_partial(curve)  # a second partial inside the delay: still one refresh pending
-    qtbot.waitUntil(lambda: table_rows(panel) == [(10, 20), (40, 45)], timeout=20 * PARTIAL_DELAY_MS)
-    curve[60:70] = 0.9
-    s.set_partial(curve)
-    s.set_partial(None)  # the analysis ended: the table shows the final segments at once
-    assert table_rows(panel) == [(g.start, g.end) for g in s.segments]
-    assert not panel._later.isActive()
-
-
 def test_video_view_scales_frame_and_heatmap_once_per_change(qtbot, window, analysed_video: Path) -> None:
     """Repaints that change neither the picture nor the size reuse the scaled images (a repaint used to
     scale the frame and the 96-px heatmap up again); a new size scales them again."""
