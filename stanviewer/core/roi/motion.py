@@ -33,7 +33,11 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    starts its colour models from random k-means centres, and a body can come out whole from one start
    and without its head from another, so each candidate is segmented ``votes`` times from fixed
    random seeds (the same video always gives the same boxes): its score is the mean, its body the
-   pixels found in most runs.
+   pixels found in most runs. Last, filled blocks that GrabCut still joined to the winner's body (a
+   poster behind the head, a cupboard beside the trunk) are removed: parts of the body farther than
+   ``side_band`` x its height from its axis that are at least ``block_side`` x the height on both sides
+   and fill at least ``block_fill`` of their bounding box (limbs are thin or leave their box mostly
+   empty), and wide, filled rows on top of the body above a narrower head (a window over the head).
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
    within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
    shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
@@ -305,6 +309,57 @@ def _refine_body(
     return np.isin(lab, ids[ids > 0]).astype(np.uint8)
 
 
+def _drop_side_blocks(body: np.ndarray, band: float, min_side: float, fill: float) -> np.ndarray:
+    """Remove filled blocks (a poster, window or cupboard that GrabCut joined to the body) from the sides.
+
+    The pieces of ``body`` farther than ``band`` x its height from its vertical axis are split into
+    connected parts; a part whose bounding box is at least ``min_side`` x the height on both sides and
+    that fills at least ``fill`` of it is such a block and goes. Limbs beside the trunk (an arm at rest,
+    a leg, an arm held out) are thin or leave most of their box empty and stay."""
+    if not body.any():
+        return body
+    xc, top, bottom = _body_axis(body)
+    hh = bottom - top
+    side = body.copy()
+    side[:, max(0, int(xc - band * hh)) : min(body.shape[1], int(xc + band * hh) + 1)] = 0
+    k, lab, stats, _ = cv2.connectedComponentsWithStats(side)
+    out = body.copy()
+    for i in range(1, k):
+        _, _, bw, bh, area = (int(v) for v in stats[i])
+        if min(bw, bh) >= min_side * hh and area >= fill * bw * bh:
+            out[lab == i] = 0
+    return out
+
+
+def _drop_top_block(body: np.ndarray, wide: float = 0.12, fill: float = 0.85, head: float = 0.04) -> np.ndarray:
+    """Remove a filled block sitting on the head (a window or poster above it, inside the axis band).
+
+    From the top, rows at least ``wide`` x the body height wide and at least ``fill`` filled are a block
+    when (within the upper 35% of the body) they are followed by ``head`` x the height of rows at most
+    0.6 times as wide: a head. Without such a narrower head below, nothing is removed."""
+    rows = np.nonzero(body.any(axis=1))[0]
+    if len(rows) == 0:
+        return body
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    hh = bottom - top
+    nh = max(2, int(round(head * hh)))
+    stop = min(bottom, int(top + 0.35 * hh) + nh + 2)
+    ext = np.zeros(stop - top)
+    cnt = body[top:stop].sum(axis=1)
+    for i, y in enumerate(range(top, stop)):
+        xs = np.nonzero(body[y])[0]
+        ext[i] = xs[-1] + 1 - xs[0] if len(xs) else 0
+    n = 0
+    while n < 0.35 * hh and ext[n] >= wide * hh and cnt[n] >= fill * ext[n]:
+        n += 1
+    below = ext[n : n + nh]
+    if n < 0.03 * hh or len(below) < nh or not (below > 0).all() or below.max() > 0.6 * np.median(ext[:n]):
+        return body
+    out = body.copy()
+    out[: top + n] = 0
+    return out
+
+
 def _reach_gate(body: np.ndarray, reach: float) -> np.ndarray:
     """uint8 0/1: where the moving pixels of a frame may join ``body`` (non-empty): within ``reach`` x its
     height sideways of the upper body (from 0.35 of the height above its top down to 0.6 of the height),
@@ -374,12 +429,17 @@ def analyse_chunk(
     band: float = 0.25,
     seed_band: float = 0.1,
     votes: int = 3,
+    side_band: float = 0.1,
+    block_side: float = 0.08,
+    block_fill: float = 0.8,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes of a run of frames from a fixed camera (module docstring).
 
     Args:
         frames: uint8 [T, h, w, 3] RGB at the working resolution.
         scale: working / original resolution.
+        side_band, block_side, block_fill: removal of filled blocks from the body (module docstring;
+            ``side_band`` 0 turns it off).
 
     Returns:
         ``(boxes float [T, 4] x0 y0 x1 y1 in working pixels with NaN rows, confidence float [T])``.
@@ -406,6 +466,9 @@ def analyse_chunk(
     if not found:
         return boxes, conf
     body = max(found, key=lambda f: f[0])[1]
+    if side_band > 0:
+        body = _drop_side_blocks(body, side_band, block_side, block_fill)
+        body = _drop_top_block(body)
     plaus = _plausibility(body, h)
     gate = _reach_gate(body, reach)
     for t in range(t_n):
@@ -427,7 +490,8 @@ class MotionProvider(RoiProvider):
     #: 2: the body is segmented again around its own axis (``refine``); candidates scored by height
     #: 3: filled blocks are not people; the segment touching the blob that looks most like a person wins;
     #: ``votes`` GrabCut runs from fixed random starts, majority body (deterministic)
-    version: ClassVar[int] = 3
+    #: 4: filled blocks beside the body's axis band (``side_band``) or on top of its head are removed
+    version: ClassVar[int] = 4
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -441,6 +505,9 @@ class MotionProvider(RoiProvider):
         "band": 0.25,
         "seed_band": 0.1,
         "votes": 3,
+        "side_band": 0.1,
+        "block_side": 0.08,
+        "block_fill": 0.8,
     }
 
     def __init__(self, **params: Any) -> None:
@@ -477,6 +544,9 @@ class MotionProvider(RoiProvider):
                 band=float(p["band"]),
                 seed_band=float(p["seed_band"]),
                 votes=int(p["votes"]),
+                side_band=float(p["side_band"]),
+                block_side=float(p["block_side"]),
+                block_fill=float(p["block_fill"]),
                 **kw,
             )
             w, h = reader.size
