@@ -37,7 +37,7 @@ from stanviewer.core.fileio import atomic_write
 from stanviewer.core.manifest import ManifestEntry, read_frame_labels, read_manifest
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint
-from stanviewer.core.progress import Job, Progress
+from stanviewer.core.progress import Job, Progress, nested
 from stanviewer.core.video import open_video
 
 __all__ = ["EvalConfig", "EvalReport", "evaluate", "oracle_window_scores", "rank_corr"]
@@ -106,8 +106,8 @@ def _pick(entries: list[ManifestEntry], n: int | None, seed: int) -> list[Manife
 def _score_videos(ck: Checkpoint, entries: list[ManifestEntry], st: AnalysisSettings, label: str) -> Job[list[_Scored]]:
     out = []
     for k, e in enumerate(entries):
-        yield Progress(k, len(entries), f"{label}: {e.name}")
-        a, _ = yield from analyze_video(e.video, ck, st)
+        yield Progress(k, len(entries), f"{label} {k + 1}/{len(entries)}: {e.name}")
+        a, _ = yield from nested(analyze_video(e.video, ck, st), k, len(entries), f"{label} {k + 1}/{len(entries)}")
         labels = read_frame_labels(e.frame_labels, len(a.scores))
         out.append(
             _Scored(

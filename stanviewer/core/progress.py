@@ -40,6 +40,21 @@ class Progress:
 Job = Generator[Progress, None, R]
 
 
+def nested(job: Job[R], done: int, total: int, label: str) -> Job[R]:
+    """Run ``job`` as step ``done`` of ``total`` of an outer job; returns its result.
+
+    Its progress is re-yielded on the outer scale (so a bar shows how far the whole batch is), with the
+    inner step in the message: ``"label: inner message (3/20)"``; partial results are passed on.
+    """
+    try:
+        while True:
+            p = next(job)
+            inner = f" ({p.done}/{p.total})" if p.total > 0 else ""
+            yield Progress(done, total, f"{label}: {p.message}{inner}", p.partial)
+    except StopIteration as stop:
+        return stop.value
+
+
 def run_job(
     job: Job[R],
     *,

@@ -12,7 +12,7 @@ import pytest
 from stanviewer.cli import COMMANDS, main
 from stanviewer.core.errors import VideoError
 from stanviewer.core.manifest import read_frame_labels, read_manifest
-from stanviewer.core.progress import Progress, run_job
+from stanviewer.core.progress import Progress, nested, run_job
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,6 +108,36 @@ def test_progress_bar_draws_on_the_current_stderr(capsys: pytest.CaptureFixture[
     assert run_job(job(), min_interval=0) == 7
     err = capsys.readouterr().err
     assert "working" in err and "25%" in err and "1/4" in err
+
+
+def test_nested_job_reports_on_the_outer_scale_with_the_inner_step() -> None:
+    """A batch's bar shows how far the whole batch is; the inner job's step goes into the message."""
+
+    def inner() -> Generator[Progress, None, str]:
+        yield Progress(0, 4, "finding the person")
+        yield Progress(3, 4, "scoring", partial=[1, 2])
+        yield Progress(0, 0, "saving")
+        return "result"
+
+    def outer() -> Generator[Progress, None, list[str]]:
+        out = []
+        for k in range(2):
+            out.append((yield from nested(inner(), k, 2, f"video {k + 1}/2")))
+        return out
+
+    seen = list(_drain(outer()))
+    assert [(p.done, p.total) for p, _ in seen[:-1]] == [(0, 2)] * 3 + [(1, 2)] * 3
+    assert seen[1][0].message == "video 1/2: scoring (3/4)" and seen[1][0].partial == [1, 2]
+    assert seen[2][0].message == "video 1/2: saving"  # no step when the inner total is unknown
+    assert seen[-1][1] == ["result", "result"]
+
+
+def _drain(job: Generator[Progress, None, object]):
+    try:
+        while True:
+            yield next(job), None
+    except StopIteration as stop:
+        yield None, stop.value
 
 
 @pytest.mark.parametrize(

@@ -140,3 +140,35 @@ def test_pose_pretraining_on_an_explicit_device(dataset: Path, tmp_path: Path) -
     if not torch.cuda.is_available():
         with pytest.raises(StanError, match="CUDA"):
             run_job(pretrain_pose(dataset, spec, tmp_path / "pre2", steps=1, batch=2, device="cuda"), stream=None)
+
+
+def test_folds_of_subjects() -> None:
+    from stanviewer.core.errors import StanError
+    from stanviewer.core.training.cv import folds
+
+    subjects = ["S3", "S1", "S2", "S1", "S4"]
+    assert folds(subjects, "loso") == [["S1"], ["S2"], ["S3"], ["S4"]]
+    two = folds(subjects, "kfold:2", seed=0)
+    assert len(two) == 2 and sorted(s for fold in two for s in fold) == ["S1", "S2", "S3", "S4"]  # disjoint
+    assert folds(subjects, "kfold:2", seed=0) == two  # seeded
+    for bad, words in (("kfold:x", "integer"), ("kfold:9", "between 2"), ("kfold:1", "between 2"), ("lopo", "unknown")):
+        with pytest.raises(StanError, match=words):
+            folds(subjects, bad)
+
+
+def test_cross_validation_writes_one_row_per_fold_and_the_mean(dataset: Path, tmp_path: Path) -> None:
+    """``train --cv kfold:2`` on two subjects: each fold tests the subject it did not train on."""
+    import csv
+
+    from stanviewer.core.training.cv import cross_validate
+
+    cfg = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, max_windows=2)
+    rows = run_job(cross_validate(dataset, _spec(), tmp_path / "cv", cfg, "kfold:2"), stream=None)
+    with open(tmp_path / "cv" / "cv.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["fold"] for r in table] == ["1", "2", "mean"]
+    assert sorted(r["test_subjects"] for r in table[:2]) == ["S01", "S02"]
+    assert [int(r["videos"]) for r in table] == [2, 2, 4]
+    f1 = [r["f1"] for r in rows[:2]]
+    assert float(table[2]["f1"]) == pytest.approx(sum(f1) / 2)
+    assert (tmp_path / "cv" / "fold01" / "last.safetensors").exists()

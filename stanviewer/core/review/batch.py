@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stanviewer.core.errors import LabelError, StanError
-from stanviewer.core.progress import Job, Progress
+from stanviewer.core.progress import Job, Progress, nested
 from stanviewer.core.review.formats import EXTENSIONS, export_labels
 from stanviewer.core.review.model import MODEL_TIER
 from stanviewer.core.review.reviewfile import SUFFIX, Review, VideoRef, load_review, open_review, read_review_dict
@@ -220,7 +220,7 @@ def export_job(
                         heatmaps=None if a is None else a.heatmap_path,
                         provenance=review.labels.proposal.meta if review.labels.proposal else None,
                     )
-                    clips = yield from _prefixed(job, name, k, len(videos))
+                    clips = yield from nested(job, k, len(videos), name)
                     res.written += clips
             if "report" in what and writer_fn is not None:
                 res.written.append(
@@ -230,15 +230,6 @@ def export_job(
             res.failed.append((Path(video), str(e)))
     yield Progress(len(videos), len(videos), "done")
     return res
-
-
-def _prefixed(job: Job, name: str, k: int, n: int) -> Job:
-    try:
-        while True:
-            p = next(job)
-            yield Progress(k, n, f"{name}: {p.message} ({p.done}/{p.total})")
-    except StopIteration as stop:
-        return stop.value
 
 
 def run_agree(

@@ -16,7 +16,7 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import atomic_write
 from stanviewer.core.manifest import read_manifest
 from stanviewer.core.models.stan import ModelSpec
-from stanviewer.core.progress import Job, Progress
+from stanviewer.core.progress import Job, Progress, nested
 from stanviewer.core.training.train import TrainConfig, train
 
 __all__ = ["cross_validate", "folds"]
@@ -50,7 +50,7 @@ def cross_validate(
         yield Progress(k, len(groups), f"fold {k + 1}/{len(groups)} (test: {', '.join(held)})")
         train_subj = set(subjects) - set(held)
         job = train(manifest, spec, out / f"fold{k + 1:02d}", cfg, train_subjects=train_subj, test_subjects=set(held))
-        res = yield from job
+        res = yield from nested(job, k, len(groups), f"fold {k + 1}/{len(groups)}")
         rows.append(
             {
                 "fold": k + 1,
