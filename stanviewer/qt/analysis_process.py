@@ -33,7 +33,7 @@ from typing import Any
 from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Job, Progress
 
-__all__ = ["AnalysisServer", "lower_priority", "server"]
+__all__ = ["AnalysisServer", "lower_priority", "nice_level", "server"]
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.1
@@ -43,24 +43,34 @@ HEARTBEAT_S = 0.1
 DEFAULT_NICE = 10
 
 
-def lower_priority() -> str:
-    """Run this process below normal priority, so that the GUI process gets the cores first.
+def nice_level() -> int:
+    """How much below the GUI the analysis runs: ``STANVIEWER_ANALYSIS_NICE`` (default 10; 0 = the same)."""
+    try:
+        return max(0, int(os.environ.get("STANVIEWER_ANALYSIS_NICE", DEFAULT_NICE)))
+    except ValueError:
+        return DEFAULT_NICE
+
+
+def lower_priority(target: int | None = None, pid: int = 0) -> str:
+    """Run a process (``pid``; 0 = this one) below normal priority, so that the GUI process gets the cores
+    first.
 
     An analysis keeps every core busy; at equal priority the operating system shares them with the GUI
-    thread in time slices, and the window then misses its frames (``docs/benchmarks.md``). The niceness is
-    ``STANVIEWER_ANALYSIS_NICE`` (default 10; 0 keeps normal priority). Returns what was done.
+    thread in time slices, and the window then misses its frames (``docs/benchmarks.md``). ``target`` is
+    the absolute niceness (default: this process' own plus :func:`nice_level`), so that setting it twice —
+    by the parent right after the start and by the child itself — is harmless. Returns what was done.
     """
-    try:
-        level = int(os.environ.get("STANVIEWER_ANALYSIS_NICE", DEFAULT_NICE))
-    except ValueError:
-        level = DEFAULT_NICE
+    level = nice_level()
     if level <= 0:
         return "normal priority"
     try:
-        if hasattr(os, "nice"):
-            os.nice(level)
-            return f"nice +{level}"
-        if sys.platform == "win32":  # pragma: no cover - Windows
+        if hasattr(os, "setpriority"):
+            if target is None:
+                target = os.getpriority(os.PRIO_PROCESS, 0) + level
+            target = min(19, target)
+            os.setpriority(os.PRIO_PROCESS, pid, target)
+            return f"nice {target}"
+        if sys.platform == "win32" and pid == 0:  # pragma: no cover - Windows
             import ctypes
 
             below_normal = 0x00004000
@@ -72,8 +82,8 @@ def lower_priority() -> str:
     return "normal priority"
 
 
-def _serve(conn: Any) -> None:  # pragma: no cover - runs in the child process
-    log.info("analysis process: %s", lower_priority())
+def _serve(conn: Any, nice: int | None = None) -> None:  # pragma: no cover - runs in the child process
+    log.info("analysis process: %s", lower_priority(nice))
     cache: dict[tuple[str, float], Any] = {}
     while True:
         try:
@@ -155,8 +165,14 @@ class AnalysisServer:
         if self._proc is None or not self._proc.is_alive():
             ctx = mp.get_context("spawn")
             parent, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(child,), name="stanviewer-analysis", daemon=True)
+            # the niceness is set from here right after the start too: the child's interpreter start-up and
+            # the import of the parent's main module (for the app, the CLI) run before its own call, and
+            # at normal priority they competed with the window for the cores
+            target = os.getpriority(os.PRIO_PROCESS, 0) + nice_level() if hasattr(os, "getpriority") else None
+            self._proc = ctx.Process(target=_serve, args=(child, target), name="stanviewer-analysis", daemon=True)
             self._proc.start()
+            if target is not None and nice_level() > 0:
+                lower_priority(target, self._proc.pid)
             child.close()
             self._conn = parent
         return self._conn

@@ -26,6 +26,8 @@ def test_analysis_child_is_niced(monkeypatch: pytest.MonkeyPatch, env: str | Non
     srv = AnalysisServer()
     try:
         conn = srv._ensure()
+        # set by the parent right after the start, before the child's interpreter has even started up
+        assert _nice_of(srv._proc.pid) - os.nice(0) == expected
         conn.send(("cancel",))  # answered once the child's loop runs, after it lowered its priority
         assert conn.poll(60) and conn.recv() == ("cancelled",)
         assert _nice_of(srv._proc.pid) - os.nice(0) == expected
