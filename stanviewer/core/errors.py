@@ -39,3 +39,9 @@ class Cancelled(StanError):
 
 class RoiError(StanError):
     """Person boxes (ROI) cannot be computed or read: a bad skeleton/CSV file, a missing optional extra."""
+
+
+def describe(e: BaseException) -> str:
+    """``"TypeName: first line of the message"`` (160 characters at most) for a one-line error's cause."""
+    first = (str(e).splitlines() or [""])[0][:160]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stanviewer.core.errors import StanError
+from stanviewer.core.errors import StanError, describe
 from stanviewer.core.fileio import make_temp
 
 __all__ = ["HeatmapError", "HeatmapReader", "HeatmapWriter", "heatmap_size"]
@@ -105,7 +105,7 @@ class HeatmapReader:
         try:
             self._zip = zipfile.ZipFile(self.path, "r")
         except _DAMAGED as e:
-            raise HeatmapError(f"not a heatmaps file ({_why(e)})", self.path) from e
+            raise HeatmapError(f"not a heatmaps file ({describe(e)})", self.path) from e
         try:
             meta = json.loads(self._zip.read("meta.json"))
             self.n, self.w, self.h, self.chunk = (int(meta[k]) for k in ("frames", "width", "height", "chunk"))
@@ -118,7 +118,7 @@ class HeatmapReader:
                 raise ValueError(f"size {self.w}x{self.h}, chunk {self.chunk}")
         except _DAMAGED as e:
             self._zip.close()
-            raise HeatmapError(f"damaged heatmaps file ({_why(e)})", self.path) from e
+            raise HeatmapError(f"damaged heatmaps file ({describe(e)})", self.path) from e
         nz = self.frame_max[self.frame_max > 0]
         self.video_scale = float(np.percentile(nz, 99)) if nz.size else 1.0
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -133,7 +133,7 @@ class HeatmapReader:
         try:
             arr = np.load(io.BytesIO(self._zip.read(name)), allow_pickle=False)
         except _DAMAGED as e:
-            raise HeatmapError(f"damaged heatmaps file: {name} ({_why(e)})", self.path) from e
+            raise HeatmapError(f"damaged heatmaps file: {name} ({describe(e)})", self.path) from e
         size = min(self.chunk, self.n - c * self.chunk)
         if arr.shape != (size, self.h, self.w) or arr.dtype != np.uint8:
             raise HeatmapError(f"damaged heatmaps file: {name} holds {arr.dtype}{list(arr.shape)}", self.path)
@@ -156,8 +156,3 @@ class HeatmapReader:
 
     def close(self) -> None:
         self._zip.close()
-
-
-def _why(e: BaseException) -> str:
-    first = (str(e).splitlines() or [""])[0][:160]
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from stanviewer import __version__
-from stanviewer.core.errors import CheckpointError
+from stanviewer.core.errors import CheckpointError, describe
 from stanviewer.core.fileio import make_temp, sha256_file
 from stanviewer.core.models.registry import build_model, is_known
 from stanviewer.core.models.stan import STAN, ModelSpec
@@ -223,9 +223,7 @@ def _read_foreign(path: Path) -> dict:
     except pickle.UnpicklingError as e:
         raise CheckpointError(_unpickling_reason(str(e)), path) from e
     except Exception as e:  # damaged bytes reach the unpickler as IndexError, KeyError, struct.error...
-        first = (str(e).splitlines() or [""])[0][:160]
-        detail = f"{type(e).__name__}: {first}" if first else type(e).__name__
-        raise CheckpointError(f"not a PyTorch checkpoint ({detail})", path) from e
+        raise CheckpointError(f"not a PyTorch checkpoint ({describe(e)})", path) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"holds a {type(obj).__name__}, not a state dict", path)
     return obj

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from stanviewer.core.errors import RoiError
+from stanviewer.core.errors import RoiError, describe
 from stanviewer.core.fileio import atomic_write
 
 __all__ = ["TRACK_VERSION", "RoiTrack"]
@@ -134,5 +134,4 @@ class RoiTrack:
             TypeError,
             ValueError,
         ) as e:
-            first = (str(e).splitlines() or [""])[0][:160]
-            raise RoiError(f"not a readable ROI track ({type(e).__name__}: {first})", path) from e
+            raise RoiError(f"not a readable ROI track ({describe(e)})", path) from e

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stanviewer.core.errors import CheckpointError, StanError
+from stanviewer.core.errors import CheckpointError, StanError, describe
 from stanviewer.core.fileio import atomic_write
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
@@ -331,7 +331,7 @@ def _load_state(path: Path, opt: torch.optim.Optimizer) -> dict:
                 pid, name = key.split(".", 1)
                 state.setdefault(int(pid), {})[name] = f.get_tensor(key)
     except (SafetensorError, OSError, KeyError, ValueError) as e:  # JSONDecodeError is a ValueError
-        raise CheckpointError(f"not a readable trainer state ({_first_line(e)})", path) from e
+        raise CheckpointError(f"not a readable trainer state ({describe(e)})", path) from e
     if not isinstance(meta, dict):
         raise CheckpointError("not a readable trainer state (its state is not a JSON object)", path)
     for k, types in _STATE_KEYS.items():
@@ -355,13 +355,8 @@ def _load_state(path: Path, opt: torch.optim.Optimizer) -> dict:
         opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
     except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
         opt.load_state_dict(before)
-        raise CheckpointError(f"does not fit this model's optimizer ({_first_line(e)})", path) from e
+        raise CheckpointError(f"does not fit this model's optimizer ({describe(e)})", path) from e
     return meta
-
-
-def _first_line(e: BaseException) -> str:
-    first = (str(e).splitlines() or [""])[0][:160]
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def train(
