@@ -56,6 +56,16 @@ def _skeleton(path: Path, frames: int = 6) -> Path:
     return path
 
 
+def _provider_fuzzed(name: str, path: Path, cases: list, reader: VideoReader) -> None:
+    """A file-backed ROI provider on every third case: boxes, or a RoiError — never another exception."""
+    provider = make_provider(name, file=path, smooth=0)
+
+    def track(p: Path) -> RoiTrack:
+        return run_job(compute_roi(reader, provider, use_cache=False), stream=None)
+
+    assert_no_leaks(fuzz_loader(track, path, cases[::3], expected=RoiError))
+
+
 @pytest.mark.parametrize("kind", ["boxes", "joints"])
 def test_roi_csv_fuzzed(kind: str, tmp_path: Path, reader: VideoReader) -> None:
     valid = (_boxes_csv if kind == "boxes" else _joints_csv)(tmp_path / "valid.csv")
@@ -63,13 +73,7 @@ def test_roi_csv_fuzzed(kind: str, tmp_path: Path, reader: VideoReader) -> None:
     cases = blobs(valid.read_bytes(), random.Random(201 + (kind == "joints")))
     path = tmp_path / "roi.csv"
     assert_no_leaks(fuzz_loader(read_roi_csv, path, cases, expected=RoiError))
-    # the provider too: what parses must also become boxes (or a RoiError)
-    provider = make_provider("csv", file=path, smooth=0)
-
-    def track(p: Path) -> RoiTrack:
-        return run_job(compute_roi(reader, provider, use_cache=False), stream=None)
-
-    assert_no_leaks(fuzz_loader(track, path, cases[::3], expected=RoiError))
+    _provider_fuzzed("csv", path, cases, reader)  # the provider too: what parses must also become boxes
 
 
 def test_skeleton_fuzzed(tmp_path: Path, reader: VideoReader) -> None:
@@ -78,12 +82,7 @@ def test_skeleton_fuzzed(tmp_path: Path, reader: VideoReader) -> None:
     cases = blobs(valid.read_bytes(), random.Random(203))
     path = tmp_path / "S001C001P001R001A001.skeleton"
     assert_no_leaks(fuzz_loader(read_skeleton, path, cases, expected=RoiError))
-    provider = make_provider("skeleton", file=path, smooth=0)
-
-    def track(p: Path) -> RoiTrack:
-        return run_job(compute_roi(reader, provider, use_cache=False), stream=None)
-
-    assert_no_leaks(fuzz_loader(track, path, cases[::3], expected=RoiError))
+    _provider_fuzzed("skeleton", path, cases, reader)
 
 
 def test_skeleton_huge_counts_are_errors_not_allocations(tmp_path: Path) -> None:
