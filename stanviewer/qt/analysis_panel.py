@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from stanviewer.core.models.registry import describe_arch
 from stanviewer.core.progress import Job, Progress
 from stanviewer.qt.analysis_process import server
 from stanviewer.qt.dialogs import show_error
-from stanviewer.qt.session import Session
+from stanviewer.qt.session import RunInfo, Session
 from stanviewer.qt.settings import AppSettings
 from stanviewer.qt.workers import JobWorker
 
@@ -56,6 +57,13 @@ METHOD_HELP = {
     "window": "each window's class probability (no spatial detail; fastest)",
 }
 BUNDLED = "bundled"
+
+
+@dataclass(frozen=True)
+class _ModelKey:
+    """Sent by a run's job once it has hashed the checkpoint (the key of per-model settings)."""
+
+    sha256: str
 
 
 def peek_metadata(path: str | Path) -> dict:
@@ -110,6 +118,8 @@ class AnalysisPanel(QWidget):
         self._loader: JobWorker | None = None
         self._t_first: float | None = None
         self.meta: dict | None = None
+        self._run_method = ""  # the method and model metadata of the last Run (the panel may change meanwhile)
+        self._run_meta: dict | None = None
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
         form = QFormLayout()
@@ -363,6 +373,7 @@ class AnalysisPanel(QWidget):
             return
         video = self.session.path
         st = self.settings_for_run()
+        self._run_method, self._run_meta = st.method, self.meta
         self.worker = JobWorker(lambda: self._job(video, ck_path, st), "analysis")
         self.worker.sigProgress.connect(self._on_progress)
         self.worker.sigReturned.connect(self._on_returned)
@@ -377,6 +388,17 @@ class AnalysisPanel(QWidget):
         self._update_enabled()
         self.sigRunning.emit(True)
         self.sigStatus.emit(f"Analysing {video.name} with {st.method}…")
+
+    def run_threshold(self, model_key: str) -> float:
+        """The threshold a running analysis' curve is cut at: the one the user last set for this model and
+        method, else the model's calibrated one for the method, else 0.5 (as a finished analysis)."""
+        remembered = self.settings.threshold(model_key, self._run_method)
+        if remembered is not None:
+            return float(remembered)
+        th = ((self._run_meta or {}).get("thresholds") or {}).get(self._run_method)
+        if isinstance(th, dict) and isinstance(th.get("threshold"), (int, float)):
+            return float(th["threshold"])
+        return 0.5
 
     def cancel(self) -> None:
         if self.running:
@@ -393,8 +415,10 @@ class AnalysisPanel(QWidget):
         if not ck_path.is_file():
             raise CheckpointError("file not found", ck_path)
         fp = fingerprint(video)
+        sha = sha256_file(ck_path)
+        yield Progress(0, 0, "looking for a cached result", partial=_ModelKey(sha))
         roi = roi_identity(peek_metadata(ck_path)["spec"])
-        folder = cache_folder(fp, analysis_key(fp, sha256_file(ck_path), st, roi))
+        folder = cache_folder(fp, analysis_key(fp, sha, st, roi))
         if (folder / "analysis.json").exists():
             try:
                 return load_analysis(folder), folder
@@ -404,6 +428,9 @@ class AnalysisPanel(QWidget):
         return load_analysis(folder), folder
 
     def _on_progress(self, p: Progress) -> None:
+        if isinstance(p.partial, _ModelKey):  # the run's model is known: cut its partial curves at its threshold
+            self.session.begin_run(RunInfo(self._run_method, p.partial.sha256, self.run_threshold(p.partial.sha256)))
+            return
         if p.total > 0:
             now = time.monotonic()
             if self._t_first is None:

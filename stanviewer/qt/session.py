@@ -40,6 +40,16 @@ class Overlay:
     roi_visible: bool = False
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """A running analysis: its method, its model (checkpoint SHA-256) and the threshold its curve is cut at
+    (the one remembered for that model and method, else the model's calibrated one)."""
+
+    method: str
+    model_key: str
+    threshold: float
+
+
 @dataclass
 class Tier:
     """A read-only lane of intervals ``[start, end)`` beneath the timeline."""
@@ -113,6 +123,8 @@ class Session(QObject):
         self.analysis: Analysis | None = None
         self.analysis_folder: Path | None = None
         self.partial: np.ndarray | None = None
+        self.run: RunInfo | None = None  # the analysis whose partial curves are (or will be) shown
+        self._kept_threshold: float | None = None  # the threshold shown before the run's first partial
         self.threshold = 0.5
         self.options = SegmentOptions()
         self.segments: list[Segment] = []
@@ -143,11 +155,16 @@ class Session(QObject):
 
     @property
     def method(self) -> str | None:
+        """The method of the curve on screen (a running analysis' while its partial curve is shown)."""
+        if self.partial is not None and self.run is not None:
+            return self.run.method
         return None if self.analysis is None else str(self.analysis.meta.get("method"))
 
     @property
     def model_key(self) -> str | None:
-        """Identifies the model of the analysis (checkpoint SHA-256), for per-model settings."""
+        """Identifies the model of the curve on screen (checkpoint SHA-256), for per-model settings."""
+        if self.partial is not None and self.run is not None:
+            return self.run.model_key
         if self.analysis is None:
             return None
         m = self.analysis.meta.get("model", {})
@@ -184,6 +201,7 @@ class Session(QObject):
         self.path = None if reader is None else Path(path or reader.path)
         self.times = np.zeros(0) if reader is None else reader.times()
         self.analysis, self.analysis_folder, self.partial = None, None, None
+        self.run, self._kept_threshold = None, None
         self.curves, self.roi_boxes, self.selected, self.frame = {}, None, -1, 0
         self.label_tiers = []
         self._recompute_segments(emit=False)
@@ -213,6 +231,7 @@ class Session(QObject):
                 folder,
             )
         self.analysis, self.analysis_folder, self.partial = analysis, folder, None
+        self.run, self._kept_threshold = None, None
         if analysis is not None:
             t = threshold if threshold is not None else float(analysis.meta.get("threshold", 0.5))
             self.threshold = float(np.clip(t, 0.0, 1.0))
@@ -223,12 +242,31 @@ class Session(QObject):
         self.sigCurvesChanged.emit()
         self._recompute_segments()
 
+    def begin_run(self, run: RunInfo) -> None:
+        """An analysis started: its partial curves will be cut at ``run.threshold`` (its model and method's),
+        from the first partial on; until then the curve on screen keeps its own threshold."""
+        self.run = run
+
     def set_partial(self, curve: np.ndarray | None) -> None:
-        """Scores of a running analysis (NaN where not reached yet); None when it ends."""
+        """Scores of a running analysis (NaN where not reached yet); None when it ends. If it ends without a
+        result (cancelled, failed), the threshold shown before it comes back."""
         if curve is not None and len(curve) != self.frame_count:
             return
+        first = curve is not None and self.partial is None
         self.partial = None if curve is None else np.asarray(curve, np.float32)
+        changed = False
+        if first and self.run is not None:
+            self._kept_threshold = self.threshold
+            changed = self.run.threshold != self.threshold
+            self.threshold = self.run.threshold
+        elif curve is None:
+            if self._kept_threshold is not None:
+                changed = self._kept_threshold != self.threshold
+                self.threshold = self._kept_threshold
+            self.run, self._kept_threshold = None, None
         self.sigScoresChanged.emit()
+        if changed:
+            self.sigThresholdChanged.emit(self.threshold)
         self._recompute_segments()
 
     def set_curves(self, curves: dict[str, np.ndarray]) -> None:

@@ -52,8 +52,9 @@ def prediction_text(session: Session) -> str:
     """The model's video-level output, worded as model output (never as a diagnosis)."""
     a = session.analysis
     if session.partial is not None:
+        how = f" with {session.run.method}" if session.run is not None else ""
         return (
-            "<b>Analysing…</b> the curve and flagged segments grow as the model's windows finish; "
+            f"<b>Analysing{how}…</b> the curve and flagged segments grow as the model's windows finish; "
             "saliency maps appear when it is done."
         )
     if a is None:

@@ -226,6 +226,17 @@ def test_run_analysis_with_tiny_model(qtbot, window, make_video, tiny_checkpoint
     assert ap.cached.isEnabled() and "window" in ap.cached.itemText(0)
 
 
+def test_a_run_is_cut_at_the_remembered_else_the_calibrated_threshold(qtbot, window, tiny_checkpoint: Path) -> None:
+    ap, key = window.analysis_panel, "c" * 64
+    ap.set_checkpoint(tiny_checkpoint)
+    ap._run_method, ap._run_meta = "vanilla", {"thresholds": {"vanilla": {"threshold": 0.31}}}
+    assert ap.run_threshold(key) == pytest.approx(0.31)
+    window.settings.set_threshold(key, "vanilla", 0.66)
+    assert ap.run_threshold(key) == pytest.approx(0.66)
+    ap._run_meta = {"thresholds": {"window": {"threshold": 0.2}}}
+    assert ap.run_threshold("d" * 64) == 0.5  # nothing known for this model and method
+
+
 def test_cancel_analysis_midway(qtbot, window, make_video, tiny_checkpoint: Path, dialogs) -> None:
     video = make_video("gui_cancel.mp4", 400, "h264", gop=50)
     open_and_wait(qtbot, window, video)

@@ -9,7 +9,7 @@ import pytest
 
 from stanviewer.core.explain.result import Analysis
 from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
-from stanviewer.qt.session import Session, segment_stats
+from stanviewer.qt.session import RunInfo, Session, segment_stats
 from stanviewer.qt.timeline import intervals_path, prediction_text
 from stanviewer.qt.video_view import format_time, heat_rgba
 from stanviewer.qt.workers import Thumbnails
@@ -104,6 +104,41 @@ def test_partial_scores_grow_and_never_flag_nan(qtbot) -> None:
     assert "Analysing" in prediction_text(s)
     s.set_partial(None)
     assert s.scores is None and s.segments == []
+
+
+def test_a_running_analysis_is_cut_at_its_own_threshold_and_a_cancel_brings_back_the_old_one(qtbot) -> None:
+    """Running a second method over a shown analysis: from its first partial curve on, the segments use the
+    run's threshold (its model and method's), and settings follow the run's method; a cancel restores."""
+    s = Session()
+    s.set_video(FakeReader(40))
+    scores = np.linspace(0, 1, 40).astype(np.float32)
+    s.set_analysis(analysis(scores, threshold=0.8))
+    thresholds = []
+    s.sigThresholdChanged.connect(thresholds.append)
+    s.begin_run(RunInfo("smoothgrad", "b" * 64, 0.3))
+    assert s.threshold == 0.8 and s.method == "vanilla"  # nothing changes before the run's first curve
+    curve = np.full(40, np.nan, np.float32)
+    curve[:20] = 0.4
+    s.set_partial(curve)
+    assert s.threshold == 0.3 and thresholds == [0.3]
+    assert (s.method, s.model_key) == ("smoothgrad", "b" * 64)
+    assert [(g.start, g.end) for g in s.segments] == [(0, 20)]
+    s.set_partial(curve)  # later partials keep the run's threshold (the user may have moved it)
+    s.set_threshold(0.5)
+    s.set_partial(curve)
+    assert s.threshold == 0.5
+    s.set_partial(None)  # cancelled: the shown analysis comes back with its threshold
+    assert s.threshold == 0.8 and thresholds[-1] == 0.8 and s.method == "vanilla" and s.run is None
+    assert [(g.start, g.end) for g in s.segments] == [(32, 40)]
+
+
+def test_a_finished_run_ends_the_run_state(qtbot) -> None:
+    s = Session()
+    s.set_video(FakeReader(20))
+    s.begin_run(RunInfo("vanilla", "a" * 64, 0.3))
+    s.set_partial(np.full(20, 0.5, np.float32))
+    s.set_analysis(analysis(np.zeros(20, np.float32), threshold=0.7))
+    assert s.run is None and s.threshold == 0.7 and s.partial is None
 
 
 def test_prediction_is_worded_as_model_output(qtbot) -> None:
