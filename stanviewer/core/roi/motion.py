@@ -38,6 +38,9 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    ``side_band`` x its height from its axis that are at least ``block_side`` x the height on both sides
    and fill at least ``block_fill`` of their bounding box (limbs are thin or leave their box mostly
    empty), and wide, filled rows on top of the body above a narrower head (a window over the head).
+   Legs whose colour lies between the wall's and the floor's are lost by GrabCut (its colour models
+   are global); under the body, down to ``below`` x its height, the pixels that differ from their own
+   row of wall or floor beside the body and touch it are added (row by row, legs still stand out).
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
    within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
    shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
@@ -360,6 +363,66 @@ def _drop_top_block(body: np.ndarray, wide: float = 0.12, fill: float = 0.85, he
     return out
 
 
+def _extend_down(
+    ref: np.ndarray, body: np.ndarray, below: float, pad: float = 0.15, side: float = 0.3, min_dist: float = 20.0
+) -> np.ndarray:
+    """Add what stands under the body and differs from its own row of wall or floor (legs GrabCut lost).
+
+    GrabCut models colours over the whole picture: grey legs in front of a wall and a floor whose
+    colours lie on either side of theirs are taken for background, and the body ends at the shirt.
+    Row by row, the legs still differ from the wall or floor right beside them. Below the body's
+    bottom (down to ``below`` x its height), in the columns of its lowest fifth widened by ``pad`` x
+    its height, a pixel differs when its colour is farther than ``min_dist`` (and than three robust
+    standard deviations of the side strips' own colours) from the median colour of its row in the
+    strips of ``side`` x the height left and right of those columns, from both of them where both
+    exist (a cupboard on one side must not make the wall on the other look different). Such pixels
+    join the body row by row downwards, each within a pixel sideways of those joined on the row above
+    (legs go down; a cupboard's edge or the floor line next to the feet must not widen the body), over
+    gaps of one row at most; the floor under the feet is like its row and stops them.
+
+    Returns:
+        uint8 [h, w] 0/1 mask: ``body`` with the joined parts.
+    """
+    h, w = body.shape
+    ys = np.nonzero(body.any(axis=1))[0]
+    if below <= 0 or len(ys) == 0:
+        return body
+    top, bottom = int(ys[0]), int(ys[-1]) + 1
+    hh = bottom - top
+    y0, y1 = max(0, bottom - 2), min(h, int(bottom + below * hh))
+    if hh < 8 or y1 - y0 < 3:
+        return body
+    cols = np.nonzero(body[max(top, bottom - max(2, hh // 5)) : bottom].any(axis=0))[0]
+    p, sw = int(round(pad * hh)), max(3, int(round(side * hh)))
+    c0, c1 = max(0, int(cols[0]) - p), min(w, int(cols[-1]) + 1 + p)
+    img = ref[y0:y1].astype(np.float32)
+    dist = np.full((y1 - y0, c1 - c0), np.inf, np.float32)
+    spread = []
+    for a, b in ((max(0, c0 - sw), c0), (c1, min(w, c1 + sw))):
+        if b - a < 2:
+            continue
+        med = np.median(img[:, a:b], axis=1, keepdims=True)
+        spread.append(np.linalg.norm(img[:, a:b] - med, axis=2).ravel())
+        dist = np.minimum(dist, np.linalg.norm(img[:, c0:c1] - med, axis=2))
+    if not spread:
+        return body
+    limit = max(min_dist, 3 * 1.4826 * float(np.median(np.concatenate(spread))))
+    differs = dist > limit
+    out = body.copy()
+    prev = body[max(top, bottom - 3) : bottom, c0:c1].any(axis=0)
+    gap = 0
+    for y in range(bottom, y1):
+        row = differs[y - y0] & np.convolve(prev, np.ones(3), mode="same").astype(bool)
+        if row.any():
+            out[y, c0:c1] |= row.astype(np.uint8)
+            prev, gap = row, 0
+        else:
+            gap += 1
+            if gap > 1:
+                break
+    return out
+
+
 def _reach_gate(body: np.ndarray, reach: float) -> np.ndarray:
     """uint8 0/1: where the moving pixels of a frame may join ``body`` (non-empty): within ``reach`` x its
     height sideways of the upper body (from 0.35 of the height above its top down to 0.6 of the height),
@@ -432,6 +495,7 @@ def analyse_chunk(
     side_band: float = 0.1,
     block_side: float = 0.08,
     block_fill: float = 0.8,
+    below: float = 1.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes of a run of frames from a fixed camera (module docstring).
 
@@ -440,6 +504,8 @@ def analyse_chunk(
         scale: working / original resolution.
         side_band, block_side, block_fill: removal of filled blocks from the body (module docstring;
             ``side_band`` 0 turns it off).
+        below: how far under the body (x its height) legs lost by GrabCut are looked for
+            (:func:`_extend_down`; 0 turns it off).
 
     Returns:
         ``(boxes float [T, 4] x0 y0 x1 y1 in working pixels with NaN rows, confidence float [T])``.
@@ -469,6 +535,7 @@ def analyse_chunk(
     if side_band > 0:
         body = _drop_side_blocks(body, side_band, block_side, block_fill)
         body = _drop_top_block(body)
+    body = _extend_down(ref, body, below)
     plaus = _plausibility(body, h)
     gate = _reach_gate(body, reach)
     for t in range(t_n):
@@ -491,7 +558,8 @@ class MotionProvider(RoiProvider):
     #: 3: filled blocks are not people; the segment touching the blob that looks most like a person wins;
     #: ``votes`` GrabCut runs from fixed random starts, majority body (deterministic)
     #: 4: filled blocks beside the body's axis band (``side_band``) or on top of its head are removed
-    version: ClassVar[int] = 4
+    #: 5: legs that GrabCut lost against the wall or floor are found under the body (``below``)
+    version: ClassVar[int] = 5
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -508,6 +576,7 @@ class MotionProvider(RoiProvider):
         "side_band": 0.1,
         "block_side": 0.08,
         "block_fill": 0.8,
+        "below": 1.5,
     }
 
     def __init__(self, **params: Any) -> None:
@@ -547,6 +616,7 @@ class MotionProvider(RoiProvider):
                 side_band=float(p["side_band"]),
                 block_side=float(p["block_side"]),
                 block_fill=float(p["block_fill"]),
+                below=float(p["below"]),
                 **kw,
             )
             w, h = reader.size
