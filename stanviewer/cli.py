@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stanviewer import DISCLAIMER, __version__
+from stanviewer.core.explain.segments import DEFAULT_MERGE_SECONDS, DEFAULT_MIN_SECONDS
 from stanviewer.core.models.registry import CNN_ARCHS, arch_names
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
@@ -550,8 +551,20 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=8, help="SmoothGrad noisy samples")
     p.add_argument("--sigma", type=float, default=0.15, help="SmoothGrad noise (fraction of input range)")
     p.add_argument("--threshold", type=float, help="threshold for the printed segments (default: calibrated)")
-    p.add_argument("--min-frames", type=int, default=1, help="drop flagged segments shorter than this")
-    p.add_argument("--merge-gap", type=int, default=0, help="merge segments separated by at most this many frames")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=DEFAULT_MIN_SECONDS,
+        help=f"drop printed segments shorter than this (default {DEFAULT_MIN_SECONDS}; 0 keeps all)",
+    )
+    p.add_argument(
+        "--merge-seconds",
+        type=float,
+        default=DEFAULT_MERGE_SECONDS,
+        help=f"join printed segments separated by at most this (default {DEFAULT_MERGE_SECONDS}; 0 joins none)",
+    )
+    p.add_argument("--min-frames", type=int, help="as --min-seconds, in frames (overrides it)")
+    p.add_argument("--merge-gap", type=int, help="as --merge-seconds, in frames (overrides it)")
     p.add_argument("--out", type=Path, help="write results to OUT/<video name>/ (default: the cache only)")
     p.add_argument("--no-heatmaps", action="store_true")
     p.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")

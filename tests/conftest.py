@@ -128,6 +128,24 @@ def pattern() -> Callable[..., np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random STAN (global view, 8 frames of 32 px, one block per stage) saved as a checkpoint."""
+    import torch
+
+    from stanviewer.core.models.checkpoint import save_checkpoint
+    from stanviewer.core.models.stan import STAN, ModelSpec
+
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        views="global",
+        frames=8,
+        size=32,
+        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
+    )
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny-random.safetensors", STAN(spec), {"name": "tiny"})
+
+
+@pytest.fixture(scope="session")
 def env_with_repo(_isolated_cache: Path) -> dict[str, str]:
     """The environment for subprocesses: the repository on ``PYTHONPATH`` (works without installing)."""
     repo = str(Path(__file__).resolve().parents[1])

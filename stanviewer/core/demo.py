@@ -9,11 +9,15 @@ compensation frames as a label tier beneath the model's curve. Qt-free: the CLI 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stanviewer.core.paths import data_dir
 from stanviewer.core.progress import Job, Progress
+
+if TYPE_CHECKING:
+    from stanviewer.core.explain.segments import SegmentOptions
 
 __all__ = ["demo_video", "describe_result"]
 
@@ -41,15 +45,17 @@ def demo_video(seed: int = 7, reps: tuple[int, int] = (3, 4), folder: Path | Non
     return path
 
 
-def describe_result(analysis: object, threshold: float, min_frames: int = 1, merge_gap: int = 0) -> list[str]:
-    """Lines that state the model's output and its flagged segments (never worded as a diagnosis)."""
-    from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
+def describe_result(analysis: object, threshold: float, options: SegmentOptions | None = None) -> list[str]:
+    """Lines that state the model's output and its flagged segments (never worded as a diagnosis); segments
+    with ``options``, by default the app's (:meth:`SegmentOptions.from_seconds` at the video's frame rate)."""
+    from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores, video_fps
 
     a = analysis
     pred = a.prediction  # type: ignore[attr-defined]
     probs = pred.get("probabilities", {})
     target = a.meta.get("target")  # type: ignore[attr-defined]
-    segs = segments_from_scores(a.scores, threshold, SegmentOptions(min_frames, merge_gap))  # type: ignore[attr-defined]
+    o = options or SegmentOptions.from_seconds(video_fps(a.times))  # type: ignore[attr-defined]
+    segs = segments_from_scores(a.scores, threshold, o)  # type: ignore[attr-defined]
     times = a.times  # type: ignore[attr-defined]
     lines = [
         f"model output: predicted class {pred.get('class')} (p={probs.get(pred.get('class'), float('nan')):.2f}; "

@@ -373,6 +373,8 @@ class MainWindow(QMainWindow):
         s.sigOverlayChanged.connect(self._on_overlay)
         s.sigThresholdChanged.connect(self._remember_threshold)
         s.sigVideoChanged.connect(self._on_video)
+        self.threshold_bar.set_segment_seconds(*self.settings.segment_seconds())
+        self.threshold_bar.sigSegmentSecondsChanged.connect(self.settings.set_segment_seconds)
         ap = self.analysis_panel
         ap.sigAnalysisReady.connect(self.show_analysis)
         ap.sigStatus.connect(lambda m: self.statusBar().showMessage(m, 5000))

@@ -127,6 +127,9 @@ class Session(QObject):
         self._kept_threshold: float | None = None  # the threshold shown before the run's first partial
         self.threshold = 0.5
         self.options = SegmentOptions()
+        # (minimum duration, merge gap) in seconds, turned into ``options`` at each video's frame rate; None
+        # while options are set in frames (set_options)
+        self.segment_seconds: tuple[float, float] | None = None
         self.segments: list[Segment] = []
         self.peaks = np.zeros(0)
         self.means = np.zeros(0)
@@ -202,6 +205,8 @@ class Session(QObject):
         self.times = np.zeros(0) if reader is None else reader.times()
         self.analysis, self.analysis_folder, self.partial = None, None, None
         self.run, self._kept_threshold = None, None
+        if self.segment_seconds is not None and reader is not None:
+            self.options = self._options_from_seconds()
         self.curves, self.roi_boxes, self.selected, self.frame = {}, None, -1, 0
         self.label_tiers = []
         self._recompute_segments(emit=False)
@@ -289,6 +294,21 @@ class Session(QObject):
         self._recompute_segments()
 
     def set_options(self, options: SegmentOptions) -> None:
+        """Segment options in frames (they stay when another video opens)."""
+        self.segment_seconds = None
+        self._set_options(options)
+
+    def set_segment_seconds(self, min_seconds: float, merge_seconds: float) -> None:
+        """Drop flagged segments shorter than ``min_seconds`` and join those at most ``merge_seconds`` apart,
+        at this (and every later) video's frame rate."""
+        self.segment_seconds = (max(0.0, float(min_seconds)), max(0.0, float(merge_seconds)))
+        self._set_options(self._options_from_seconds())
+
+    def _options_from_seconds(self) -> SegmentOptions:
+        assert self.segment_seconds is not None
+        return SegmentOptions.from_seconds(self.fps, *self.segment_seconds, self.options.hysteresis)
+
+    def _set_options(self, options: SegmentOptions) -> None:
         if options == self.options:
             return
         self.options = options

@@ -87,6 +87,21 @@ class AppSettings:
             self.q.setValue(f"method/{model[:24]}", method)
 
     # ---------------------------------------------------------------- threshold per model
+    def segment_seconds(self) -> tuple[float, float]:
+        """(minimum length, merge gap) of flagged segments in seconds: the user's last, else the defaults."""
+        from stanviewer.core.explain.segments import DEFAULT_MERGE_SECONDS, DEFAULT_MIN_SECONDS
+
+        out = []
+        keys = ("segments/min_seconds", DEFAULT_MIN_SECONDS), ("segments/merge_seconds", DEFAULT_MERGE_SECONDS)
+        for key, default in keys:
+            v = self.get(key, default, float)
+            out.append(float(v) if v is not None and 0.0 <= float(v) <= 60.0 else default)
+        return out[0], out[1]
+
+    def set_segment_seconds(self, min_seconds: float, merge_seconds: float) -> None:
+        self.set("segments/min_seconds", float(min_seconds))
+        self.set("segments/merge_seconds", float(merge_seconds))
+
     @staticmethod
     def _tkey(model: str, method: str) -> str:
         return f"threshold/{model[:24]}_{method}"

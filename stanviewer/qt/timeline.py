@@ -22,13 +22,11 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QSlider,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from stanviewer.core.explain.segments import SegmentOptions
 from stanviewer.qt.lanes import LaneViewBox
 from stanviewer.qt.session import Session
 
@@ -440,8 +438,14 @@ class Timeline(QWidget):
 class ThresholdBar(QWidget):
     """The prediction text, and the threshold as a slider and a spin box (synced both ways with the line).
 
-    Segment options (minimum length, gap merging) sit beside it, and a menu toggles other curves.
+    Segment options (minimum length, gap merging) sit beside it, in seconds (each video's frame rate turns
+    them into frames; the tooltips say how many), and a menu toggles other curves.
+
+    Signals:
+        sigSegmentSecondsChanged(float, float): the user changed the minimum length or the merge gap.
     """
+
+    sigSegmentSecondsChanged = Signal(float, float)
 
     def __init__(self, session: Session, timeline: Timeline, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -472,19 +476,11 @@ class ThresholdBar(QWidget):
         row.addWidget(self.spin)
         row.addSpacing(12)
         row.addWidget(QLabel("Min. length"))
-        self.min_frames = QSpinBox(self)
-        self.min_frames.setRange(1, 100000)
-        self.min_frames.setSuffix(" fr")
-        self.min_frames.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.min_frames.setToolTip("Drop flagged segments shorter than this many frames")
-        row.addWidget(self.min_frames)
+        self.min_seconds = self._seconds_box(0.0, "Drop flagged segments shorter than this")
+        row.addWidget(self.min_seconds)
         row.addWidget(QLabel("Merge gaps ≤"))
-        self.merge_gap = QSpinBox(self)
-        self.merge_gap.setRange(0, 100000)
-        self.merge_gap.setSuffix(" fr")
-        self.merge_gap.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.merge_gap.setToolTip("Join flagged segments separated by at most this many frames")
-        row.addWidget(self.merge_gap)
+        self.merge_seconds = self._seconds_box(0.0, "Join flagged segments separated by at most this")
+        row.addWidget(self.merge_seconds)
         row.addSpacing(12)
         self.curves_button = QToolButton(self)
         self.curves_button.setText("Curves ▾")
@@ -498,8 +494,9 @@ class ThresholdBar(QWidget):
 
         self.slider.valueChanged.connect(lambda v: session.set_threshold(v / 1000.0))
         self.spin.valueChanged.connect(session.set_threshold)
-        self.min_frames.valueChanged.connect(self._on_options)
-        self.merge_gap.valueChanged.connect(self._on_options)
+        self.min_seconds.valueChanged.connect(self._on_options)
+        self.merge_seconds.valueChanged.connect(self._on_options)
+        session.sigVideoChanged.connect(self._on_video)
         session.sigThresholdChanged.connect(self._on_threshold)
         session.sigAnalysisChanged.connect(self._on_analysis)
         session.sigScoresChanged.connect(self._on_analysis)
@@ -513,13 +510,43 @@ class ThresholdBar(QWidget):
             w.setValue(v)
             w.blockSignals(False)
 
+    def _seconds_box(self, value: float, tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox(self)
+        box.setRange(0.0, 60.0)
+        box.setDecimals(2)
+        box.setSingleStep(0.1)
+        box.setSuffix(" s")
+        box.setKeyboardTracking(False)
+        box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        box.setValue(value)
+        box.setProperty("tip", tip)
+        box.setToolTip(tip)
+        return box
+
+    def set_segment_seconds(self, min_seconds: float, merge_seconds: float) -> None:
+        """Show and apply these segment options (the app's defaults or the remembered ones)."""
+        for box, v in ((self.min_seconds, min_seconds), (self.merge_seconds, merge_seconds)):
+            box.blockSignals(True)
+            box.setValue(v)
+            box.blockSignals(False)
+        self._on_options()
+
     def _on_options(self) -> None:
-        self.session.set_options(SegmentOptions(min_frames=self.min_frames.value(), merge_gap=self.merge_gap.value()))
+        self.session.set_segment_seconds(self.min_seconds.value(), self.merge_seconds.value())
+        self._on_video()
+        self.sigSegmentSecondsChanged.emit(self.min_seconds.value(), self.merge_seconds.value())
+
+    def _on_video(self) -> None:
+        """Tooltips say what the seconds are in this video's frames."""
+        o, fps = self.session.options, self.session.fps
+        for box, frames in ((self.min_seconds, o.min_frames), (self.merge_seconds, o.merge_gap)):
+            at = f" ({frames} frame{'s' if frames != 1 else ''} at {fps:g} frames/s)" if fps > 0 else ""
+            box.setToolTip(f"{box.property('tip')}{at}")
 
     def _on_analysis(self) -> None:
         self.prediction.setText(prediction_text(self.session))
         has = self.session.scores is not None
-        for w in (self.slider, self.spin, self.min_frames, self.merge_gap):
+        for w in (self.slider, self.spin, self.min_seconds, self.merge_seconds):
             w.setEnabled(has)
         self._rebuild_menu()
 

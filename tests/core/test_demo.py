@@ -11,26 +11,9 @@ from stanviewer.core.demo import demo_video
 from stanviewer.core.progress import run_job
 
 
-@pytest.fixture(scope="module")
-def micro_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from stanviewer.core.models.checkpoint import save_checkpoint
-    from stanviewer.core.models.stan import STAN, ModelSpec
-
-    torch.manual_seed(0)
-    spec = ModelSpec(
-        views="global",
-        frames=8,
-        size=32,
-        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
-    )
-    return save_checkpoint(tmp_path_factory.mktemp("demo") / "micro.safetensors", STAN(spec), {"name": "micro"})
-
-
 @pytest.mark.slow
-def test_demo_no_gui_prints_model_output(micro_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["demo", "--no-gui", "--checkpoint", str(micro_checkpoint), "--method", "window", "--reps", "1-1"]
+def test_demo_no_gui_prints_model_output(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["demo", "--no-gui", "--checkpoint", str(tiny_checkpoint), "--method", "window", "--reps", "1-1"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "demo video:" in out and "model output: predicted class" in out

@@ -153,6 +153,18 @@ def test_segments_basic_and_options() -> None:
     assert f.tolist() == [0, 1, 1, 0, 0]
 
 
+def test_segment_options_from_seconds_follow_the_frame_rate() -> None:
+    assert SegmentOptions.from_seconds(25.0) == SegmentOptions(10, 10)  # the defaults: 0.4 s and 0.4 s
+    assert SegmentOptions.from_seconds(15.0, 0.4, 0.2) == SegmentOptions(6, 3)
+    assert SegmentOptions.from_seconds(30.0, 0.0, 0.0, 0.1) == SegmentOptions(1, 0, 0.1)  # every segment kept
+    for bad in (0.0, -5.0, float("nan"), float("inf"), 1e9):
+        assert SegmentOptions.from_seconds(bad) == SegmentOptions(1, 0)
+    # a per-frame comb: two 0.2 s runs 0.2 s apart become one segment, a lone 0.12 s flicker is dropped
+    s = np.zeros(100)
+    s[10:15] = s[20:25] = s[60:63] = 1.0
+    assert segments_from_scores(s, 0.5, SegmentOptions.from_seconds(25.0)) == [Segment(10, 25)]
+
+
 def test_prf_and_frame_f1() -> None:
     m = prf(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]))
     assert (m.tp, m.fp, m.fn, m.tn) == (1, 1, 1, 1)

@@ -52,11 +52,16 @@ def _qt_config() -> None:
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path):
-    """A main window with its own settings file; closed (and its threads stopped) after the test."""
+    """A main window with its own settings file; closed (and its threads stopped) after the test.
+
+    Its segments are the plain runs of frames at or above the threshold (minimum length and merge gap 0 s,
+    so that tests can count them); ``test_segment_options_default_to_seconds`` covers the app's defaults."""
     from stanviewer.qt.main_window import MainWindow
     from stanviewer.qt.settings import AppSettings
 
-    w = MainWindow(settings=AppSettings(tmp_path / "settings.ini"), probe_devices=False)
+    settings = AppSettings(tmp_path / "settings.ini")
+    settings.set_segment_seconds(0.0, 0.0)
+    w = MainWindow(settings=settings, probe_devices=False)
     qtbot.addWidget(w)
     w.resize(1200, 800)
     w.show()
@@ -77,21 +82,3 @@ def analysed_video(test_video: Path) -> Path:
     """The test video with a cached fake analysis (scores :func:`bump_scores`)."""
     write_fake_analysis(test_video, bump_scores())
     return test_video
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random STAN (global view, 8 frames of 32 px, one block per stage) saved as a checkpoint."""
-    import torch
-
-    from stanviewer.core.models.checkpoint import save_checkpoint
-    from stanviewer.core.models.stan import STAN, ModelSpec
-
-    torch.manual_seed(0)
-    spec = ModelSpec(
-        views="global",
-        frames=8,
-        size=32,
-        backbone={"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"},
-    )
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny-random.safetensors", STAN(spec), {"name": "tiny"})

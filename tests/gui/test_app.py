@@ -105,7 +105,8 @@ def test_threshold_moves_segments_in_timeline_and_table(qtbot, window, analysed_
         assert m.cell(r, 6) == pytest.approx(scores[a:b].max())
         assert m.cell(r, 7) == pytest.approx(scores[a:b].mean())
     # minimum length drops the 3-frame bump; clicking a row jumps to its segment
-    bar.min_frames.setValue(4)
+    bar.min_seconds.setValue(0.16)  # 4 frames at 25 frames/s
+    assert s.options.min_frames == 4 and "4 frames at 25 frames/s" in bar.min_seconds.toolTip()
     assert (100, 103) not in table_rows(panel)
     idx = m.index(1, 0)
     qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=panel.table.visualRect(idx).center())
@@ -307,6 +308,15 @@ def test_settings_and_recent_files_persist(qtbot, tmp_path: Path, analysed_video
     qtbot.addWidget(w)
     w.show()
     open_and_wait(qtbot, w, analysed_video)
+    # segment options default to 0.4 s each, in this 25 frames/s video's frames
+    bar, s = w.threshold_bar, w.session
+    assert (bar.min_seconds.value(), bar.merge_seconds.value()) == (pytest.approx(0.4), pytest.approx(0.4))
+    assert (s.options.min_frames, s.options.merge_gap) == (10, 10) and "10 frames at 25" in bar.min_seconds.toolTip()
+    raw = segments_from_scores(s.scores, s.threshold)
+    assert all(g.end - g.start >= 10 for g in s.segments) and len(s.segments) <= len(raw)
+    bar.min_seconds.setValue(0.8)
+    bar.merge_seconds.setValue(0.0)
+    assert (s.options.min_frames, s.options.merge_gap) == (20, 0)
     w.opacity.setValue(80)
     w.cmap.setCurrentText("viridis")
     w.analysis_panel.set_method("gradcam")
@@ -316,6 +326,8 @@ def test_settings_and_recent_files_persist(qtbot, tmp_path: Path, analysed_video
     try:
         assert w2.session.overlay.opacity == pytest.approx(0.8) and w2.session.overlay.colormap == "viridis"
         assert w2.analysis_panel.method.currentData() == "gradcam"
+        assert (w2.threshold_bar.min_seconds.value(), w2.threshold_bar.merge_seconds.value()) == (0.8, 0.0)
+        assert w2.session.segment_seconds == (0.8, 0.0)
         assert w2.settings.recent()[0] == str(analysed_video.resolve())
         assert w2.recent_menu.actions()[0].text() == str(analysed_video.resolve())
         assert w2.settings.last_folder() == str(analysed_video.parent)

@@ -116,7 +116,7 @@ def test_model_tier_follows_the_timeline(qtbot, answers: Answers, window, video:
     window.threshold_bar.spin.setValue(0.7)
     assert [(a, b) for a, b, _ in spans(labels, "model")] == [(g.start, g.end) for g in s.segments]
     assert labels.proposal.meta["threshold"] == pytest.approx(0.7)
-    window.threshold_bar.min_frames.setValue(15)  # segment options too
+    window.threshold_bar.min_seconds.setValue(0.6)  # segment options too (15 frames at 25 frames/s)
     assert [(a, b) for a, b, _ in spans(labels, "model")] == [(g.start, g.end) for g in s.segments] == [(70, 90)]
     assert not window.review.dirty  # the proposal is derived data, not an edit
     # the human tiers have lanes of their own below the read-only ones

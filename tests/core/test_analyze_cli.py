@@ -1,0 +1,54 @@
+"""``stanviewer analyze``: folders in batch, skipping what was analysed with the same settings, a bad file
+reported without stopping the others, and the printed segments' options."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stanviewer.cli import main
+from stanviewer.core.explain.batch import printed_segment_options
+from stanviewer.core.explain.segments import SegmentOptions
+
+
+@pytest.mark.slow
+def test_analyze_a_folder_in_batch_and_resume(
+    tiny_checkpoint: Path, make_video: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "séance du lundi"
+    folder.mkdir()
+    shutil.copy(make_video("analyze_a.mp4", 24), folder / "patient 1.mp4")
+    shutil.copy(make_video("analyze_b.mp4", 30), folder / "patient 2.mp4")
+    (folder / "broken.mp4").write_bytes(b"not a video" * 50)
+    out = tmp_path / "results"
+    args = ["analyze", str(folder), "--checkpoint", str(tiny_checkpoint), "--method", "window"]
+    args += ["--out", str(out), "--no-heatmaps", "--threshold", "0", "--min-seconds", "0", "--merge-seconds", "0"]
+    assert main(args) == 2  # one video failed; the others were analysed
+    cap = capsys.readouterr()
+    assert "broken" in cap.err and "Traceback" not in cap.err
+    for name, n in (("patient 1", 24), ("patient 2", 30)):
+        assert (out / name / "analysis.json").exists() and (out / name / "scores.csv").exists()
+        assert f"{name}: predicted" in cap.out
+        assert f"frames 0-{n - 1}" in cap.out  # threshold 0 flags every frame: one segment
+    assert "not a diagnosis" in cap.out
+    # a second run skips what is already there with the same settings
+    assert main(args) == 2
+    again = capsys.readouterr().out
+    assert again.count("already analysed with these settings") == 2
+
+
+def test_printed_segments_default_to_the_apps_seconds() -> None:
+    times = np.arange(100) / 25.0
+    ns = argparse.Namespace(min_seconds=0.4, merge_seconds=0.4, min_frames=None, merge_gap=None)
+    assert printed_segment_options(ns, times) == SegmentOptions(10, 10)
+    ns.min_frames = 3  # frames, when given, win over seconds
+    assert printed_segment_options(ns, times) == SegmentOptions(3, 10)
+    ns.min_frames, ns.min_seconds, ns.merge_seconds = None, 0.0, 0.0
+    assert printed_segment_options(ns, times) == SegmentOptions(1, 0)
+    one = argparse.Namespace(min_seconds=0.4, merge_seconds=0.4, min_frames=None, merge_gap=None)
+    assert printed_segment_options(one, np.zeros(1)) == SegmentOptions(1, 0)  # one frame: no frame rate
