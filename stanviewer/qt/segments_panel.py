@@ -33,6 +33,17 @@ _USER = int(Qt.ItemDataRole.UserRole.value)
 _RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
 
 
+def options_text(session: Session) -> str:
+    """How the segments were cut besides the threshold, in words ("" when every run of frames counts)."""
+    o, fps = session.options, session.fps
+    parts = []
+    if o.min_frames > 1:
+        parts.append(f"≥ {o.min_frames / fps:.2f} s" if fps > 0 else f"≥ {o.min_frames} frames")
+    if o.merge_gap > 0:
+        parts.append(f"gaps ≤ {o.merge_gap / fps:.2f} s joined" if fps > 0 else f"gaps ≤ {o.merge_gap} frames joined")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 class SegmentsModel(QAbstractTableModel):
     """Rows of :attr:`Session.segments`; every number comes from the session."""
 
@@ -152,8 +163,9 @@ class SegmentsPanel(QWidget):
             frames = sum(g.frames for g in s.segments)
             share = 100.0 * frames / max(1, s.frame_count)
             self.summary.setText(
-                f"<b>{n}</b> flagged segment{'s' if n != 1 else ''} at threshold {s.threshold:.2f}: "
-                f"{frames} frames ({share:.1f}% of the video). Click a row to jump; N/P step through them."
+                f"<b>{n}</b> flagged segment{'s' if n != 1 else ''} at threshold {s.threshold:.2f}"
+                f"{options_text(s)}: {frames} frames ({share:.1f}% of the video). "
+                "Click a row to jump; N/P step through them."
             )
             a = s.analysis
             if a is not None and s.partial is None:

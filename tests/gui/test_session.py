@@ -167,3 +167,21 @@ def test_thumbnails_stay_within_budget() -> None:
     assert abs(j - 1234) <= t.stride / 2 and img.shape == (120, 160, 3)
     small = Thumbnails(300, (640, 480))
     assert small.stride == 1 and small.size == (160, 120)
+
+
+def test_segment_options_in_seconds_follow_each_videos_frame_rate_and_are_worded(qtbot) -> None:
+    from stanviewer.qt.segments_panel import options_text
+
+    s = Session()
+    s.set_video(FakeReader(100))  # 25 frames/s
+    assert options_text(s) == ""
+    s.set_segment_seconds(0.4, 0.2)
+    assert (s.options.min_frames, s.options.merge_gap) == (10, 5)
+    assert options_text(s) == " (≥ 0.40 s, gaps ≤ 0.20 s joined)"
+    slow = FakeReader(50)
+    slow.info.fps = 10.0
+    s.set_video(slow)  # the seconds stay, the frames follow the new video
+    assert (s.options.min_frames, s.options.merge_gap) == (4, 2)
+    s.set_options(SegmentOptions(min_frames=3))  # frames set directly: kept for the next video
+    s.set_video(FakeReader(100))
+    assert s.segment_seconds is None and s.options.min_frames == 3
