@@ -124,7 +124,7 @@ def main() -> int:
         return 1
     s = w.session
     spin(300, lambda: not w.device_label.text().endswith("checking…"))
-    # a flagged segment, selected, with the playhead inside it: the one that overlaps the video's
+    # a flagged segment, selected, with the playhead on its peak frame: the one that overlaps the video's
     # compensation labels most (the labels lane shows them; every other segment stays visible), else the longest
     if s.segments:
         labels = np.zeros(s.frame_count, bool)
@@ -139,7 +139,7 @@ def main() -> int:
         k = max(range(len(s.segments)), key=weight)
         s.select_segment(k)
         g = s.segments[k]
-        s.set_frame((g.start + g.end) // 2)
+        s.set_frame(g.start + int(np.nanargmax(s.scores[g.start : g.end])))  # its peak: the saliency map shows
     spin(300, lambda: w.view.showing(s.frame) and w.view._heat_image is not None)
     spin(0.5)
     a.out.mkdir(parents=True, exist_ok=True)
