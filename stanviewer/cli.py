@@ -125,6 +125,23 @@ def _run_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def _segment_seconds_args(p: argparse.ArgumentParser, what: str) -> None:
+    """``--min-seconds`` / ``--merge-seconds``: how flagged segments are cut besides the threshold (the app's
+    defaults)."""
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=DEFAULT_MIN_SECONDS,
+        help=f"drop {what} shorter than this (default {DEFAULT_MIN_SECONDS}; 0 keeps all)",
+    )
+    p.add_argument(
+        "--merge-seconds",
+        type=float,
+        default=DEFAULT_MERGE_SECONDS,
+        help=f"join {what} separated by at most this (default {DEFAULT_MERGE_SECONDS}; 0 joins none)",
+    )
+
+
 @command("agree", "agreement of two label tiers of a video: Cohen's kappa, precision/recall/F1, disagreements")
 def _agree_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", type=Path, help="a review file (*.stanreview.json) or a video that has one")
@@ -134,13 +151,23 @@ def _agree_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", type=Path, help="project folder holding the review files")
     p.add_argument("--analysis", type=Path, help="analysis folder for the model tier (default: the cached one)")
     p.add_argument("--threshold", type=float, help="threshold of the model tier (default: the calibrated one)")
+    _segment_seconds_args(p, "the model tier's segments")
     p.set_defaults(run=_run_agree)
 
 
 def _run_agree(a: argparse.Namespace) -> int:
     from stanviewer.core.review.batch import run_agree
 
-    lines = run_agree(a.target, a.a, a.b, label=a.label, project=a.project, analysis=a.analysis, threshold=a.threshold)
+    lines = run_agree(
+        a.target,
+        a.a,
+        a.b,
+        label=a.label,
+        project=a.project,
+        analysis=a.analysis,
+        threshold=a.threshold,
+        segment_seconds=(a.min_seconds, a.merge_seconds),
+    )
     print("\n".join(lines))
     return 0
 
@@ -158,6 +185,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tier", action="append", help="tier(s) to export or clip (repeatable; default: all / model)")
     p.add_argument("--threshold", type=float, help="threshold of the model tier (default: the calibrated one)")
+    _segment_seconds_args(p, "the model tier's segments")
     p.add_argument("--padding", type=int, default=0, help="frames added before and after each clip")
     p.add_argument("--burn-in", action="store_true", help="burn heatmap, timestamp and score strip into clips")
     p.add_argument("--merged", action="store_true", help="one clip file per video instead of one per segment")
@@ -192,6 +220,7 @@ def _run_export(a: argparse.Namespace) -> int:
         analysis=a.analysis,
         allow_other_video=a.force,
         report_writer=writer,
+        segment_seconds=(a.min_seconds, a.merge_seconds),
     )
     res = run_job(job)
     for path in res.written:
@@ -551,18 +580,7 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=8, help="SmoothGrad noisy samples")
     p.add_argument("--sigma", type=float, default=0.15, help="SmoothGrad noise (fraction of input range)")
     p.add_argument("--threshold", type=float, help="threshold for the printed segments (default: calibrated)")
-    p.add_argument(
-        "--min-seconds",
-        type=float,
-        default=DEFAULT_MIN_SECONDS,
-        help=f"drop printed segments shorter than this (default {DEFAULT_MIN_SECONDS}; 0 keeps all)",
-    )
-    p.add_argument(
-        "--merge-seconds",
-        type=float,
-        default=DEFAULT_MERGE_SECONDS,
-        help=f"join printed segments separated by at most this (default {DEFAULT_MERGE_SECONDS}; 0 joins none)",
-    )
+    _segment_seconds_args(p, "printed segments")
     p.add_argument("--min-frames", type=int, help="as --min-seconds, in frames (overrides it)")
     p.add_argument("--merge-gap", type=int, help="as --merge-seconds, in frames (overrides it)")
     p.add_argument("--out", type=Path, help="write results to OUT/<video name>/ (default: the cache only)")

@@ -14,6 +14,8 @@ from stanviewer.core.review.reviewfile import open_review
 from stanviewer.core.review.timing import FrameTimes
 from stanviewer.core.video import open_video
 
+RAW = ["--min-seconds", "0", "--merge-seconds", "0"]  # every run of frames at or above the threshold
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> tuple[Path, Path]:
@@ -40,10 +42,16 @@ def test_agree_prints_kappa_prf_and_spans(project: tuple[Path, Path], capsys: py
     out = capsys.readouterr().out
     assert "kappa" in out and "precision 1.000" in out and "recall 0.750" in out
     assert "4-6" in out and "a_only" in out
-    assert main(["agree", str(videos / "a.mp4"), "--a", "annotator", "--b", "model", "--analysis", str(analyses)]) == 0
+    model = ["agree", str(videos / "a.mp4"), "--a", "annotator", "--b", "model", "--analysis", str(analyses)]
+    assert main([*model, *RAW]) == 0
     out = capsys.readouterr().out
     assert "model tier  stan-test / smoothgrad at threshold 0.5" in out
     assert "11-12" in out and "18-24" in out and "b_only" in out  # annotator 4-12, model 5-11 and 18-24
+    # by default the model tier's segments are cut as the app cuts them (>= 0.4 s, gaps <= 0.4 s joined):
+    # at 25 frames/s the 6-frame gap between 5-11 and 18-24 is joined
+    assert main(model) == 0
+    out = capsys.readouterr().out
+    assert "12-24" in out and "18-24" not in out
     assert main(["agree", str(review), "--a", "annotator", "--b", "nobody"]) == 2
     assert "no tier named 'nobody'" in capsys.readouterr().err
 
@@ -54,7 +62,7 @@ def test_export_labels_reimport(
 ) -> None:
     videos, analyses = project
     out = tmp_path / "out"
-    args = ["export", str(videos), "--format", fmt, "--out", str(out), "--analysis", str(analyses)]
+    args = ["export", str(videos), "--format", fmt, "--out", str(out), "--analysis", str(analyses), *RAW]
     assert main(args) == 0
     printed = capsys.readouterr().out
     ext = {"csv": ".frames.csv", "intervals": ".intervals.csv", "json": ".labels.json"}.get(fmt, f".{fmt}")
@@ -78,7 +86,7 @@ def test_export_clips_of_flagged_segments_and_a_tier(
     out = tmp_path / "out"
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("video,subject,label\nvideos/a.mp4,s1,compensation\n", encoding="utf-8")
-    args = ["export", str(manifest), "--what", "clips", "--out", str(out), "--analysis", str(analyses)]
+    args = ["export", str(manifest), "--what", "clips", "--out", str(out), "--analysis", str(analyses), *RAW]
     assert main([*args, "--padding", "2", "--threshold", "0.95"]) == 0
     assert "no segments" in capsys.readouterr().out  # nothing is flagged at 0.95
     assert main([*args, "--padding", "2", "--burn-in"]) == 0

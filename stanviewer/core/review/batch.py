@@ -4,7 +4,9 @@ Inputs are videos, folders of videos, ``manifest.csv`` files or review files (``
 For each video: its review (the sidecar or ``project`` file; empty tiers when there is none), its
 analysis (``analysis`` folder — one analysis, or a folder of ``<video stem>/`` analyses as written by
 ``stanviewer analyze --out`` — else the newest cached analysis of the video) and from it the ``model``
-tier at ``threshold`` (default: the analysis' calibrated threshold).
+tier at ``threshold`` (default: the analysis' calibrated threshold), its segments cut as the app cuts
+them: ``segment_seconds`` = (minimum length, merge gap) in seconds, default 0.4 s each
+(:meth:`~stanviewer.core.explain.segments.SegmentOptions.from_seconds` at the video's frame rate).
 
 :func:`export_job` writes, per video, ``OUT/<stem><ext>`` (labels in one format), ``OUT/clips/`` (clips
 of the chosen tiers' intervals; default the flagged segments) and ``OUT/<stem>.pdf`` (the report, with
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stanviewer.core.errors import LabelError, StanError
+from stanviewer.core.explain.segments import DEFAULT_MERGE_SECONDS, DEFAULT_MIN_SECONDS, SegmentOptions
 from stanviewer.core.progress import Job, Progress, nested
 from stanviewer.core.review.formats import EXTENSIONS, export_labels
 from stanviewer.core.review.model import MODEL_TIER
@@ -64,6 +67,7 @@ class Prepared:
     analysis_folder: Path | None = None
     threshold: float | None = None
     notes: list[str] = field(default_factory=list)
+    options: SegmentOptions = field(default_factory=SegmentOptions)  # how the model tier's segments were cut
 
 
 def _find_analysis(video: VideoRef, analysis: Path | None) -> Path | None:
@@ -102,6 +106,7 @@ def prepare(
     analysis: str | Path | None = None,
     threshold: float | None = None,
     allow_other_video: bool = False,
+    segment_seconds: tuple[float, float] = (DEFAULT_MIN_SECONDS, DEFAULT_MERGE_SECONDS),
 ) -> Prepared:
     """Open a video's review, timestamps and analysis; set the ``model`` tier (see module doc)."""
     from stanviewer.core.video import open_video
@@ -110,7 +115,7 @@ def prepare(
         ref = VideoRef.from_reader(reader)
         times = FrameTimes.from_reader(reader)
     review = open_review(ref, project, allow_other_video=allow_other_video)
-    prep = Prepared(review, times)
+    prep = Prepared(review, times, options=SegmentOptions.from_seconds(ref.fps, *segment_seconds))
     folder = _find_analysis(ref, Path(analysis) if analysis is not None else None)
     if folder is None:
         prep.notes.append("no analysis found (analyse it first, or pass --analysis): no model tier, no scores")
@@ -127,7 +132,7 @@ def prepare(
         return prep
     th = threshold if threshold is not None else a.meta.get("threshold")
     th = 0.5 if th is None else float(th)
-    review.labels.set_proposal(a.scores, th, proposal_info(a, folder))
+    review.labels.set_proposal(a.scores, th, proposal_info(a, folder), prep.options)
     prep.analysis, prep.analysis_folder, prep.threshold = a, folder, th
     return prep
 
@@ -154,6 +159,7 @@ def export_job(
     analysis: str | Path | None = None,
     allow_other_video: bool = False,
     report_writer: Callable[..., Path] | None = None,
+    segment_seconds: tuple[float, float] = (DEFAULT_MIN_SECONDS, DEFAULT_MERGE_SECONDS),
 ) -> Job[ExportResult]:
     """Export labels, clips and/or reports of many videos into ``out`` (see module doc).
 
@@ -176,7 +182,12 @@ def export_job(
         yield Progress(k, len(videos), f"{name}: preparing")
         try:
             prep = prepare(
-                video, project=project, analysis=analysis, threshold=threshold, allow_other_video=allow_other_video
+                video,
+                project=project,
+                analysis=analysis,
+                threshold=threshold,
+                allow_other_video=allow_other_video,
+                segment_seconds=segment_seconds,
             )
             res.notes += [f"{name}: {n}" for n in prep.notes]
             review = prep.review
@@ -241,6 +252,7 @@ def run_agree(
     project: str | Path | None = None,
     analysis: str | Path | None = None,
     threshold: float | None = None,
+    segment_seconds: tuple[float, float] = (DEFAULT_MIN_SECONDS, DEFAULT_MERGE_SECONDS),
 ) -> list[str]:
     """Lines of the agreement report of tiers ``a`` and ``b`` of a review file or a video's review.
 
@@ -253,16 +265,18 @@ def run_agree(
     if target.name.endswith(SUFFIX) or target.suffix.lower() == ".json":
         video = Path(read_review_dict(target)["video"]["path"])
         if video.exists():
-            prep = prepare(video, project=None, analysis=analysis, threshold=threshold)
+            prep = prepare(video, project=None, analysis=analysis, threshold=threshold, segment_seconds=segment_seconds)
             review = load_review(target, prep.review.video)
             if prep.analysis is not None:
-                review.labels.set_proposal(prep.analysis.scores, prep.threshold, proposal_info(prep.analysis))
+                review.labels.set_proposal(
+                    prep.analysis.scores, prep.threshold, proposal_info(prep.analysis), prep.options
+                )
             times = prep.times
         else:
             review = load_review(target)
             times = FrameTimes.from_fps(review.video.frames, review.video.fps)
     else:
-        prep = prepare(target, project=project, analysis=analysis, threshold=threshold)
+        prep = prepare(target, project=project, analysis=analysis, threshold=threshold, segment_seconds=segment_seconds)
         review, times = prep.review, prep.times
     ag = agreement(review.labels, a, b, label)
     head = [f"video       {review.video.path}"]
