@@ -185,3 +185,15 @@ def test_segment_options_in_seconds_follow_each_videos_frame_rate_and_are_worded
     s.set_options(SegmentOptions(min_frames=3))  # frames set directly: kept for the next video
     s.set_video(FakeReader(100))
     assert s.segment_seconds is None and s.options.min_frames == 3
+
+
+def test_remembered_segment_seconds_survive_a_damaged_settings_file(tmp_path) -> None:
+    from stanviewer.qt.settings import AppSettings
+
+    st = AppSettings(tmp_path / "s.ini")
+    assert st.segment_seconds() == (0.4, 0.4)  # nothing remembered: the defaults
+    st.set_segment_seconds(0.8, 0.0)
+    assert st.segment_seconds() == (0.8, 0.0)
+    for bad in ("abc", "-3", "1e9", "nan"):
+        st.set("segments/min_seconds", bad)
+        assert st.segment_seconds() == (0.4, 0.0), bad
