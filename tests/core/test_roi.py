@@ -386,6 +386,39 @@ def test_extend_down_finds_legs_that_differ_from_their_own_row_only() -> None:
     np.testing.assert_array_equal(_extend_down(img, np.zeros_like(upper), 1.5), np.zeros_like(upper))
 
 
+def test_row_contrast_compares_pixels_with_their_own_row_beside_them() -> None:
+    from stanviewer.core.roi.motion import _row_contrast
+
+    img = np.zeros((6, 30, 3), np.uint8)
+    img[:, :] = (100, 100, 100)
+    img[3] = (200, 50, 50)  # a row of another colour (a mortar row) is like its own row
+    img[1, 14:16] = (20, 200, 20)  # a spot that differs
+    img[4, 20:] = (0, 0, 0)  # a cupboard on the right only: the left strip still says "wall"
+    out = _row_contrast(img, 0, 6, 10, 20, 8, 20.0)
+    assert out.shape == (6, 10)
+    assert out[1, 4:6].all() and out.sum() == 2
+    assert _row_contrast(img, 0, 6, 0, 30, 8, 20.0) is None  # no strip beside the columns
+
+
+def test_extend_up_adds_a_lost_head_but_not_a_poster_over_the_person() -> None:
+    from stanviewer.core.roi.motion import _extend_up
+
+    img, _, fig = _room_with_legs((60, 140, 60))
+    headless = fig.copy()
+    headless[10:18] = 0  # GrabCut kept the body from the shoulders down
+    np.testing.assert_array_equal(_extend_up(img, headless, 0.3), fig)  # the head joins, the wall above it does not
+    np.testing.assert_array_equal(_extend_up(img, fig, 0.3), fig)  # it has its head: wall above, unchanged
+    np.testing.assert_array_equal(_extend_up(img, headless, 0.0), headless)  # turned off
+    np.testing.assert_array_equal(_extend_up(img, np.zeros_like(fig), 0.3), np.zeros_like(fig))
+    tall = img.copy()
+    tall[0:10, 57:63] = (90, 60, 40)  # a narrow poster from the picture's top down onto the head: no wall above
+    np.testing.assert_array_equal(_extend_up(tall, headless, 0.3), headless)
+    wide = img.copy()
+    wide[2:10, 48:72] = (90, 60, 40)  # a wide window right over the head
+    np.testing.assert_array_equal(_extend_up(wide, headless, 0.3), headless)
+    np.testing.assert_array_equal(_extend_up(wide, fig, 0.3), fig)
+
+
 def test_majority_keeps_the_pixels_most_runs_agree_on() -> None:
     from stanviewer.core.roi.motion import _majority
 

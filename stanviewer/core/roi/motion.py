@@ -41,6 +41,9 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    Legs whose colour lies between the wall's and the floor's are lost by GrabCut (its colour models
    are global); under the body, down to ``below`` x its height, the pixels that differ from their own
    row of wall or floor beside the body and touch it are added (row by row, legs still stand out).
+   Likewise a head lost against the wall: over the body, up to ``above`` x its height, what differs
+   from its own row of wall and sits on the body's top joins it, provided it ends below wall and is
+   no wider than a head (a poster or window over the person goes on or is wider and is not added).
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
    within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
    shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
@@ -363,6 +366,27 @@ def _drop_top_block(body: np.ndarray, wide: float = 0.12, fill: float = 0.85, he
     return out
 
 
+def _row_contrast(ref: np.ndarray, y0: int, y1: int, c0: int, c1: int, side: int, min_dist: float) -> np.ndarray | None:
+    """bool [y1 - y0, c1 - c0]: which pixels of rows ``y0:y1``, columns ``c0:c1`` of ``ref`` differ from their
+    own row of wall or floor: farther than ``min_dist`` (and than three robust standard deviations of the
+    strips' own colours) from the median colour of their row in the strips of ``side`` pixels left and
+    right of the columns, from both of them where both exist (a cupboard on one side must not make the
+    wall on the other look different). None when there is no strip (the columns span the picture)."""
+    w = ref.shape[1]
+    img = ref[y0:y1].astype(np.float32)
+    dist = np.full((y1 - y0, c1 - c0), np.inf, np.float32)
+    spread = []
+    for a, b in ((max(0, c0 - side), c0), (c1, min(w, c1 + side))):
+        if b - a < 2:
+            continue
+        med = np.median(img[:, a:b], axis=1, keepdims=True)
+        spread.append(np.linalg.norm(img[:, a:b] - med, axis=2).ravel())
+        dist = np.minimum(dist, np.linalg.norm(img[:, c0:c1] - med, axis=2))
+    if not spread:
+        return None
+    return dist > max(min_dist, 3 * 1.4826 * float(np.median(np.concatenate(spread))))
+
+
 def _extend_down(
     ref: np.ndarray, body: np.ndarray, below: float, pad: float = 0.15, side: float = 0.3, min_dist: float = 20.0
 ) -> np.ndarray:
@@ -395,19 +419,9 @@ def _extend_down(
     cols = np.nonzero(body[max(top, bottom - max(2, hh // 5)) : bottom].any(axis=0))[0]
     p, sw = int(round(pad * hh)), max(3, int(round(side * hh)))
     c0, c1 = max(0, int(cols[0]) - p), min(w, int(cols[-1]) + 1 + p)
-    img = ref[y0:y1].astype(np.float32)
-    dist = np.full((y1 - y0, c1 - c0), np.inf, np.float32)
-    spread = []
-    for a, b in ((max(0, c0 - sw), c0), (c1, min(w, c1 + sw))):
-        if b - a < 2:
-            continue
-        med = np.median(img[:, a:b], axis=1, keepdims=True)
-        spread.append(np.linalg.norm(img[:, a:b] - med, axis=2).ravel())
-        dist = np.minimum(dist, np.linalg.norm(img[:, c0:c1] - med, axis=2))
-    if not spread:
+    differs = _row_contrast(ref, y0, y1, c0, c1, sw, min_dist)
+    if differs is None:
         return body
-    limit = max(min_dist, 3 * 1.4826 * float(np.median(np.concatenate(spread))))
-    differs = dist > limit
     out = body.copy()
     prev = body[max(top, bottom - 3) : bottom, c0:c1].any(axis=0)
     gap = 0
@@ -421,6 +435,57 @@ def _extend_down(
             if gap > 1:
                 break
     return out
+
+
+def _extend_up(
+    ref: np.ndarray, body: np.ndarray, above: float, head: float = 0.2, side: float = 0.3, min_dist: float = 20.0
+) -> np.ndarray:
+    """Add a head that GrabCut cut off at the neck or the hair line: what sits on the body's top and
+    differs from its own row of wall.
+
+    GrabCut drops a face or hair whose colours it has filed under the wall's, and the body then ends at
+    the shoulders (a box 15 % too low). Above the body's top (up to ``above`` x its height), in the
+    columns of its top two rows widened by half a head (``head`` x its height) on each side, pixels that
+    differ from their row (:func:`_row_contrast`, strips of ``side`` x the height) join the body row by
+    row upwards, each within a pixel sideways of those joined on the row below. A head ends: above it
+    the wall comes back. So the part is kept only when it is at most ``head`` x the height wide and is
+    followed by rows of wall (3 % of the height, at least 2) before ``above`` x the height or the
+    picture's top; a poster, window or door over the person goes on or is wider, and then nothing is
+    added. A body that already has its head gains nothing (wall above it).
+
+    Returns:
+        uint8 [h, w] 0/1 mask: ``body`` with the head, or ``body`` itself.
+    """
+    w = body.shape[1]
+    ys = np.nonzero(body.any(axis=1))[0]
+    if above <= 0 or len(ys) == 0:
+        return body
+    top, bottom = int(ys[0]), int(ys[-1]) + 1
+    hh = bottom - top
+    y0 = max(0, int(top - above * hh))
+    if hh < 8 or top - y0 < 2:
+        return body
+    cols = np.nonzero(body[top : top + 2].any(axis=0))[0]
+    p = max(1, int(round(0.5 * head * hh)))
+    c0, c1 = max(0, int(cols[0]) - p), min(w, int(cols[-1]) + 1 + p)
+    differs = _row_contrast(ref, y0, top, c0, c1, max(3, int(round(side * hh))), min_dist)
+    if differs is None:
+        return body
+    out = body.copy()
+    prev = body[top, c0:c1] > 0
+    clear = max(2, int(round(0.03 * hh)))
+    for y in range(top - 1, y0 - 1, -1):
+        near = np.convolve(prev, np.ones(3), mode="same").astype(bool)
+        row = differs[y - y0] & near
+        if not row.any():  # wall: the head ended here if wall goes on for ``clear`` rows
+            above_rows = differs[max(0, y - y0 - clear + 1) : y - y0 + 1] & near
+            return out if y - y0 + 1 >= clear and not above_rows.any() else body
+        xs = np.nonzero(row)[0]
+        if xs[-1] + 1 - xs[0] > head * hh:
+            return body
+        out[y, c0:c1] |= row.astype(np.uint8)
+        prev = row
+    return body
 
 
 def _reach_gate(body: np.ndarray, reach: float) -> np.ndarray:
@@ -496,6 +561,7 @@ def analyse_chunk(
     block_side: float = 0.08,
     block_fill: float = 0.8,
     below: float = 1.5,
+    above: float = 0.3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes of a run of frames from a fixed camera (module docstring).
 
@@ -506,6 +572,8 @@ def analyse_chunk(
             ``side_band`` 0 turns it off).
         below: how far under the body (x its height) legs lost by GrabCut are looked for
             (:func:`_extend_down`; 0 turns it off).
+        above: how far over the body (x its height) a head lost by GrabCut is looked for
+            (:func:`_extend_up`; 0 turns it off).
 
     Returns:
         ``(boxes float [T, 4] x0 y0 x1 y1 in working pixels with NaN rows, confidence float [T])``.
@@ -536,6 +604,7 @@ def analyse_chunk(
         body = _drop_side_blocks(body, side_band, block_side, block_fill)
         body = _drop_top_block(body)
     body = _extend_down(ref, body, below)
+    body = _extend_up(ref, body, above)
     plaus = _plausibility(body, h)
     gate = _reach_gate(body, reach)
     for t in range(t_n):
@@ -559,7 +628,8 @@ class MotionProvider(RoiProvider):
     #: ``votes`` GrabCut runs from fixed random starts, majority body (deterministic)
     #: 4: filled blocks beside the body's axis band (``side_band``) or on top of its head are removed
     #: 5: legs that GrabCut lost against the wall or floor are found under the body (``below``)
-    version: ClassVar[int] = 5
+    #: 6: a head that GrabCut lost against the wall is found over the body (``above``)
+    version: ClassVar[int] = 6
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -577,6 +647,7 @@ class MotionProvider(RoiProvider):
         "block_side": 0.08,
         "block_fill": 0.8,
         "below": 1.5,
+        "above": 0.3,
     }
 
     def __init__(self, **params: Any) -> None:
@@ -617,6 +688,7 @@ class MotionProvider(RoiProvider):
                 block_side=float(p["block_side"]),
                 block_fill=float(p["block_fill"]),
                 below=float(p["below"]),
+                above=float(p["above"]),
                 **kw,
             )
             w, h = reader.size
