@@ -6,8 +6,9 @@ Starts the app under Xvfb (re-running itself with ``xvfb-run`` when there is no 
 
 - ``docs/img/main-window.png``: the picture with its saliency overlay, the score curve with the threshold,
   flagged segments (one selected) and the label tier, the segments table;
-- ``docs/img/review-tiers.png``: the flagged segments accepted into the annotator tier, one edge moved,
-  a therapist interval, review status "in progress";
+- ``docs/img/review-tiers.png``: an annotator's corrections (flagged segments that match the generator's
+  labels accepted, missed compensations marked by hand, false alarms left out, one edge moved), a
+  therapist interval, review status "in progress";
 - ``docs/img/analysis-running.png``: a second method being computed, its curve growing, progress and ETA.
 
 Model: a bundled model (``--model``, default the per-frame CNN baseline ``cnn-narrow-patch-synth``, with
@@ -147,17 +148,26 @@ def main() -> int:
     w.grab().save(str(main_png))
     print(f"wrote {main_png}")
 
-    # review: the flagged segments accepted into the annotator tier, one corrected by hand, a therapist note
+    # review, as an annotator corrects the model: flagged segments that show compensation (the generator's
+    # labels stand in for what the annotator sees) are accepted with A, the compensations the model missed
+    # are marked by hand (one edge then nudged), false alarms are left out; a therapist note on one of them
     r = w.review
     lab = r.labels
     if lab is not None and s.segments:
         r.set_active_tier("annotator")
-        r.accept_all()
+        for g in s.segments:
+            if labels[g.start : g.end].mean() >= 0.5:
+                lab.accept("annotator", g.start)
+        truth = [iv for tier in s.label_tiers for iv in tier.intervals]
+        for a0, a1 in truth:
+            if not any(iv.start < a1 and a0 < iv.end for iv in lab.tier("annotator").intervals):
+                lab.create("annotator", a0, a1, "compensation")
         ivs = lab.tier("annotator").intervals
         if ivs:
             lab.nudge("annotator", ivs[0].start, "right", 6)
-        g = s.segments[s.selected] if 0 <= s.selected < len(s.segments) else s.segments[len(s.segments) // 2]
-        lab.create("therapist", g.start, min(g.end, g.start + max(2, g.frames // 2)), "trunk lean")
+        if truth:
+            a0, a1 = truth[-1]
+            lab.create("therapist", a0, min(a1, a0 + max(2, (a1 - a0) // 2)), "trunk lean")
         r.set_status("in_progress")
         spin(1.0)
         tiers_png = a.out / "review-tiers.png"

@@ -9,7 +9,7 @@ timeline, the segments table, exports and the evaluation, so every number agrees
 What a user sees by default (the app, ``analyze``, ``demo``) drops segments shorter than
 :data:`DEFAULT_MIN_SECONDS` and joins those separated by at most :data:`DEFAULT_MERGE_SECONDS`, converted
 to frames at each video's frame rate (:meth:`SegmentOptions.from_seconds`): on the synthetic test set
-(docs/benchmarks.md) this halved the segments per video of a per-frame method (CNN vanilla 8.8 -> 4.0)
+(docs/benchmarks.md) this halved the segments per video of a per-frame method (CNN vanilla 7.5 -> 3.7)
 while frame F1 stayed within 0.6 points, and changed nothing for the smooth window methods. The
 evaluation and the calibration score the plain threshold (every frame at or above it), as the paper does.
 """
