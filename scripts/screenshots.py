@@ -182,7 +182,6 @@ def main() -> int:
         600,
         lambda: (
             ": window " in ap2.message.text()
-            and ap2.progress.maximum() > 1
             and ap2.progress.value() >= 0.4 * ap2.progress.maximum()
         ),
     )

@@ -57,6 +57,7 @@ METHOD_HELP = {
     "window": "each window's class probability (no spatial detail; fastest)",
 }
 BUNDLED = "bundled"
+PROGRESS_STEPS = 1000  # the progress bar's fixed range (see AnalysisPanel.__init__)
 
 
 @dataclass(frozen=True)
@@ -176,10 +177,16 @@ class AnalysisPanel(QWidget):
         buttons.addWidget(self.run_button, 1)
         buttons.addWidget(self.cancel_button, 1)
         outer.addLayout(buttons)
+        # One fixed range, and its space kept while hidden: a new range or a shown/hidden bar re-lays out the
+        # whole dock (~17 ms, and with the first partial curve the longest GUI stall of a run); the busy
+        # animation repainted the dock ~60 times a second while the model loaded.
         self.progress = QProgressBar(self)
-        self.progress.setRange(0, 1)
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
+        keep = self.progress.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(keep)
         self.progress.setVisible(False)
         outer.addWidget(self.progress)
         self.message = QLabel("", self)
@@ -381,8 +388,8 @@ class AnalysisPanel(QWidget):
         self.worker.sigAborted.connect(self._on_aborted)
         self.worker.sigDone.connect(self._on_done)
         self._t_first = None
+        self.progress.setValue(0)
         self.progress.setVisible(True)
-        self.progress.setRange(0, 0)
         self.message.setText("Loading the model…")
         self.worker.start()
         self._update_enabled()
@@ -436,9 +443,7 @@ class AnalysisPanel(QWidget):
             if self._t_first is None:
                 self._t_first = now
                 self._done_first = p.done
-            if self.progress.maximum() != p.total:
-                self.progress.setRange(0, p.total)
-            self.progress.setValue(p.done)
+            self.progress.setValue(round(PROGRESS_STEPS * min(1.0, p.done / p.total)))
             eta = ""
             rate_done = p.done - self._done_first
             if rate_done > 0:
@@ -452,10 +457,7 @@ class AnalysisPanel(QWidget):
 
     def _on_returned(self, result: tuple[Any, Path]) -> None:
         analysis, folder = result
-        # keep the range the progress had (a new range re-lays out the panel: ~17 ms in this event)
-        if self.progress.maximum() == 0:
-            self.progress.setRange(0, 1)
-        self.progress.setValue(self.progress.maximum())
+        self.progress.setValue(PROGRESS_STEPS)
         secs = analysis.meta.get("seconds")
         self.message.setText(
             f"Done: {analysis.meta.get('method')} on {analysis.meta.get('device', '?')}"
@@ -466,14 +468,12 @@ class AnalysisPanel(QWidget):
 
     def _on_error(self, err: BaseException) -> None:
         self.session.set_partial(None)
-        self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.message.setText("The analysis failed.")
         show_error(self, "Analysis failed", err)
 
     def _on_aborted(self) -> None:
         self.session.set_partial(None)
-        self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.message.setText("Cancelled. Nothing was saved.")
         self.sigStatus.emit("Analysis cancelled")

@@ -183,7 +183,9 @@ class Session(QObject):
         return float(s[i])
 
     def tiers(self) -> list[Tier]:
-        """The lanes beneath the timeline: the model's flagged segments, then label files."""
+        """The lanes beneath the timeline: the model's flagged segments, then label files. The model's lane is
+        there as soon as a video is open (empty until an analysis shows): a lane appearing with the first
+        partial curve re-laid out the whole timeline in that event, the longest GUI stall of a run."""
         out = []
         if self.scores is not None:
             out.append(
@@ -194,6 +196,8 @@ class Session(QObject):
                     color=(230, 120, 40),
                 )
             )
+        elif self.reader is not None:
+            out.append(Tier("model", [], source="model", color=(230, 120, 40)))
         return out + self.label_tiers
 
     # ---------------------------------------------------------------- video
