@@ -180,10 +180,7 @@ def main() -> int:
     ap2.run()
     spin(  # windows being scored (the person finder reports its own progress first)
         600,
-        lambda: (
-            ": window " in ap2.message.text()
-            and ap2.progress.value() >= 0.4 * ap2.progress.maximum()
-        ),
+        lambda: ": window " in ap2.message.text() and ap2.progress.value() >= 0.4 * ap2.progress.maximum(),
     )
     spin(0.5)
     run_png = a.out / "analysis-running.png"
