@@ -617,6 +617,24 @@ def test_partial_curves_repaint_only_what_changes(qtbot, window, analysed_video:
     assert calls["bar"] and any(a == () for a in calls["view"])
 
 
+def test_the_first_partial_curve_does_not_re_lay_out_the_timeline(qtbot, window, test_video: Path) -> None:
+    """The model's lane is there, empty, before any analysis, so the first partial curve of a run only fills it
+    (a lane appearing then re-laid out the whole timeline: the longest stall of a run, docs/benchmarks.md)."""
+    from PySide6.QtWidgets import QApplication
+
+    open_and_wait(qtbot, window, test_video)
+    s, tl = window.session, window.timeline
+    assert s.analysis is None and s.tiers()[0].name == "model" and s.tiers()[0].intervals == []
+    window.repaint()
+    before = (tl.lanes.geometry().height(), tl.plot.geometry().height())
+    curve = np.full(s.frame_count, np.nan, np.float32)
+    curve[:20] = 0.9
+    s.set_partial(curve)
+    QApplication.processEvents()
+    assert (tl.lanes.geometry().height(), tl.plot.geometry().height()) == before
+    assert s.tiers()[0].name.startswith("model ≥") and s.tiers()[0].intervals == [(0, 20)]
+
+
 def test_video_view_scales_frame_and_heatmap_once_per_change(qtbot, window, analysed_video: Path) -> None:
     """Repaints that change neither the picture nor the size reuse the scaled images (a repaint used to
     scale the frame and the 96-px heatmap up again); a new size scales them again."""
