@@ -617,12 +617,12 @@ def test_partial_curves_repaint_only_what_changes(qtbot, window, analysed_video:
     assert calls["bar"] and any(a == () for a in calls["view"])
 
 
-def test_the_first_partial_curve_does_not_re_lay_out_the_timeline(qtbot, window, test_video: Path) -> None:
+def test_the_first_partial_curve_does_not_re_lay_out_the_timeline(qtbot, window, make_video) -> None:
     """The model's lane is there, empty, before any analysis, so the first partial curve of a run only fills it
     (a lane appearing then re-laid out the whole timeline: the longest stall of a run, docs/benchmarks.md)."""
     from PySide6.QtWidgets import QApplication
 
-    open_and_wait(qtbot, window, test_video)
+    open_and_wait(qtbot, window, make_video("gui_lanes.mp4", 40, "h264", gop=20))  # never analysed
     s, tl = window.session, window.timeline
     assert s.analysis is None and s.tiers()[0].name == "model" and s.tiers()[0].intervals == []
     window.repaint()
