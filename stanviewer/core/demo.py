@@ -48,13 +48,13 @@ def demo_video(seed: int = 7, reps: tuple[int, int] = (3, 4), folder: Path | Non
 def describe_result(analysis: object, threshold: float, options: SegmentOptions | None = None) -> list[str]:
     """Lines that state the model's output and its flagged segments (never worded as a diagnosis); segments
     with ``options``, by default the app's (:meth:`SegmentOptions.from_seconds` at the video's frame rate)."""
-    from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores, video_fps
+    from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
 
     a = analysis
     pred = a.prediction  # type: ignore[attr-defined]
     probs = pred.get("probabilities", {})
     target = a.meta.get("target")  # type: ignore[attr-defined]
-    o = options or SegmentOptions.from_seconds(video_fps(a.times))  # type: ignore[attr-defined]
+    o = options or SegmentOptions.from_seconds(a.fps)  # type: ignore[attr-defined]
     segs = segments_from_scores(a.scores, threshold, o)  # type: ignore[attr-defined]
     times = a.times  # type: ignore[attr-defined]
     lines = [

@@ -8,7 +8,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from stanviewer.cli import main
@@ -43,12 +42,12 @@ def test_analyze_a_folder_in_batch_and_resume(
 
 
 def test_printed_segments_default_to_the_apps_seconds() -> None:
-    times = np.arange(100) / 25.0
+    fps = 25.0
     ns = argparse.Namespace(min_seconds=0.4, merge_seconds=0.4, min_frames=None, merge_gap=None)
-    assert printed_segment_options(ns, times) == SegmentOptions(10, 10)
+    assert printed_segment_options(ns, fps) == SegmentOptions(10, 10)
     ns.min_frames = 3  # frames, when given, win over seconds
-    assert printed_segment_options(ns, times) == SegmentOptions(3, 10)
+    assert printed_segment_options(ns, fps) == SegmentOptions(3, 10)
     ns.min_frames, ns.min_seconds, ns.merge_seconds = None, 0.0, 0.0
-    assert printed_segment_options(ns, times) == SegmentOptions(1, 0)
+    assert printed_segment_options(ns, fps) == SegmentOptions(1, 0)
     one = argparse.Namespace(min_seconds=0.4, merge_seconds=0.4, min_frames=None, merge_gap=None)
-    assert printed_segment_options(one, np.zeros(1)) == SegmentOptions(1, 0)  # one frame: no frame rate
+    assert printed_segment_options(one, float("nan")) == SegmentOptions(1, 0)  # frame rate unknown

@@ -12,7 +12,7 @@ import numpy as np
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.explain.scoring import AnalysisSettings
-from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores, video_fps
+from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
 from stanviewer.core.explain.store import analyze_video
 from stanviewer.core.fileio import fingerprint
 from stanviewer.core.manifest import read_frame_labels, read_manifest
@@ -103,7 +103,7 @@ def run_analyze(a: argparse.Namespace) -> int:
             print(f"[{k + 1}/{len(items)}] {name}: error: {e}", file=sys.stderr)
             continue
         th = a.threshold if a.threshold is not None else ck.threshold(method)
-        segs = segments_from_scores(analysis.scores, th, printed_segment_options(a, analysis.times))
+        segs = segments_from_scores(analysis.scores, th, printed_segment_options(a, analysis.fps))
         pred = analysis.prediction
         p = pred["probabilities"].get(pred["class"], float("nan"))
         target_p = pred["probabilities"].get(analysis.meta["target"], float("nan"))
@@ -124,10 +124,9 @@ def run_analyze(a: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def printed_segment_options(a: argparse.Namespace, times: np.ndarray) -> SegmentOptions:
+def printed_segment_options(a: argparse.Namespace, fps: float) -> SegmentOptions:
     """The segment options of ``analyze``'s printout: ``--min-frames``/``--merge-gap`` when given, else
-    ``--min-seconds``/``--merge-seconds`` at the video's frame rate (from its frame times)."""
-    fps = video_fps(times)
+    ``--min-seconds``/``--merge-seconds`` at the video's frame rate ``fps``."""
     o = SegmentOptions.from_seconds(fps, a.min_seconds, a.merge_seconds)
     return SegmentOptions(
         a.min_frames if a.min_frames is not None else o.min_frames,

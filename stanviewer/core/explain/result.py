@@ -116,6 +116,14 @@ class Analysis:
     meta: dict = field(default_factory=dict)
     heatmap_path: Path | None = None
 
+    @property
+    def fps(self) -> float:
+        """The video's frame rate as its reader reported it when scored (what the app uses); NaN if unknown."""
+        try:
+            return float((self.meta.get("video") or {}).get("fps"))
+        except (TypeError, ValueError):
+            return float("nan")
+
 
 def normalise_scores(raw: np.ndarray, percentiles: tuple[float, float] = CLIP_PERCENTILES) -> np.ndarray:
     """Clip to the given percentiles, then min-max to [0, 1] (float32)."""

@@ -31,7 +31,6 @@ __all__ = [
     "calibrate_threshold",
     "flags_from_segments",
     "segments_from_scores",
-    "video_fps",
 ]
 
 DEFAULT_MIN_SECONDS = 0.4  # shorter flagged runs are dropped in what users see (not in the evaluation)
@@ -58,14 +57,6 @@ class SegmentOptions:
             return cls(1, 0, hysteresis)
         min_frames = max(1, int(round(max(0.0, min_seconds) * fps)))
         return cls(min_frames, max(0, int(round(max(0.0, merge_seconds) * fps))), hysteresis)
-
-
-def video_fps(times: np.ndarray) -> float:
-    """Frames per second from frame times (the median step; NaN when it cannot be told)."""
-    t = np.asarray(times, np.float64)
-    d = np.diff(t[np.isfinite(t)]) if t.ndim == 1 else np.zeros(0)
-    d = d[d > 0]
-    return float(1.0 / np.median(d)) if len(d) else float("nan")
 
 
 @dataclass(frozen=True)
