@@ -50,15 +50,24 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=_run_demo)
 
 
-def _run_demo(a: argparse.Namespace) -> int:
-    from stanviewer.core.demo import demo_video, describe_result
+def _parse_reps(text: str) -> tuple[int, int]:
+    """``--reps MIN-MAX`` of ``demo`` and ``synth``."""
     from stanviewer.core.errors import StanError
-    from stanviewer.core.progress import run_job
 
     try:
-        lo, hi = (int(x) for x in a.reps.split("-"))
+        lo, hi = (int(x) for x in text.split("-"))
     except ValueError:
-        raise StanError(f"--reps must look like 3-4, not {a.reps!r}") from None
+        raise StanError(f"--reps must look like MIN-MAX, e.g. 3-4, not {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise StanError(f"--reps needs 1 <= MIN <= MAX, not {text!r}")
+    return lo, hi
+
+
+def _run_demo(a: argparse.Namespace) -> int:
+    from stanviewer.core.demo import demo_video, describe_result
+    from stanviewer.core.progress import run_job
+
+    lo, hi = _parse_reps(a.reps)
     if a.no_gui:  # fail before drawing a video when there is no model (the app says so in a dialog)
         from stanviewer.core.models.bundled import default_checkpoint_path
 
@@ -252,14 +261,10 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_synth(a: argparse.Namespace) -> int:
-    from stanviewer.core.errors import StanError
     from stanviewer.core.progress import run_job
     from stanviewer.core.synth import make_dataset
 
-    try:
-        lo, hi = (int(x) for x in a.reps.split("-"))
-    except ValueError:
-        raise StanError(f"--reps must look like 3-5, not {a.reps!r}") from None
+    lo, hi = _parse_reps(a.reps)
     if a.long:
         job = make_dataset(a.out, subjects=1, videos_per_subject=1, seed=a.seed, long_seconds=a.long, codec=a.codec)
     else:

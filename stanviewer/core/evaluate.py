@@ -20,7 +20,6 @@ correlation with the trained model's scores should fall.
 from __future__ import annotations
 
 import copy
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from stanviewer.core.explain.methods import LogOdds, frame_scores, frozen, make_
 from stanviewer.core.explain.scoring import AnalysisSettings, normalise_scores
 from stanviewer.core.explain.segments import calibrate_threshold, flags_from_segments, segments_from_scores
 from stanviewer.core.explain.store import analyze_video
-from stanviewer.core.fileio import atomic_write
+from stanviewer.core.fileio import atomic_write, write_dict_rows
 from stanviewer.core.manifest import ManifestEntry, read_frame_labels, read_manifest
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint
@@ -384,16 +383,8 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with atomic_write(path) as f:
-        w = csv.DictWriter(f, fieldnames=keys, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    if rows:
+        write_dict_rows(path, rows, ".4f")
 
 
 def _f(x: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import os
 import tempfile
@@ -82,3 +83,20 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_dict_rows(path: str | Path, rows: list[dict], float_format: str | None = None) -> None:
+    """Write ``rows`` (dicts) as a CSV atomically; columns are every key in order of first appearance.
+
+    ``float_format`` (e.g. ``".4f"``) formats float values; others are written as ``str`` does.
+    """
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            if float_format:
+                r = {k: (format(v, float_format) if isinstance(v, float) else v) for k, v in r.items()}
+            w.writerow(r)

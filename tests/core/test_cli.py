@@ -77,10 +77,14 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
         main(["--debug", "info", str(tmp_path / "missing.mp4")])
 
 
-def test_bad_reps_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["synth", str(tmp_path / "out"), "--reps", "three"]) == 2
+@pytest.mark.parametrize("reps", ["three", "4-2", "0-1", "1-2-3"])
+@pytest.mark.parametrize("command", ["synth", "demo"])
+def test_bad_reps_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, reps: str) -> None:
+    args = [command, str(tmp_path / "out")] if command == "synth" else [command, "--no-gui"]
+    assert main([*args, "--reps", reps]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("stanviewer: error: ") and "--reps" in err
+    assert err.startswith("stanviewer: error: ") and "--reps" in err and repr(reps) in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_synth_writes_a_valid_data_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

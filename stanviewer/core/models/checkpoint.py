@@ -90,6 +90,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict | None = 
     if half:
         tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
         meta["stored_dtype"] = "float16"
+    _write_atomic(path, tensors, meta)
+    return path
+
+
+def _write_atomic(path: Path, tensors: dict, meta: dict) -> None:
+    """safetensors file with the metadata under ``stanviewer``; readers never see a partial file."""
     tmp = make_temp(path)
     try:
         save_file(tensors, str(tmp), metadata={"stanviewer": json.dumps(meta, sort_keys=True)})
@@ -97,7 +103,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict | None = 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def _check_file(path: Path) -> None:
@@ -195,13 +200,7 @@ def update_metadata(path: str | Path, changes: dict) -> dict:
             meta[k] = {**meta[k], **v}
         else:
             meta[k] = v
-    tmp = make_temp(path)
-    try:
-        save_file(state, str(tmp), metadata={"stanviewer": json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(path, state, meta)
     return meta
 
 

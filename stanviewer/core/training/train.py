@@ -17,7 +17,6 @@ Optimisation: AdamW, linear warm-up then cosine decay, class-balanced batches, v
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from stanviewer.core.errors import CheckpointError, StanError, describe
-from stanviewer.core.fileio import atomic_write
+from stanviewer.core.fileio import write_dict_rows
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.framecnn import FrameCNN
@@ -580,19 +579,9 @@ def train(
 
     update_metadata(best_path, {"training": training})
     if test_rows:
-        _write_rows(out / "test_videos.csv", test_rows)
+        write_dict_rows(out / "test_videos.csv", test_rows)
     return TrainResult(best=best_path, last=last_path, history=history, val=val_m, test=test_m)
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
-    _write_rows(path, history)
-
-
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with atomic_write(path) as f:
-        w = csv.DictWriter(f, fieldnames=keys, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    write_dict_rows(path, history)

@@ -1,0 +1,23 @@
+"""The shared CSV writer of evaluate and train."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from stanviewer.core.fileio import write_dict_rows
+
+
+def test_columns_in_order_of_first_appearance_and_floats_formatted(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "rows.csv"
+    write_dict_rows(path, [{"a": 1, "b": 0.123456}, {"c": "x", "a": 2}], ".4f")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows == [["a", "b", "c"], ["1", "0.1235", ""], ["2", "", "x"]]
+    assert [p.name for p in path.parent.iterdir()] == ["rows.csv"]  # no temporary file left
+
+
+def test_plain_values_without_a_float_format(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    write_dict_rows(path, [{"loss": 0.5, "epoch": 1}])
+    assert path.read_text().splitlines() == ["loss,epoch", "0.5,1"]
