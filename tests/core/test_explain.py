@@ -203,3 +203,16 @@ def test_auroc_and_kappa() -> None:
     assert np.isnan(auroc(np.array([1.0, 2.0]), np.array([1, 1])))
     assert cohen_kappa(np.array([1, 0, 1, 0]), np.array([1, 0, 1, 0])) == pytest.approx(1.0)
     assert cohen_kappa(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])) == pytest.approx(0.0)
+
+
+def test_partial_scores_stop_at_the_settled_frames_and_fill_unsampled_ones() -> None:
+    from stanviewer.core.explain.result import PartialScores
+
+    raw = np.array([1.0, 0.0, 3.0, 0.0, 5.0, 6.0, 7.0])
+    count = np.array([1, 0, 1, 0, 1, 1, 0])  # frames 1 and 3 unsampled ("sampled" coverage), 6 not reached
+    part = PartialScores(raw, count, np.zeros(7), final=5)
+    c = part.curve()
+    assert np.all(np.isnan(c[5:]))  # frame 5 has a score but a window holding it is still pending
+    np.testing.assert_allclose(c[:5], normalise_scores(np.array([1.0, 2.0, 3.0, 4.0, 5.0])), atol=1e-6)
+    legacy = PartialScores(raw, count, np.zeros(7)).curve()  # without ``final``: every frame reached so far
+    assert not np.isnan(legacy[5]) and np.isnan(legacy[1])

@@ -129,3 +129,33 @@ def test_occlusion_window_is_the_geometric_mean_of_occlusion_and_window_probabil
     part = PartialScores(np.array([4.0, 1.0, 0.0]), ones, np.array([0.25, 1.0, 0]), ones, window_weighted=True)
     curve = part.curve()
     assert np.isnan(curve[2]) and curve[0] == curve[1]  # sqrt(4 * 0.25) == sqrt(1 * 1)
+
+
+def test_partial_curves_show_only_settled_frames_without_gaps(
+    make_video: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an analysis runs, its curve grows from the start without holes: frames at the frontier
+    that only some sampling phases have reached (a dashed curve in the app) wait until they settle."""
+    import itertools
+    import types
+
+    from stanviewer.core.explain import scoring
+
+    clock = itertools.count(0.0, 1.0)  # every call a second later: a partial after every batch
+    monkeypatch.setattr(scoring, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 3))
+    video = make_video("partial_curves.mp4", 61)
+    job = analyze_video(video, ck, AnalysisSettings(method="vanilla", batch=2, heatmaps=False), use_cache=False)
+    shown = []
+    try:
+        while True:
+            p = next(job)
+            if getattr(p, "partial", None) is not None:
+                c = p.partial.curve()
+                k = int(np.count_nonzero(~np.isnan(c)))
+                assert np.all(~np.isnan(c[:k])) and np.all(np.isnan(c[k:])), "a partial curve with holes"
+                shown.append(k)
+    except StopIteration as stop:
+        analysis, _ = stop.value
+    assert len(shown) >= 3 and shown == sorted(shown) and shown[-1] == 61 == len(analysis.scores)
+    assert 0 < shown[len(shown) // 2] < 61  # it really grew

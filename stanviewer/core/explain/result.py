@@ -89,15 +89,31 @@ class PartialScores:
     prob_sum: np.ndarray
     prob_count: np.ndarray | None = None  # windows whose time span covers each frame (prob_sum's divisor)
     window_weighted: bool = False  # the method weights its scores by the window probability
+    final: int | None = None  # frames before this one have all their windows scored (None: not known)
 
     def curve(self) -> np.ndarray:
-        """Normalised scores of the frames reached so far; NaN elsewhere."""
+        """Normalised scores of the frames reached so far; NaN elsewhere.
+
+        With ``final`` known, only frames before it are shown: at the frontier, windows of some sampling
+        phases are done and others not, and their scattered frames drew a dashed curve (and flickering
+        one-frame segments) ahead of the settled part. Frames before ``final`` that no window samples
+        (``"sampled"`` coverage) are interpolated, as the finished analysis does.
+        """
         with np.errstate(invalid="ignore", divide="ignore"):
             raw = self.raw_sum / self.count
             if self.window_weighted and self.prob_count is not None:
                 raw = window_weighted(raw, self.prob_sum / self.prob_count)
         ok = self.count > 0
         out = np.full(raw.shape, np.nan, np.float32)
+        if self.final is not None:
+            upto = max(0, min(int(self.final), len(ok)))
+            ok[upto:] = False
+            xs = np.flatnonzero(ok)
+            if len(xs) and xs[-1] > xs[0] + 1:
+                span = np.arange(xs[0], xs[-1] + 1)
+                raw = raw.copy()
+                raw[span] = np.interp(span, xs, raw[xs])
+                ok[span] = True
         if ok.any():
             out[ok] = normalise_scores(raw[ok])
         return out

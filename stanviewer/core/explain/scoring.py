@@ -307,7 +307,7 @@ def analyze_reader(
                             total_units,
                             f"{st.method}: window {done_units}/{total_units}",
                             partial=PartialScores(
-                                raw_sum.copy(), count.copy(), prob_sum.copy(), prob_cnt.copy(), weighted
+                                raw_sum.copy(), count.copy(), prob_sum.copy(), prob_cnt.copy(), weighted, first_pending
                             ),
                         )
             while ready:
