@@ -554,3 +554,13 @@ def test_leg_only_tells_a_single_leg_from_a_person() -> None:
     thick = leg.copy()
     thick[60:110, 60:80] = 1
     assert not _leg_only(thick, 120)
+
+
+def test_motion_on_body_discounts_motion_that_hangs_over_the_body() -> None:
+    from stanviewer.core.roi.motion import _motion_on_body
+
+    fig = _figure()  # rows 5 to 54
+    assert _motion_on_body(fig, (14, 15, 45, 30)) == 1.0  # arms swinging beside the trunk
+    assert _motion_on_body(fig, (14, 0, 45, 20)) == 1.0  # an arm raised over the head: a quarter above the top
+    assert _motion_on_body(fig, (10, 0, 50, 5)) == 0.0  # a pendulum swinging wholly over it
+    assert _motion_on_body(fig, (10, 0, 50, 6)) == pytest.approx((0.9 - 5 / 6) / 0.2)  # fading in between

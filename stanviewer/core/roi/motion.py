@@ -33,15 +33,16 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    who moves only a hand at hip height gives a blob so low that the rectangle starts in the middle of
    the shirt, whose colour then counts as background, and GrabCut keeps a single leg: a body that thin
    and short is segmented again from a rectangle ``retry_up`` x the frame height above the blob, and
-   the better-scoring body is kept. GrabCut starts its colour models from random k-means centres, and
-   a body can come out whole from one start and without its head from another, so each candidate is
-   segmented ``votes`` times from fixed random seeds (the same video always gives the same boxes):
-   its score is the mean, its body the pixels found in most runs. Last, filled blocks that GrabCut
-   still joined to the winner's body (a poster behind the head, a cupboard beside the trunk) are
-   removed: parts of the body farther than ``side_band`` x its height from its axis that are at least
-   ``block_side`` x the height on both sides and fill at least ``block_fill`` of their bounding box
-   (limbs are thin or leave their box mostly empty), and wide, filled rows on top of the body above a
-   narrower head (a window over the head).
+   the better-scoring body is kept. A candidate whose blob lies mostly above its body's top scores less
+   (:func:`_motion_on_body`: an arm sweeps from the shoulder, a pendulum over a cupboard does not).
+   GrabCut starts its colour models from random k-means centres, and a body can come out whole from one
+   start and without its head from another, so each candidate is segmented ``votes`` times from fixed
+   random seeds (the same video always gives the same boxes): its score is the mean, its body the
+   pixels found in most runs. Last, filled blocks that GrabCut still joined to the winner's body (a
+   poster behind the head, a cupboard beside the trunk) are removed: parts of the body farther than
+   ``side_band`` x its height from its axis that are at least ``block_side`` x the height on both sides
+   and fill at least ``block_fill`` of their bounding box (limbs are thin or leave their box mostly
+   empty), and wide, filled rows on top of the body above a narrower head (a window over the head).
    Legs whose colour lies between the wall's and the floor's are lost by GrabCut (its colour models
    are global); under the body, down to ``below`` x its height, the pixels that differ from their own
    row of wall or floor beside the body and touch it are added (row by row, legs still stand out).
@@ -506,6 +507,17 @@ def _leg_only(body: np.ndarray, frame_h: int, thin: float = 0.15, short: float =
     return bool(bw < thin * bh and bh < short * frame_h)
 
 
+def _motion_on_body(body: np.ndarray, box: tuple[int, int, int, int], most: float = 0.7, fade: float = 0.2) -> float:
+    """Weight of a candidate (1 or less) by where its motion blob (``box``) lies against its body (non-empty):
+    1 while at most ``most`` of the blob's height lies above the body's top, falling to 0 at ``most +
+    fade``. A patient's arm sweeps from the shoulder, so even an arm raised over the head leaves a good
+    part of its blob beside the body (at most 0.6 above its top in the development sets); a pendulum or
+    lamp swinging over a cupboard or door grows a body of furniture that hangs below its blob."""
+    ys = np.nonzero(body.any(axis=1))[0]
+    above = (int(ys[0]) - box[1]) / max(1, box[3] - box[1])
+    return float(np.clip((most + fade - above) / fade, 0.0, 1.0))
+
+
 def _reach_gate(body: np.ndarray, reach: float) -> np.ndarray:
     """uint8 0/1: where the moving pixels of a frame may join ``body`` (non-empty): within ``reach`` x its
     height sideways of the upper body (from 0.35 of the height above its top down to 0.6 of the height),
@@ -622,8 +634,12 @@ def analyse_chunk(
 
     for core, cbox, energy in _candidates(motion, candidates):
         score, body = segment(core, cbox, energy, 0.1)
+        if body is not None and body.any():
+            score *= _motion_on_body(body, cbox)
         if retry_up > 0 and body is not None and body.any() and _leg_only(body, h):
             score2, body2 = segment(core, cbox, energy, retry_up)
+            if body2 is not None and body2.any():
+                score2 *= _motion_on_body(body2, cbox)
             if score2 > score and body2 is not None:
                 score, body = score2, body2
         if body is not None and body.any():
@@ -661,7 +677,8 @@ class MotionProvider(RoiProvider):
     #: 5: legs that GrabCut lost against the wall or floor are found under the body (``below``)
     #: 6: a head that GrabCut lost against the wall is found over the body (``above``)
     #: 7: a body like a single leg is segmented again from a higher rectangle (``retry_up``)
-    version: ClassVar[int] = 7
+    #: 8: a candidate whose motion lies mostly above its body (a pendulum over furniture) scores less
+    version: ClassVar[int] = 8
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
