@@ -509,3 +509,58 @@ def test_leak_check_detects_a_leak() -> None:
     assert leak_auroc(x, y, groups)[0] > np.percentile(leak_null(x, y, groups, n=60), 95)
     assert auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
     assert box_features(RoiTrack(np.tile([0.0, 0, 10, 20], (5, 1)), np.ones(5), (40, 40))).shape == (9,)
+
+
+def _hand_at_hip() -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A figure (head, purple shirt, orange legs) on a salmon wall whose only motion is a hand at hip
+    height: ``(picture, motion blob, its box)``."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[:] = (205, 120, 100)  # wall
+    img[112:] = (150, 150, 150)  # floor
+    img += rng.integers(0, 6, img.shape, dtype=np.uint8)
+    img[12:22, 68:78] = (230, 190, 160)  # head
+    img[22:60, 62:84] = (100, 60, 120)  # shirt
+    img[60:112, 67:74] = img[60:112, 76:82] = (200, 110, 40)  # legs
+    core = np.zeros((120, 160), bool)
+    core[50:64, 62:70] = True
+    return img, core, (62, 50, 70, 64)
+
+
+def test_static_body_from_a_low_blob_keeps_a_leg_unless_the_rectangle_starts_higher() -> None:
+    import cv2
+
+    from stanviewer.core.roi.motion import _leg_only, static_body
+
+    img, core, box = _hand_at_hip()
+    cv2.setRNGSeed(0)
+    leg = static_body(img, core, box, 0.5)  # the rectangle starts in the shirt: its colour is background
+    assert leg is not None and _leg_only(leg, 120)
+    cv2.setRNGSeed(0)
+    whole = static_body(img, core, box, 0.5, up=0.35)
+    assert whole is not None and not _leg_only(whole, 120)
+    ys, xs = np.nonzero(whole)
+    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (62, 12, 84, 112)
+
+
+def test_leg_only_tells_a_single_leg_from_a_person() -> None:
+    from stanviewer.core.roi.motion import _leg_only
+
+    assert not _leg_only(_figure(), 60)  # 50 rows high, 26 wide
+    leg = np.zeros((120, 160), np.uint8)
+    leg[60:110, 66:72] = 1
+    assert _leg_only(leg, 120)
+    assert not _leg_only(leg, 90)  # as thin, but more than half the frame high: a person seen from the side
+    thick = leg.copy()
+    thick[60:110, 60:80] = 1
+    assert not _leg_only(thick, 120)
+
+
+def test_motion_on_body_discounts_motion_that_hangs_over_the_body() -> None:
+    from stanviewer.core.roi.motion import _motion_on_body
+
+    fig = _figure()  # rows 5 to 54
+    assert _motion_on_body(fig, (14, 15, 45, 30)) == 1.0  # arms swinging beside the trunk
+    assert _motion_on_body(fig, (14, 0, 45, 20)) == 1.0  # an arm raised over the head: a quarter above the top
+    assert _motion_on_body(fig, (10, 0, 50, 5)) == 0.0  # a pendulum swinging wholly over it
+    assert _motion_on_body(fig, (10, 0, 50, 6)) == pytest.approx((0.9 - 5 / 6) / 0.2)  # fading in between

@@ -29,9 +29,14 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    ``max_aspect`` times its height. The candidate whose body is tallest (relative to the frame) and
    most upright, weighted by the square root of its motion energy and discounted when it fills its
    bounding box like a cupboard, window or poster does (a person's silhouette leaves most of its box
-   empty), wins (a pendulum that never stops must not outweigh a patient who moves seldom). GrabCut
-   starts its colour models from random k-means centres, and a body can come out whole from one start
-   and without its head from another, so each candidate is segmented ``votes`` times from fixed
+   empty), wins (a pendulum that never stops must not outweigh a patient who moves seldom). A patient
+   who moves only a hand at hip height gives a blob so low that the rectangle starts in the middle of
+   the shirt, whose colour then counts as background, and GrabCut keeps a single leg: a body that thin
+   and short is segmented again from a rectangle ``retry_up`` x the frame height above the blob, and
+   the better-scoring body is kept. A candidate whose blob lies mostly above its body's top scores less
+   (:func:`_motion_on_body`: an arm sweeps from the shoulder, a pendulum over a cupboard does not).
+   GrabCut starts its colour models from random k-means centres, and a body can come out whole from one
+   start and without its head from another, so each candidate is segmented ``votes`` times from fixed
    random seeds (the same video always gives the same boxes): its score is the mean, its body the
    pixels found in most runs. Last, filled blocks that GrabCut still joined to the winner's body (a
    poster behind the head, a cupboard beside the trunk) are removed: parts of the body farther than
@@ -207,6 +212,7 @@ def static_body(
     refine: int = 2,
     band: float = 0.25,
     seed_band: float = 0.1,
+    up: float = 0.1,
 ) -> np.ndarray | None:
     """The person's whole body in the reference picture, grown by GrabCut from a motion blob.
 
@@ -215,6 +221,8 @@ def static_body(
         core: bool [h, w] the motion blob; box: its bounding box.
         refine: passes of :func:`_refine_body` after the first segmentation.
         band, seed_band: its half-widths (fractions of the body height).
+        up: how far above the blob the first rectangle starts (fraction of the frame height, at least a
+            tenth of the blob's height).
 
     Returns:
         uint8 [h, w] 0/1 mask, or None when no segment touches the blob.
@@ -224,7 +232,7 @@ def static_body(
     bh = y1 - y0
     pad = int(max(0.5 * bh, 0.15 * h))
     rx0, rx1 = max(1, x0 - pad), min(w - 1, x1 + pad)
-    ry0 = max(1, int(y0 - max(0.1 * bh, 0.1 * h)))
+    ry0 = max(1, int(y0 - max(0.1 * bh, up * h)))
     if rx1 - rx0 < 4 or h - ry0 < 4:
         return None
     seg = _grabcut_segments(ref, np.zeros((h, w), np.uint8), (rx0, ry0, rx1 - rx0, h - ry0), iterations)
@@ -488,6 +496,28 @@ def _extend_up(
     return body
 
 
+def _leg_only(body: np.ndarray, frame_h: int, thin: float = 0.15, short: float = 0.5) -> bool:
+    """Whether ``body`` (non-empty) looks like a single leg rather than a person: narrower than ``thin`` x
+    its height and shorter than ``short`` x the frame. GrabCut leaves this when its rectangle starts
+    in the middle of the shirt (a patient who moves only a hand at hip height): the shirt's colour then
+    lies on both sides of the rectangle's edge and is taken for background, and with it goes the rest
+    of the upper body."""
+    ys, xs = np.nonzero(body)
+    bh, bw = ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()
+    return bool(bw < thin * bh and bh < short * frame_h)
+
+
+def _motion_on_body(body: np.ndarray, box: tuple[int, int, int, int], most: float = 0.7, fade: float = 0.2) -> float:
+    """Weight of a candidate (1 or less) by where its motion blob (``box``) lies against its body (non-empty):
+    1 while at most ``most`` of the blob's height lies above the body's top, falling to 0 at ``most +
+    fade``. A patient's arm sweeps from the shoulder, so even an arm raised over the head leaves a good
+    part of its blob beside the body (at most 0.6 above its top in the development sets); a pendulum or
+    lamp swinging over a cupboard or door grows a body of furniture that hangs below its blob."""
+    ys = np.nonzero(body.any(axis=1))[0]
+    above = (int(ys[0]) - box[1]) / max(1, box[3] - box[1])
+    return float(np.clip((most + fade - above) / fade, 0.0, 1.0))
+
+
 def _reach_gate(body: np.ndarray, reach: float) -> np.ndarray:
     """uint8 0/1: where the moving pixels of a frame may join ``body`` (non-empty): within ``reach`` x its
     height sideways of the upper body (from 0.35 of the height above its top down to 0.6 of the height),
@@ -562,6 +592,7 @@ def analyse_chunk(
     block_fill: float = 0.8,
     below: float = 1.5,
     above: float = 0.3,
+    retry_up: float = 0.35,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes of a run of frames from a fixed camera (module docstring).
 
@@ -574,6 +605,9 @@ def analyse_chunk(
             (:func:`_extend_down`; 0 turns it off).
         above: how far over the body (x its height) a head lost by GrabCut is looked for
             (:func:`_extend_up`; 0 turns it off).
+        retry_up: a candidate whose body looks like a single leg (:func:`_leg_only`) is segmented again
+            from a rectangle starting ``retry_up`` x the frame height above its blob, and the new body
+            is kept when it scores higher (0 turns it off).
 
     Returns:
         ``(boxes float [T, 4] x0 y0 x1 y1 in working pixels with NaN rows, confidence float [T])``.
@@ -586,17 +620,30 @@ def analyse_chunk(
     masks, ref, shifts = motion_masks(frames, scale, threshold=threshold, min_diff=min_diff, max_shake=max_shake)
     motion = masks.mean(axis=0, dtype=np.float32)
     found = []
-    for core, cbox, energy in _candidates(motion, candidates):
+
+    def segment(core: np.ndarray, cbox: tuple[int, int, int, int], energy: float, up: float) -> tuple[float, Any]:
+        """Mean score and majority body (None if no run found one) of ``votes`` GrabCut runs."""
         bodies, scores = [], []
         for seed in range(max(1, votes)):
             cv2.setRNGSeed(seed)  # GrabCut's k-means starts from OpenCV's global generator
-            body = static_body(ref, core, cbox, max_aspect, refine=refine, band=band, seed_band=seed_band)
+            body = static_body(ref, core, cbox, max_aspect, refine=refine, band=band, seed_band=seed_band, up=up)
             if body is not None:
                 bodies.append(body)
             scores.append(_person_score(body, h, energy))
-        body = _majority(bodies) if bodies else None
+        return float(np.mean(scores)), (_majority(bodies) if bodies else None)
+
+    for core, cbox, energy in _candidates(motion, candidates):
+        score, body = segment(core, cbox, energy, 0.1)
         if body is not None and body.any():
-            found.append((float(np.mean(scores)), body))
+            score *= _motion_on_body(body, cbox)
+        if retry_up > 0 and body is not None and body.any() and _leg_only(body, h):
+            score2, body2 = segment(core, cbox, energy, retry_up)
+            if body2 is not None and body2.any():
+                score2 *= _motion_on_body(body2, cbox)
+            if score2 > score and body2 is not None:
+                score, body = score2, body2
+        if body is not None and body.any():
+            found.append((score, body))
     if not found:
         return boxes, conf
     body = max(found, key=lambda f: f[0])[1]
@@ -629,7 +676,9 @@ class MotionProvider(RoiProvider):
     #: 4: filled blocks beside the body's axis band (``side_band``) or on top of its head are removed
     #: 5: legs that GrabCut lost against the wall or floor are found under the body (``below``)
     #: 6: a head that GrabCut lost against the wall is found over the body (``above``)
-    version: ClassVar[int] = 6
+    #: 7: a body like a single leg is segmented again from a higher rectangle (``retry_up``)
+    #: 8: a candidate whose motion lies mostly above its body (a pendulum over furniture) scores less
+    version: ClassVar[int] = 8
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -648,6 +697,7 @@ class MotionProvider(RoiProvider):
         "block_fill": 0.8,
         "below": 1.5,
         "above": 0.3,
+        "retry_up": 0.35,
     }
 
     def __init__(self, **params: Any) -> None:
@@ -689,6 +739,7 @@ class MotionProvider(RoiProvider):
                 block_fill=float(p["block_fill"]),
                 below=float(p["below"]),
                 above=float(p["above"]),
+                retry_up=float(p["retry_up"]),
                 **kw,
             )
             w, h = reader.size
