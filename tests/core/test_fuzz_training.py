@@ -18,7 +18,7 @@ from stanviewer.core.fileio import fingerprint
 from stanviewer.core.manifest import ManifestEntry
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.paths import cache_dir
-from stanviewer.core.training.data import VideoSample, _cache_key, _read_cache, prepare_video
+from stanviewer.core.training.data import PREP_VERSION, VideoSample, _cache_key, _read_cache, prepare_video
 from stanviewer.core.training.train import _load_state, _save_state
 
 
@@ -105,3 +105,15 @@ def test_damaged_training_cache_is_rebuilt(video: Path) -> None:
         return prepare_video(entry, spec, video.parent, spec.classes)
 
     assert_no_leaks(fuzz_loader(prepare, path, cases[::25], accept=same))
+
+
+def test_the_training_cache_follows_the_roi_provider_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crops made with older person boxes must not be reused after the provider changed (its version)."""
+    from stanviewer.core.roi.motion import MotionProvider
+
+    spec = ModelSpec(views="local", roi_provider="motion")
+    before = _cache_key("f" * 40, spec)
+    monkeypatch.setattr(MotionProvider, "version", MotionProvider.version + 1)
+    assert _cache_key("f" * 40, spec) != before
+    truth = ModelSpec(views="local", roi_provider="truth")
+    assert _cache_key("f" * 40, truth).endswith(f"_truth_v{PREP_VERSION}")  # the generator's boxes: no version

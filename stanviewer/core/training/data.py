@@ -81,9 +81,19 @@ def _square_from_boxes(boxes: np.ndarray) -> tuple[float, float, float]:
     return cx, cy, side
 
 
+def _roi_version(provider: str) -> str:
+    """The ROI provider's version in cache keys (its boxes set the local view's crop); "" for file boxes."""
+    import stanviewer.core.roi  # noqa: F401  (registers the providers)
+    from stanviewer.core.roi.base import PROVIDERS
+
+    cls = PROVIDERS.get(provider)
+    return "" if cls is None else f"r{getattr(cls, 'version', 1)}"
+
+
 def _cache_key(fingerprint: str, spec: ModelSpec) -> str:
     views = spec.views.replace("+", "-")
-    return f"{fingerprint[:24]}_{views}_{spec.size}_{spec.sample_fps:g}_{spec.roi_provider}_v{PREP_VERSION}"
+    roi = f"{spec.roi_provider}{_roi_version(spec.roi_provider)}"
+    return f"{fingerprint[:24]}_{views}_{spec.size}_{spec.sample_fps:g}_{roi}_v{PREP_VERSION}"
 
 
 def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: list[str]) -> VideoSample:
