@@ -22,7 +22,8 @@ minus the video's median posture (so that subject and camera drop out), at the f
 same MIL rows on joints **predicted from pixels**: the frozen ResNet's last two feature maps of each local
 view image (64 px, every half model step), a ridge-regression joint head fitted on the training videos'
 images, mapped back to video pixels; printed beside the true joints at the same images. The images come
-from the training cache of ``CK``'s spec (its ROI provider; ``STANVIEWER_CACHE_DIR``).
+from the training cache of ``CK``'s spec (its ROI provider unless ``--roi`` names another;
+``STANVIEWER_CACHE_DIR``).
 
     python scripts/posture_ceiling.py DATA/manifest.csv [--noise 0,2,3,5] [--epochs 40] [--pose-checkpoint CK]
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -117,10 +119,16 @@ def train(videos: list[tuple[np.ndarray, np.ndarray, bool]], frames: bool, epoch
 
 
 def predicted_joints(
-    manifest: Path, checkpoint: Path, train_names: set[str], lam: float = 10.0
+    manifest: Path,
+    checkpoint: Path,
+    train_names: set[str],
+    lam: float = 10.0,
+    roi: str | None = None,
+    workers: int = 1,
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
     """Per video name: (predicted joints, true joints, source frame index) at the local view's images, and
-    the test videos' joint errors [images, J] in video pixels (see the module docstring)."""
+    the test videos' joint errors [images, J] in video pixels (see the module docstring). ``roi``: place
+    the crops with this ROI provider instead of the checkpoint's."""
     from stanviewer.core.models.checkpoint import load_checkpoint
     from stanviewer.core.models.framecnn import FrameCNN
     from stanviewer.core.progress import run_job
@@ -136,7 +144,8 @@ def predicted_joints(
     local = view_names(ck.spec.views).index("local")
     net = ck.model.backbone.eval()
     entries = {e.name: e for e in read_manifest(manifest)}
-    samples = run_job(load_samples(manifest, ck.spec))
+    spec = dataclasses.replace(ck.spec, roi_provider=roi) if roi else ck.spec
+    samples = run_job(load_samples(manifest, spec, workers=workers))
     feats, targets, truth = {}, {}, {}
     with torch.no_grad():
         for smp in samples:
@@ -179,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib-videos", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pose-checkpoint", type=Path, help="also score joints predicted by this pose-pretrained CNN")
+    ap.add_argument("--roi", help="ROI provider placing the pose checkpoint's crops (default: the checkpoint's)")
+    ap.add_argument("--workers", type=int, default=1, help="processes preparing videos not yet cached")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     try:
@@ -249,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     learned_rows(raw, "true joints", [float(x) for x in args.noise.split(",")], CONTEXT, supervised=True)
     if args.pose_checkpoint is not None:
         try:
-            pred, errors = predicted_joints(args.manifest, args.pose_checkpoint, {e.name for e in train_e})
+            pred, errors = predicted_joints(
+                args.manifest, args.pose_checkpoint, {e.name for e in train_e}, roi=args.roi, workers=args.workers
+            )
         except StanError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

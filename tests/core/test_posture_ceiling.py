@@ -48,13 +48,14 @@ def test_posture_features_drop_the_video_median_posture(script) -> None:
     assert abs(float(np.median(f[:, : len(script.JOINTS) * 2]))) < 0.05
 
 
+@pytest.mark.parametrize("roi", [None, "none"])
 def test_runs_on_true_and_predicted_joints(
-    script, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    script, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], roi: str | None
 ) -> None:
     spec = ModelSpec(arch="cnn-narrow-patch", views="local", frames=4, size=32, sample_fps=5.0, roi_provider="truth")
     ck = save_checkpoint(tmp_path / "pose.safetensors", build_model(spec))
     args = [str(dataset), "--epochs", "1", "--noise", "0,3", "--test-videos", "8", "--calib-videos", "4"]
-    assert script.main([*args, "--pose-checkpoint", str(ck)]) == 0
+    assert script.main([*args, "--pose-checkpoint", str(ck), *(["--roi", roi] if roi else [])]) == 0
     out = capsys.readouterr().out
     rows = [r for r in out.splitlines() if r.startswith("| ") and not r.startswith("| scores")]
     assert len(rows) == 1 + 1 + 2 + 1 + 1 + 1  # lean, supervised, MIL at 2 noises; images: lean, true, predicted
