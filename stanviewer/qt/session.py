@@ -186,19 +186,12 @@ class Session(QObject):
         """The lanes beneath the timeline: the model's flagged segments, then label files. The model's lane is
         there as soon as a video is open (empty until an analysis shows): a lane appearing with the first
         partial curve re-laid out the whole timeline in that event, the longest GUI stall of a run."""
-        out = []
-        if self.scores is not None:
-            out.append(
-                Tier(
-                    f"model ≥ {self.threshold:.2f}",
-                    [(g.start, g.end) for g in self.segments],
-                    source="model",
-                    color=(230, 120, 40),
-                )
-            )
-        elif self.reader is not None:
-            out.append(Tier("model", [], source="model", color=(230, 120, 40)))
-        return out + self.label_tiers
+        if self.scores is None and self.reader is None:
+            return list(self.label_tiers)
+        shown = self.scores is not None
+        name = f"model ≥ {self.threshold:.2f}" if shown else "model"
+        spans = [(g.start, g.end) for g in self.segments] if shown else []
+        return [Tier(name, spans, source="model", color=(230, 120, 40)), *self.label_tiers]
 
     # ---------------------------------------------------------------- video
     def set_video(self, reader: Any, path: Path | None = None) -> None:
