@@ -569,7 +569,8 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default=None,
-        help="vanilla, smoothgrad, gradcam, ig, occlusion, occlusion-window or window (default: the model's best)",
+        help="vanilla, smoothgrad, gradcam, ig, occlusion, occlusion-window or window; posture for a posture "
+        "model (default: the model's best)",
     )
     p.add_argument("--views", help="check that the model uses these views (global, local, global+local)")
     p.add_argument("--target", help="class to explain (default: the model's target class)")
@@ -612,7 +613,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--methods",
         default="window,vanilla,smoothgrad,gradcam",
-        help="comma-separated: vanilla, smoothgrad, gradcam, ig, occlusion, window",
+        help="comma-separated: vanilla, smoothgrad, gradcam, ig, occlusion, window (a posture model is "
+        "evaluated with its own method, posture)",
     )
     p.add_argument("--out", type=Path, required=True, help="folder for video_level.csv, frame_level.csv, report.md")
     p.add_argument("--coverage", choices=["full", "sampled"], default="sampled")

@@ -29,6 +29,7 @@ import torch
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.explain.methods import LogOdds, frame_scores, frozen, make_method
+from stanviewer.core.explain.posture import METHOD as POSTURE
 from stanviewer.core.explain.scoring import AnalysisSettings, normalise_scores
 from stanviewer.core.explain.segments import calibrate_threshold, flags_from_segments, segments_from_scores
 from stanviewer.core.explain.store import analyze_video
@@ -36,6 +37,7 @@ from stanviewer.core.fileio import atomic_write, write_dict_rows
 from stanviewer.core.manifest import ManifestEntry, read_frame_labels, read_manifest
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint
+from stanviewer.core.models.registry import family
 from stanviewer.core.progress import Job, Progress, nested
 from stanviewer.core.video import open_video
 
@@ -262,7 +264,8 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
         calib_a = _pick(pos_train, cfg.calib_videos, cfg.seed)
         calib_b = _pick(train_e, cfg.calib_videos, cfg.seed + 1)
         first = True
-        for method in cfg.methods:
+        whole_video = family(ck.spec.arch) == "posture"  # scores whole videos with its own evidence
+        for method in [POSTURE] if whole_video else cfg.methods:
             st = AnalysisSettings(
                 method=method,
                 coverage=cfg.coverage,
@@ -325,7 +328,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                     "videos_predicted_positive": len(pred_pos),
                 }
             )
-            if cfg.short:
+            if cfg.short and not whole_video:  # a T-frame clip has no video median to compare postures with
                 roi = _roi_fn(ck)
                 cal, tst = [], []
                 for k, e in enumerate(calib_a):

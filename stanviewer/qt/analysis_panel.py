@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from stanviewer.core.errors import CheckpointError, StanError
 from stanviewer.core.models.bundled import BUNDLED_NAME, bundled_checkpoints
-from stanviewer.core.models.registry import describe_arch
+from stanviewer.core.models.registry import describe_arch, family
 from stanviewer.core.progress import Job, Progress
 from stanviewer.qt.analysis_process import server
 from stanviewer.qt.dialogs import show_error
@@ -43,9 +43,10 @@ from stanviewer.qt.workers import JobWorker
 
 __all__ = ["METHOD_HELP", "METHOD_NAMES", "AnalysisPanel", "peek_metadata"]
 
-#: the names of :data:`stanviewer.core.explain.methods.METHODS` (a test keeps them equal); listed here
-#: so that the panel appears without importing torch on the GUI thread
-METHOD_NAMES = ("vanilla", "smoothgrad", "gradcam", "ig", "occlusion", "occlusion-window", "window")
+#: the names of :data:`stanviewer.core.explain.methods.METHODS` and the posture model's own method (a test
+#: keeps them equal); listed here so that the panel appears without importing torch on the GUI thread
+METHOD_NAMES = ("vanilla", "smoothgrad", "gradcam", "ig", "occlusion", "occlusion-window", "window", "posture")
+POSTURE_METHOD = "posture"  # the only method of a posture model, and only for it
 METHOD_HELP = {
     "vanilla": "|gradient| of the class evidence per pixel (fast)",
     "smoothgrad": "gradients averaged over noisy copies (slower, less noisy)",
@@ -55,6 +56,8 @@ METHOD_HELP = {
     "occlusion-window": "occlusion weighted by the window probability: frames that matter, in stretches "
     "that show the class (no spatial detail)",
     "window": "each window's class probability (no spatial detail; fastest)",
+    "posture": "posture models only: each frame's evidence from its posture against the video's median "
+    "(no spatial detail)",
 }
 BUNDLED = "bundled"
 PROGRESS_STEPS = 1000  # the progress bar's fixed range (see AnalysisPanel.__init__)
@@ -255,6 +258,12 @@ class AnalysisPanel(QWidget):
         k = self.method.findData(method)
         if k < 0:
             raise StanError(f"unknown method {method!r}; choose from {', '.join(METHOD_NAMES)}")
+        if not self.method.model().item(k).isEnabled():
+            raise StanError(
+                f"the posture model explains with its own method {POSTURE_METHOD!r}"
+                if method != POSTURE_METHOD
+                else f"the {POSTURE_METHOD!r} method needs a posture model"
+            )
         self.method.setCurrentIndex(k)
         self._remember_method()
 
@@ -301,19 +310,31 @@ class AnalysisPanel(QWidget):
         name = meta.get("name") or path.stem
         ths = meta.get("thresholds") or {}
         default = meta.get("default_method")
+        whole_video = family(spec.get("arch") or "") == "posture"
+        items = self.method.model()
         for k in range(self.method.count()):  # say which method this model's calibration recommends
             m = self.method.itemData(k)
             self.method.setItemText(k, f"{m} (recommended)" if m == default else m)
+            # a posture model has one method of its own, which no other model has
+            items.item(k).setEnabled((m == POSTURE_METHOD) == whole_video)
         # the method chosen for this model before, else its recommended one
         wanted = self.settings.method_for(name) or default
+        if whole_video:
+            wanted = POSTURE_METHOD
+        elif (wanted or self.method.currentData()) == POSTURE_METHOD:
+            wanted = "vanilla"
         if wanted and self.method.findData(wanted) >= 0:
             self.method.setCurrentIndex(self.method.findData(wanted))
         synthetic = meta.get("synthetic_only", True) and "imported_from" not in meta
         lines = [
             f"<b>{name}</b>: {spec.get('arch')} ({describe_arch(spec.get('arch'))}); "
             f"classes {', '.join(spec.get('classes', []))} "
-            f"(explains '{spec.get('target')}'); {spec.get('frames')} frames × {spec.get('size')} px "
-            f"at {spec.get('sample_fps')} frames/s",
+            f"(explains '{spec.get('target')}'); "
+            + (
+                f"whole videos, {spec.get('size')} px local view"
+                if whole_video
+                else f"{spec.get('frames')} frames × {spec.get('size')} px at {spec.get('sample_fps')} frames/s"
+            ),
         ]
         if ths:
             lines.append(

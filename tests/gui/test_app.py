@@ -10,6 +10,7 @@ from gui_helpers import BUMPS, LONG, N_FRAMES, SHORT, bump_scores, open_and_wait
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
+from stanviewer.core.errors import StanError
 from stanviewer.core.explain.segments import segments_from_scores
 
 
@@ -357,9 +358,11 @@ def test_overlay_controls_and_help(qtbot, window, analysed_video: Path) -> None:
 
 def test_method_names_match_the_core() -> None:
     from stanviewer.core.explain.methods import METHODS
-    from stanviewer.qt.analysis_panel import METHOD_NAMES
+    from stanviewer.core.explain.posture import METHOD as POSTURE
+    from stanviewer.qt.analysis_panel import METHOD_NAMES, POSTURE_METHOD
 
-    assert tuple(METHODS) == METHOD_NAMES
+    assert (*METHODS, POSTURE) == METHOD_NAMES
+    assert POSTURE_METHOD == POSTURE
 
 
 def test_the_gui_process_never_imports_torch(analysed_video: Path) -> None:
@@ -651,3 +654,34 @@ def test_video_view_scales_frame_and_heatmap_once_per_change(qtbot, window, anal
     view.resize(view.width() // 2, view.height() // 2)
     view.repaint()
     assert all(view._fit_cache[k][1] is not first[k] for k in first)
+
+
+def test_a_posture_model_offers_its_own_method_only(qtbot, window, make_video, tmp_path: Path, dialogs) -> None:
+    """A whole-video posture model runs with the 'posture' method, which no other model offers."""
+    import torch
+
+    from stanviewer.core.models.checkpoint import save_checkpoint
+    from stanviewer.core.models.posture import PostureMIL
+    from stanviewer.core.models.stan import ModelSpec
+
+    torch.manual_seed(0)
+    spec = ModelSpec(arch="posture-narrow", views="local", frames=2, size=32, roi_provider="motion")
+    ck = save_checkpoint(
+        tmp_path / "posture.safetensors", PostureMIL(spec), {"name": "post", "default_method": "posture"}
+    )
+    video = make_video("gui_posture.mp4", 40, "h264", gop=20)
+    open_and_wait(qtbot, window, video)
+    s, ap = window.session, window.analysis_panel
+    ap.set_checkpoint(ck)
+    assert ap.method.currentData() == "posture" and "whole videos" in ap.card.text()
+    with pytest.raises(StanError, match="its own method"):
+        ap.set_method("vanilla")
+    ap.run()
+    qtbot.waitUntil(lambda: s.analysis is not None, timeout=LONG)
+    assert not dialogs
+    assert s.method == "posture" and len(s.scores) == 40
+    assert table_rows(window.segments_panel) == [(g.start, g.end) for g in s.segments]
+    ap.set_checkpoint(None)  # back to a window model: posture is not offered
+    assert ap.method.currentData() != "posture"
+    with pytest.raises(StanError, match="needs a posture model"):
+        ap.set_method("posture")

@@ -130,9 +130,15 @@ def analyze_reader(
     ``roi`` = (boxes float [N, 4] in reader pixels, crop square) for the local view; computed with the
     checkpoint's ROI provider when omitted.
     """
+    from stanviewer.core.explain.posture import METHOD as POSTURE
+    from stanviewer.core.models.registry import family
     from stanviewer.core.training.train import select_device
 
     st = settings or AnalysisSettings()
+    if family(checkpoint.spec.arch) == "posture" or st.method == POSTURE:  # whole-video model: two passes
+        from stanviewer.core.explain.posture import analyze_posture
+
+        return (yield from analyze_posture(reader, checkpoint, st, heatmap_path=heatmap_path, roi=roi))
     t0 = time.monotonic()
     spec = checkpoint.spec
     model = checkpoint.model

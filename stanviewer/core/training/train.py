@@ -373,6 +373,18 @@ def train(
     ``train_subjects`` / ``test_subjects`` override the manifest's split (cross-validation folds).
     """
     cfg = cfg or TrainConfig()
+    from stanviewer.core.models.registry import family
+
+    if family(spec.arch) == "posture":  # whole-video model: its own recipe (a few minutes, nothing to resume)
+        from stanviewer.core.training.posture import train_posture
+
+        if resume:
+            raise StanError("--resume does not apply to the posture model (it trains in minutes): run it again")
+        return (
+            yield from train_posture(
+                manifest, spec, out_dir, cfg, train_subjects=train_subjects, test_subjects=test_subjects
+            )
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:

@@ -1,0 +1,299 @@
+"""Whole-video analysis with the posture-MIL model (method ``posture``; :mod:`stanviewer.core.models.posture`).
+
+Two passes instead of sliding windows, because the model compares each frame's posture with the video's
+median posture:
+
+1. **read**: the video is decoded once, sequentially; each frame's local view (the checkpoint's ROI
+   provider, as for every model) goes through the pose reader in batches, and only its joints are kept
+   (17 x 2 numbers a frame: an hour of video is a few MB). With ``coverage="full"`` every frame is read;
+   ``"sampled"`` reads the images the model was trained on (twice its sampling rate) and interpolates;
+2. **score**: posture features over the whole video (median posture, context images ``cfg.context`` at
+   the training density) -> the MIL head's logit per frame = the frame's raw score; the video's logit is
+   their log-mean-exp minus the calibrated bias.
+
+Normalisation to [0, 1] is the same as for every method (per video, clipped to percentiles). While the
+read pass runs, partial curves (medians of the frames read so far) are reported about once a second.
+The frame logits are the model's own evidence. **Heatmaps** (a third pass, when asked for): the gradient of
+the video's frame logits with respect to each read frame's joints (through the posture features, context
+included), carried back through the pose reader to the pixels of that frame's local view — |vanilla
+gradient| of ``g_t . joints_t(image_t)``, channel mean, mapped to frame coordinates. They show which body
+parts' pixels move the joints that the evidence depends on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stanviewer import __version__
+from stanviewer.core.errors import StanError
+from stanviewer.core.explain.result import CLIP_PERCENTILES, Analysis, AnalysisSettings, PartialScores, normalise_scores
+from stanviewer.core.models.checkpoint import Checkpoint
+from stanviewer.core.models.posture import PostureMIL, image_step, posture_features, to_video
+from stanviewer.core.progress import Job, Progress
+from stanviewer.core.video import VideoReader
+from stanviewer.core.views import local_view, normalise
+
+__all__ = ["METHOD", "analyze_posture", "frame_logits"]
+
+METHOD = "posture"
+_PARTIAL_EVERY_S = 1.0
+
+
+def frame_logits(model: PostureMIL, joints: np.ndarray, rows_step: int) -> np.ndarray:
+    """Each row's logit from joints ``[n, J, 2]`` (any pixel scale) read every ``rows_step`` images of the
+    training density (1: rows are the training images; 3: every frame of a video three frames apart)."""
+    offsets = [int(o) * rows_step for o in model.cfg.context]
+    with torch.no_grad():
+        f = posture_features(torch.from_numpy(joints.astype(np.float64)), offsets)
+        return model.frame_logits(f.to(next(model.parameters()).device)).float().cpu().numpy()
+
+
+def analyze_posture(
+    reader: VideoReader,
+    checkpoint: Checkpoint,
+    settings: AnalysisSettings | None = None,
+    *,
+    heatmap_path: str | Path | None = None,
+    roi: tuple[np.ndarray, tuple[float, float, float]] | None = None,
+) -> Job[Analysis]:
+    """Score every frame of an open video with a posture-MIL checkpoint (a job returning an Analysis).
+
+    ``heatmap_path``: write per-frame heatmaps there (with ``settings.heatmaps``); ``roi`` as for
+    :func:`~stanviewer.core.explain.scoring.analyze_reader`.
+    """
+    from stanviewer.core.training.train import select_device
+
+    st = settings or AnalysisSettings(method=METHOD)
+    t0 = time.monotonic()
+    spec = checkpoint.spec
+    model = checkpoint.model
+    if not isinstance(model, PostureMIL):
+        raise StanError(f"the {METHOD!r} method needs a posture model; {checkpoint.name} is {spec.arch}")
+    if st.method != METHOD:
+        raise StanError(f"{checkpoint.name} explains with its own frame evidence: method {METHOD!r}, not {st.method!r}")
+    target_name = st.target or spec.target
+    if target_name != spec.target:
+        raise StanError(f"the posture model gives evidence for {spec.target!r} only, not {target_name!r}")
+    if st.coverage not in ("full", "sampled"):
+        raise StanError("coverage must be 'full' or 'sampled'")
+    device = select_device(st.device)
+    model.to(device).eval()
+    n = reader.frame_count
+    fine = image_step(reader.fps, spec.sample_fps)
+    every = 1 if st.coverage == "full" else fine
+    rows = np.arange(0, n, every, dtype=np.int64)
+    rw, rh = reader.size
+    s = min(1.0, st.work_side / max(rw, rh))
+    work = (max(2, round(rw * s)), max(2, round(rh * s)))
+    roi_source = "given" if roi is not None else None
+    if roi is None:
+        from stanviewer.core.explain.scoring import _prefixed
+        from stanviewer.core.roi import compute_roi, inference_provider
+
+        provider = inference_provider(spec.roi_provider)
+        roi_source = provider
+        track = yield from _prefixed(compute_roi(reader, provider=provider), "finding the person")
+        roi = (np.asarray(track.boxes, np.float32), track.crop_square())
+    boxes = roi[0] * np.array([work[0] / rw, work[1] / rh] * 2, np.float32)
+    cx, cy, side = roi[1]
+    square = (cx * work[0] / rw, cy * work[1] / rh, side * work[0] / rw)
+
+    qview = np.zeros((len(rows), model.cfg.joints, 2), np.float32)  # joints in view coordinates [-1, 1]
+    wanted = np.zeros(n, bool)
+    wanted[rows] = True
+    batch_imgs: list[np.ndarray] = []
+    done = 0
+    last_partial = time.monotonic()
+    batch = max(8, st.batch * 8)
+    want_heat = st.heatmaps and heatmap_path is not None
+    total = len(rows) * (2 if want_heat else 1)
+
+    def flush() -> None:
+        nonlocal done
+        x = normalise(torch.from_numpy(np.stack(batch_imgs))[:, None])[:, :, 0].to(device)  # [B, 3, S, S]
+        with torch.no_grad():
+            qview[done : done + len(batch_imgs)] = model.joints(x).float().cpu().numpy()
+        done += len(batch_imgs)
+        batch_imgs.clear()
+
+    def video_joints(upto: int) -> np.ndarray:
+        return to_video(torch.from_numpy(qview[:upto].astype(np.float64)), square).numpy()
+
+    for i, frame in reader.iter_frames(0, n, size=work):
+        if not wanted[i]:
+            continue
+        batch_imgs.append(local_view(frame, boxes[i], square, spec.size))
+        if len(batch_imgs) >= batch:
+            flush()
+            partial = None
+            if time.monotonic() - last_partial >= _PARTIAL_EVERY_S and done >= 8:
+                partial = _partial(model, video_joints(done), rows[:done], n, fine // every)
+                last_partial = time.monotonic()
+            yield Progress(done, total, "reading posture", partial=partial)
+    if batch_imgs:
+        flush()
+    if done < len(rows):  # not expected (iter_frames raises when a file ends early); score what was read
+        rows, qview = rows[:done], qview[:done]
+    if done == 0:
+        raise StanError("no frame of the video could be decoded", reader.info.path)
+    logits = frame_logits(model, video_joints(done), fine // every)
+    heat_file = None
+    if want_heat:
+        heat_file = yield from _heatmaps(
+            reader, model, st, Path(heatmap_path), (work, boxes, square), rows, qview, fine // every, device
+        )
+    raw = np.interp(np.arange(n), rows, logits) if len(rows) < n else logits.astype(np.float64)
+    scores = normalise_scores(raw)
+    video = float(model.video_logit(torch.from_numpy(logits)))
+    p_t = 1.0 / (1.0 + math.exp(-video))
+    other = next(c for c in spec.classes if c != spec.target)
+    probs = {spec.target: p_t, other: 1 - p_t}
+    predicted = spec.target if video > 0 else other
+    info = reader.info
+    prediction = {
+        "class": predicted,
+        "probabilities": probs,
+        "pooled_evidence": video,
+        "pooling": "log-mean-exp of the frame logits minus the calibrated video bias",
+    }
+    meta = {
+        "format": "stanviewer-analysis/1",
+        "software": __version__,
+        "video": {
+            "path": str(info.path),
+            "fingerprint": info.fingerprint,
+            "frames": n,
+            "fps": info.fps,
+            "variable_fps": info.variable_fps,
+            "width": info.width,
+            "height": info.height,
+            "duration_s": info.duration_s,
+        },
+        "model": {
+            "name": checkpoint.name,
+            "sha256": checkpoint.sha256,
+            "classes": spec.classes,
+            "arch": spec.arch,
+            "trained_on": checkpoint.meta.get("training", {}).get("data_description", "see the model card"),
+        },
+        "target": spec.target,
+        "prediction": prediction,
+        "method": METHOD,
+        "method_params": {},
+        "views": spec.views,
+        "roi": roi_source,
+        "window": {
+            "frames": 1,
+            "step": every,
+            "stride": 1,
+            "coverage": st.coverage,
+            "windows": 0,
+            "sample_fps": spec.sample_fps,
+            "context_frames": [int(o) * fine for o in model.cfg.context],
+        },
+        "normalisation": {
+            "kind": "per-video min-max after clipping",
+            "clip_percentiles": list(CLIP_PERCENTILES),
+            "raw_min": float(np.min(raw)),
+            "raw_max": float(np.max(raw)),
+            "aggregate": "frame logit",
+            "position_profile": None,
+        },
+        "threshold": checkpoint.threshold(METHOD),
+        "device": str(device),
+        "precision": "float32",
+        "oom_batch_splits": 0,
+        "seconds": round(time.monotonic() - t0, 3),
+        "settings": st.key(),
+    }
+    return Analysis(
+        scores=scores,
+        raw=raw.astype(np.float32),
+        window_prob=(1.0 / (1.0 + np.exp(-raw))).astype(np.float32),
+        times=reader.times(),
+        windows=[],
+        prediction=prediction,
+        meta=meta,
+        heatmap_path=heat_file,
+    )
+
+
+def _partial(model: PostureMIL, joints: np.ndarray, rows: np.ndarray, n: int, rows_step: int) -> PartialScores:
+    """The curve of the frames read so far (medians over them; they settle as the read pass goes on)."""
+    lg = frame_logits(model, joints, max(1, rows_step)).astype(np.float64)
+    raw_sum = np.zeros(n)
+    count = np.zeros(n, np.int32)
+    raw_sum[rows] = lg
+    count[rows] = 1
+    prob = np.zeros(n)
+    prob[rows] = 1.0 / (1.0 + np.exp(-lg))
+    return PartialScores(raw_sum, count, prob, count.copy(), final=int(rows[-1]) + 1)
+
+
+def _heatmaps(
+    reader: VideoReader,
+    model: PostureMIL,
+    st: AnalysisSettings,
+    path: Path,
+    geometry: tuple,
+    rows: np.ndarray,
+    qview: np.ndarray,
+    rows_step: int,
+    device: torch.device,
+) -> Job[Path]:
+    """Third pass: |gradient| of the frame logits through each read frame's joints to its pixels (see the
+    module docstring); frames not read (``"sampled"`` coverage) get no map. Returns the heatmap file."""
+    from stanviewer.core.explain.heatmaps import HeatmapWriter, heatmap_size
+    from stanviewer.core.explain.methods import frozen
+    from stanviewer.core.explain.scoring import _ViewMaker
+
+    work, boxes, square = geometry
+    n = reader.frame_count
+    rw, rh = reader.size
+    offsets = [int(o) * rows_step for o in model.cfg.context]
+    q = torch.from_numpy(qview.astype(np.float64)).requires_grad_(True)
+    with frozen(model):
+        f = posture_features(to_video(q, square), offsets).to(device)
+        total = model.frame_logits(f).sum()
+        g = torch.autograd.grad(total, q)[0].float()  # [rows, J, 2]: how each read frame's joints move the curve
+    maker = _ViewMaker(model.spec, work, boxes, square, ["local"], heatmap_size(rw, rh, st.heatmap_side))
+    writer = HeatmapWriter(path, n, rw, rh, st.heatmap_side)
+    row_of = np.full(n, -1, np.int64)
+    row_of[rows] = np.arange(len(rows))
+    batch = max(4, st.batch * 4)
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def run() -> None:
+        idx = [i for i, _ in pending]
+        x = normalise(torch.from_numpy(np.stack([im for _, im in pending]))[:, None])[:, :, 0].to(device)
+        x.requires_grad_(True)
+        qj = model.joints(x)
+        (grad,) = torch.autograd.grad((qj * g[row_of[idx]].to(device)).sum(), x)
+        heat = grad.abs().mean(1).float().cpu().numpy()  # [B, S, S]
+        for k, i in enumerate(idx):
+            writer.put(i, maker.to_frame("local", heat[k]))
+        pending.clear()
+
+    try:
+        with frozen(model):
+            for i, frame in reader.iter_frames(0, n, size=work):
+                if row_of[i] < 0:  # not read: no map (earlier frames first, in order)
+                    if pending:
+                        run()
+                    writer.put(i, None)
+                    continue
+                pending.append((i, maker.make(i, frame)[0]))
+                if len(pending) >= batch:
+                    run()
+                    yield Progress(len(rows) + int(row_of[i]) + 1, 2 * len(rows), "posture heatmaps")
+            if pending:
+                run()
+            return writer.close()
+    except BaseException:
+        writer.abort()
+        raise

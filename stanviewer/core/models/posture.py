@@ -1,0 +1,181 @@
+"""Posture-MIL (``posture-narrow``): per-frame compensation evidence from the figure's 2-D posture.
+
+Why this model exists (docs/cnn.md, "Posture is enough"): on the synthetic data a small network on each
+frame's posture, trained with **video labels only** (multiple-instance learning), localises compensation
+in time far better than gradients of the STAN or of the per-frame CNN, provided two things the pixel
+models lack: posture is expressed *relative to the video's own median posture* (the subject's build and
+the camera angle drop out), and the read-out is per frame.
+
+The model has three parts, applied one after another to a whole video (not to a window):
+
+1. **pose reader**: the pose-pretrained narrow ResNet of the CNN recipe (``stanviewer pretrain --arch
+   cnn-narrow-...``, generator joints, no labels) reads every local-view image; a linear layer on its
+   last two feature maps (flattened, standardised) gives 17 joints in view coordinates ``[-1, 1]``,
+   mapped back to video pixels through the video's crop square;
+2. **posture features** (:func:`posture_features`): joints relative to the pelvis, divided by the video's
+   median body height (head to mid-ankle), minus the video's median posture, at the frame and at a few
+   neighbouring images (``context``, in images at twice the model's sampling rate);
+3. **MIL head**: a two-layer MLP gives each frame a logit (its evidence for the target class); the video's
+   logit is the log-mean-exp of its frames' logits minus a bias calibrated on validation videos.
+
+The frame logits are the explanation (method ``posture``): they are what the video decision is made of.
+Because the median is taken over the whole video, a video is analysed in two passes (read every image,
+then score), see :mod:`stanviewer.core.explain.posture`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from stanviewer.core.models.resnet import VARIANTS as RESNETS
+from stanviewer.core.models.resnet import ResNet, ResNetConfig
+from stanviewer.core.models.stan import ModelSpec
+
+__all__ = [
+    "FEATURE_JOINTS",
+    "JOINT_NAMES",
+    "PostureConfig",
+    "PostureMIL",
+    "image_step",
+    "log_mean_exp",
+    "posture_features",
+    "to_video",
+]
+
+#: the generator's joints, in the order of its joints CSV (``<name>_x, <name>_y``)
+JOINT_NAMES = (
+    "head", "neck", "shoulder_l", "shoulder_r", "elbow_l", "elbow_r", "wrist_l", "wrist_r", "pelvis",
+    "hip_l", "hip_r", "knee_l", "knee_r", "ankle_l", "ankle_r", "toe_l", "toe_r",
+)  # fmt: skip
+#: joints used by the posture features (the toes add nothing the ankles do not say)
+FEATURE_JOINTS = 15
+_PELVIS, _HEAD = JOINT_NAMES.index("pelvis"), JOINT_NAMES.index("head")
+_ANKLES = (JOINT_NAMES.index("ankle_l"), JOINT_NAMES.index("ankle_r"))
+
+
+@dataclass
+class PostureConfig:
+    """Architecture of a :class:`PostureMIL` (stored as ``spec.backbone`` in checkpoints)."""
+
+    resnet: dict = field(default_factory=lambda: {"name": "narrow", **RESNETS["narrow"]})
+    joints: int = len(JOINT_NAMES)
+    context: list[int] = field(default_factory=lambda: [-3, -1, 0, 1, 3])  # images at 2 x sample_fps
+    hidden: list[int] = field(default_factory=lambda: [128, 64])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PostureConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def image_step(fps: float, sample_fps: float) -> int:
+    """Source frames between two images the model was trained on (the training cache's density)."""
+    step = max(1, round(fps / sample_fps)) if sample_fps > 0 else 1
+    return max(1, step // (2 if step >= 2 else 1))
+
+
+def to_video(q: Tensor, square: tuple[float, float, float]) -> Tensor:
+    """Joints in view coordinates ``[-1, 1]`` ``[N, J, 2]`` -> pixels of the frame the square is in."""
+    cx, cy, side = square
+    return torch.stack([(q[..., 0] + 1) / 2 * side + cx - side / 2, (q[..., 1] + 1) / 2 * side + cy - side / 2], -1)
+
+
+def posture_features(p: Tensor, offsets: list[int] | tuple[int, ...]) -> Tensor:
+    """Per-frame posture features ``[N, FEATURE_JOINTS * 2 * len(offsets)]`` of joints ``p`` ``[N, J, 2]``.
+
+    Joints relative to the pelvis over the median body height, minus the median posture (medians over all
+    ``N`` rows: the whole video), at each row and at the rows ``offsets`` away (clamped to the video).
+    """
+    p = p[:, :FEATURE_JOINTS].to(torch.float64) if p.shape[1] > FEATURE_JOINTS else p.to(torch.float64)
+    n = p.shape[0]
+    feet = (p[:, _ANKLES[0]] + p[:, _ANKLES[1]]) / 2
+    height = torch.quantile((p[:, _HEAD] - feet).norm(dim=1), 0.5).clamp_min(1e-6)
+    q = (p - p[:, _PELVIS : _PELVIS + 1]) / height
+    q = (q - torch.quantile(q, 0.5, dim=0, keepdim=True)).reshape(n, -1)
+    idx = torch.arange(n)
+    return torch.cat([q[(idx + s).clamp(0, n - 1)] for s in offsets], 1).to(torch.float32)
+
+
+def log_mean_exp(z: Tensor) -> Tensor:
+    """The MIL pooling of frame logits into the video's logit."""
+    return torch.logsumexp(z, 0) - math.log(max(1, z.shape[0]))
+
+
+class PostureMIL(nn.Module):
+    """Pose reader + posture-MIL head (see the module docstring)."""
+
+    def __init__(self, spec: ModelSpec, backbone: ResNet | None = None) -> None:
+        super().__init__()
+        cfg = PostureConfig.from_dict(spec.backbone) if spec.backbone else PostureConfig()
+        if spec.views != "local":
+            raise ValueError(f"the posture model reads the local view only, not {spec.views!r}")
+        if len(spec.classes) != 2:
+            raise ValueError(f"the posture model has two classes (target and other), not {len(spec.classes)}")
+        if backbone is None:
+            backbone = ResNet(ResNetConfig.from_dict({**cfg.resnet, "num_classes": 0}))
+        if backbone.num_classes:
+            backbone.reset_classifier(0)
+        cfg.resnet = backbone.cfg.to_dict()
+        spec.backbone = cfg.to_dict()
+        self.spec, self.cfg = spec, cfg
+        self.backbone = backbone
+        with torch.no_grad():
+            was = backbone.training
+            backbone.eval()
+            d = self._maps(torch.zeros(1, 3, spec.size, spec.size)).shape[1]
+            backbone.train(was)
+        self.register_buffer("read_mean", torch.zeros(d))
+        self.register_buffer("read_std", torch.ones(d))
+        self.pose = nn.Linear(d, cfg.joints * 2)
+        n_in = min(cfg.joints, FEATURE_JOINTS) * 2 * len(cfg.context)
+        layers: list[nn.Module] = []
+        for h in cfg.hidden:
+            layers += [nn.Linear(n_in, h), nn.ReLU()]
+            n_in = h
+        self.mil = nn.Sequential(*layers, nn.Linear(n_in, 1))
+        self.register_buffer("video_bias", torch.zeros(()))
+
+    def _maps(self, x: Tensor) -> Tensor:
+        """The ResNet's last two feature maps of images ``[N, 3, S, S]``, flattened: ``[N, D]``."""
+        bb = self.backbone
+        l3 = bb.layer3(bb.layer2(bb.layer1(bb.maxpool(bb.relu(bb.bn1(bb.conv1(x)))))))
+        return torch.cat([bb.layer4(l3).flatten(1), l3.flatten(1)], 1)
+
+    def read_features(self, x: Tensor) -> Tensor:
+        """Standardised pose-reader features of normalised images ``[N, 3, S, S]``: ``[N, D]``."""
+        return (self._maps(x) - self.read_mean) / self.read_std
+
+    def joints(self, x: Tensor) -> Tensor:
+        """Joints of normalised images ``[N, 3, S, S]`` in view coordinates ``[-1, 1]``: ``[N, J, 2]``."""
+        return self.pose(self.read_features(x)).view(x.shape[0], self.cfg.joints, 2)
+
+    def frame_logits(self, features: Tensor) -> Tensor:
+        """Posture features ``[N, F]`` -> each frame's evidence for the target class ``[N]``."""
+        return self.mil(features).squeeze(1)
+
+    def video_logit(self, frame_logits: Tensor) -> Tensor:
+        """The video's calibrated logit for the target class (> 0: target)."""
+        return log_mean_exp(frame_logits) - self.video_bias
+
+    def forward(self, *clips: Tensor) -> Tensor:
+        raise TypeError(
+            "the posture model scores whole videos, not clips: use stanviewer.core.explain.posture "
+            "(stanviewer analyze / evaluate do)"
+        )
+
+    def randomisation_levels(self) -> dict[str, list[nn.Module]]:
+        """Modules re-initialised, top down, by the model-randomisation check."""
+        bb = self.backbone
+        return {
+            "head": [self.mil, self.pose],  # the per-frame head and the joint read-out under it
+            "blocks4": [bb.layer4],
+            "blocks3": [bb.layer3],
+            "blocks2": [bb.layer2],
+            "blocks1": [bb.layer1, bb.conv1, bb.bn1],
+        }

@@ -1,0 +1,227 @@
+"""The posture-MIL model (``posture-narrow``): features, training, whole-video analysis, evaluation, CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stanviewer.core.errors import StanError
+from stanviewer.core.explain.posture import METHOD, analyze_posture, frame_logits
+from stanviewer.core.explain.scoring import AnalysisSettings, analyze_reader
+from stanviewer.core.manifest import read_manifest
+from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from stanviewer.core.models.framecnn import FrameCNN
+from stanviewer.core.models.posture import (
+    JOINT_NAMES,
+    PostureMIL,
+    image_step,
+    log_mean_exp,
+    posture_features,
+    to_video,
+)
+from stanviewer.core.models.stan import ModelSpec
+from stanviewer.core.progress import run_job
+from stanviewer.core.training.posture import video_bias
+from stanviewer.core.training.train import TrainConfig, train
+from stanviewer.core.video import open_video
+
+ARCH = "posture-narrow"
+
+
+def _spec(views: str = "local") -> ModelSpec:
+    return ModelSpec(arch=ARCH, views=views, frames=2, size=32, sample_fps=5.0, roi_provider="truth")
+
+
+def _figure(n: int, lean: np.ndarray | None = None) -> np.ndarray:
+    """Joints [n, 17, 2] of an upright stick figure; ``lean`` moves head/neck/shoulders sideways (px)."""
+    base = np.zeros((len(JOINT_NAMES), 2))
+    ys = {"head": 0, "neck": 20, "shoulder_l": 25, "shoulder_r": 25, "elbow_l": 55, "elbow_r": 55, "wrist_l": 85,
+          "wrist_r": 85, "pelvis": 90, "hip_l": 92, "hip_r": 92, "knee_l": 130, "knee_r": 130, "ankle_l": 170,
+          "ankle_r": 170, "toe_l": 172, "toe_r": 172}  # fmt: skip
+    for k, name in enumerate(JOINT_NAMES):
+        base[k] = (100 + (-10 if name.endswith("_l") else 10 if name.endswith("_r") else 0), 50 + ys[name])
+    p = np.repeat(base[None], n, 0)
+    if lean is not None:
+        for name in ("head", "neck", "shoulder_l", "shoulder_r"):
+            p[:, JOINT_NAMES.index(name), 0] += lean
+    return p
+
+
+def test_posture_features_ignore_where_the_figure_stands_and_its_size() -> None:
+    lean = np.r_[np.zeros(20), np.linspace(0, 15, 10), np.zeros(20)]
+    p = torch.from_numpy(_figure(50, lean))
+    f = posture_features(p, [-2, 0, 2])
+    assert f.shape == (50, 15 * 2 * 3)
+    moved = posture_features(p * 1.7 + torch.tensor([40.0, -13.0]), [-2, 0, 2])
+    assert torch.allclose(f, moved, atol=1e-5)
+    # the median posture is subtracted: upright frames are zero, the leaning ones are not
+    assert float(f[:18].abs().max()) < 1e-6 and float(f[25].abs().max()) > 0.02
+    # context columns are the neighbours' features (clamped at the ends)
+    k = 15 * 2
+    assert torch.equal(f[25, :k], f[23, k : 2 * k]) and torch.equal(f[0, :k], f[0, k : 2 * k])
+
+
+def test_joints_map_back_to_the_crop_square() -> None:
+    q = torch.tensor([[[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]])
+    p = to_video(q, (100.0, 50.0, 40.0))
+    assert p.tolist() == [[[80.0, 30.0], [120.0, 70.0], [100.0, 50.0]]]
+    assert image_step(30.0, 5.0) == 3 and image_step(25.0, 5.0) == 2 and image_step(5.0, 5.0) == 1
+
+
+def test_video_bias_maximises_video_f1() -> None:
+    logits = np.array([-3.0, -1.0, 0.5, 1.0, 2.0, 3.0])
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    b = video_bias(logits, labels)
+    assert 1.0 < b < 2.0  # only the two positives above it
+    assert video_bias(logits, np.ones(6)) == 0.0 and video_bias(np.array([]), np.array([])) == 0.0
+    assert float(log_mean_exp(torch.zeros(7))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_model_checks_its_spec_and_is_not_a_clip_model() -> None:
+    with pytest.raises(ValueError, match="local view only"):
+        PostureMIL(_spec("global+local"))
+    m = PostureMIL(_spec())
+    with pytest.raises(TypeError, match="whole videos"):
+        m(torch.zeros(1, 3, 2, 32, 32))
+    assert m.joints(torch.zeros(3, 3, 32, 32)).shape == (3, 17, 2)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stanviewer.core.synth import make_dataset
+
+    out = tmp_path_factory.mktemp("posture-synth")
+    return run_job(make_dataset(out, subjects=3, videos_per_subject=2, reps=(1, 1)), stream=None)
+
+
+@pytest.fixture(scope="module")
+def pose_init(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = ModelSpec(arch="cnn-narrow-patch", views="local", frames=2, size=32, roi_provider="truth")
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("pose") / "pre.safetensors", FrameCNN(spec))
+
+
+@pytest.fixture(scope="module")
+def trained(dataset: Path, pose_init: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
+    cfg = TrainConfig(epochs=3, val_fraction=0, threads=1, init=str(pose_init), lr=1e-3)
+    res = run_job(train(dataset, _spec(), tmp_path_factory.mktemp("posture-run"), cfg), stream=None)
+    assert len(res.history) == 3 and all(np.isfinite(r["train_loss"]) for r in res.history)
+    return load_checkpoint(res.best)
+
+
+def test_training_keeps_the_pose_resnet_and_fits_a_read_out(trained: Checkpoint, pose_init: Path) -> None:
+    assert isinstance(trained.model, PostureMIL)
+    assert trained.meta["default_method"] == METHOD
+    tr = trained.meta["training"]
+    assert tr["pose_readout"]["error_view_px"] > 0 and tr["videos_test"] >= 1
+    src = load_checkpoint(pose_init).model
+    for (k, v), (_, w) in zip(trained.model.backbone.state_dict().items(), src.backbone.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert float(trained.model.read_std.mean()) != 1.0  # standardisation measured on the training images
+    assert (trained.path.parent / "history.csv").is_file()
+
+
+def test_training_needs_a_pose_resnet_and_the_local_view(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(StanError, match="pose-pretrained"):
+        run_job(train(dataset, _spec(), tmp_path / "a", TrainConfig(epochs=1, val_fraction=0)), stream=None)
+    with pytest.raises(StanError, match="--views local"):
+        cfg = TrainConfig(epochs=1, val_fraction=0, init="x")
+        run_job(train(dataset, ModelSpec(arch=ARCH, views="global", frames=2, size=32), tmp_path / "b", cfg))
+    with pytest.raises(StanError, match="resume"):
+        run_job(train(dataset, _spec(), tmp_path / "c", TrainConfig(init="x"), resume=True), stream=None)
+
+
+def test_whole_video_analysis_scores_every_frame(trained: Checkpoint, dataset: Path) -> None:
+    e = read_manifest(dataset)[0]
+    with open_video(e.video) as r:
+        a = run_job(analyze_reader(r, trained, AnalysisSettings(method=METHOD, heatmaps=False)), stream=None)
+        n = r.frame_count
+        s = run_job(analyze_reader(r, trained, AnalysisSettings(method=METHOD, coverage="sampled")), stream=None)
+    assert a.scores.shape == (n,) and np.isfinite(a.scores).all()
+    assert a.scores.min() >= 0.0 and a.scores.max() <= 1.0 and a.scores.max() > 0
+    assert a.meta["method"] == METHOD and a.heatmap_path is None and a.windows == []
+    assert a.prediction["class"] in trained.spec.classes
+    probs = a.prediction["probabilities"]
+    assert sum(probs.values()) == pytest.approx(1.0)
+    # the video logit is the log-mean-exp of the frame logits (every frame) minus the calibrated bias
+    assert a.prediction["pooled_evidence"] == pytest.approx(
+        float(log_mean_exp(torch.from_numpy(a.raw.astype(np.float64)))) - float(trained.model.video_bias), abs=1e-4
+    )
+    assert s.scores.shape == (n,) and s.meta["window"]["step"] == image_step(a.meta["video"]["fps"], 5.0)
+
+
+def test_partial_curves_while_reading(trained: Checkpoint, dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stanviewer.core.explain.posture as post
+
+    monkeypatch.setattr(post, "_PARTIAL_EVERY_S", 0.0)
+    e = read_manifest(dataset)[0]
+    partials = []
+    with open_video(e.video) as r:
+        job = analyze_posture(r, trained, AnalysisSettings(method=METHOD, batch=1))
+        try:
+            while True:
+                p = next(job)
+                if p.partial is not None:
+                    partials.append(p.partial.curve())
+        except StopIteration:
+            pass
+    assert len(partials) >= 2
+    reached = [int(np.isfinite(c).sum()) for c in partials]
+    assert reached == sorted(reached) and reached[0] > 0
+
+
+def test_methods_and_models_must_match(trained: Checkpoint, dataset: Path, tiny_checkpoint: Path) -> None:
+    e = read_manifest(dataset)[0]
+    with open_video(e.video) as r:
+        with pytest.raises(StanError, match="explains with its own frame evidence"):
+            run_job(analyze_reader(r, trained, AnalysisSettings(method="vanilla")), stream=None)
+        with pytest.raises(StanError, match="needs a posture model"):
+            run_job(analyze_reader(r, load_checkpoint(tiny_checkpoint), AnalysisSettings(method=METHOD)))
+        with pytest.raises(StanError, match="evidence for"):
+            run_job(analyze_reader(r, trained, AnalysisSettings(method=METHOD, target="normal")), stream=None)
+
+
+def test_frame_logits_follow_the_context_spacing(trained: Checkpoint) -> None:
+    """Frames read every frame use the context offsets times the image step: the same logits as images."""
+    model = trained.model
+    lean = np.r_[np.zeros(30), np.linspace(0, 20, 15), np.zeros(30)]
+    every_image = _figure(75, lean)
+    every_frame = np.repeat(every_image, 3, 0)  # each image seen on 3 consecutive frames
+    a = frame_logits(model, every_image, 1)
+    b = frame_logits(model, every_frame, 3)
+    assert np.allclose(a[5:-5], b[::3][5:-5], atol=1e-5)
+
+
+def test_evaluate_uses_the_posture_method_and_skips_the_short_sequence(trained: Checkpoint, dataset: Path,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    from stanviewer.core.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(methods=["vanilla"], calib_videos=2, test_videos=2)
+    rep = run_job(evaluate(dataset, [trained.path], cfg, tmp_path / "ev"), stream=None)
+    assert {r["method"] for r in rep.frame_rows} == {METHOD}
+    assert {r["sequence"] for r in rep.frame_rows} == {"long"}
+    assert rep.video_rows[0]["videos"] == 2
+
+
+def test_heatmaps_follow_the_pose_reader_gradient(trained: Checkpoint, dataset: Path, tmp_path: Path) -> None:
+    from stanviewer.core.explain.heatmaps import HeatmapReader
+
+    e = read_manifest(dataset)[0]
+    with open_video(e.video) as r:
+        n = r.frame_count
+        full = AnalysisSettings(method=METHOD, heatmap_side=48)
+        a = run_job(analyze_reader(r, trained, full, heatmap_path=tmp_path / "h.zip"), stream=None)
+        st = AnalysisSettings(method=METHOD, coverage="sampled", heatmap_side=48)
+        s = run_job(analyze_reader(r, trained, st, heatmap_path=tmp_path / "s.zip"), stream=None)
+    assert a.heatmap_path is not None and s.heatmap_path is not None
+    h = HeatmapReader(a.heatmap_path)
+    assert h.n == n and (h.frame_max > 0).all()
+    hs = HeatmapReader(s.heatmap_path)
+    read = np.arange(0, n, s.meta["window"]["step"])
+    assert (hs.frame_max[read] > 0).all() and (np.delete(hs.frame_max, read) == 0).all()
+    assert h.get(n // 2).max() > 0
+    h.close()
+    hs.close()
