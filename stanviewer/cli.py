@@ -337,6 +337,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64, help="input side in pixels (multiple of 32)")
     p.add_argument("--sample-fps", type=float, default=5.0, help="frames per second the model sees")
     p.add_argument("--roi", default="motion", help="ROI provider for the local view (motion, none, truth, ...)")
+    p.add_argument(
+        "--no-mask",
+        action="store_true",
+        help="local view: keep the whole crop square instead of masking pixels outside the ROI box "
+        "(the posture model's reader: a motion box can cut off the head or a raised arm)",
+    )
     p.add_argument("--classes", default="normal,compensation", help="class names, the last is the target")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=6, help="videos per step (half of each class)")
@@ -388,6 +394,7 @@ def _train_parts(a: argparse.Namespace):
         size=a.size,
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
+        local_margin=None if a.no_mask else 0.08,
         head_hidden=a.head_hidden,
         # standardise features measured on a pretrained backbone (--init); from scratch the statistics of
         # random features would mean nothing and the trainer would hold BatchNorm at its initial statistics
@@ -448,6 +455,12 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--sample-fps", type=float, default=5.0)
     p.add_argument("--roi", default="motion")
+    p.add_argument(
+        "--no-mask",
+        action="store_true",
+        help="local view: keep the whole crop square instead of masking pixels outside the ROI box "
+        "(the posture model's reader: a motion box can cut off the head or a raised arm)",
+    )
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=24, help="clips per step")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -471,7 +484,13 @@ def _run_pretrain(a: argparse.Namespace) -> int:
     from stanviewer.core.training.pretrain import pretrain_pose
 
     spec = ModelSpec(
-        arch=a.arch, views=a.views, frames=a.frames, size=a.size, sample_fps=a.sample_fps, roi_provider=a.roi
+        arch=a.arch,
+        views=a.views,
+        frames=a.frames,
+        size=a.size,
+        sample_fps=a.sample_fps,
+        roi_provider=a.roi,
+        local_margin=None if a.no_mask else 0.08,
     )
     path = run_job(
         pretrain_pose(

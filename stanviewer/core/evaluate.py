@@ -192,7 +192,8 @@ def _short_clip_scores(ck: Checkpoint, e: ManifestEntry, method: str, st: Analys
                 boxes, square = roi(r)
                 sc = np.array([work[0] / rw, work[1] / rh] * 2, np.float32)
                 sq = (square[0] * work[0] / rw, square[1] * work[1] / rh, square[2] * work[0] / rw)
-                imgs.append(np.stack([local_view(f, boxes[i] * sc, sq, spec.size) for f, i in zip(frames, idx)]))
+                m = spec.local_margin
+                imgs.append(np.stack([local_view(f, boxes[i] * sc, sq, spec.size, m) for f, i in zip(frames, idx)]))
         labels = read_frame_labels(e.frame_labels, n)[idx]
     clips = tuple(normalise(torch.from_numpy(im[None])) for im in imgs)
     m = make_method(method, ck.model, **st.method_params())

@@ -64,12 +64,13 @@ def local_view(
     box: Sequence[float],
     square: Sequence[float],
     size: int,
-    margin: float = 0.08,
+    margin: float | None = 0.08,
 ) -> np.ndarray:
     """The person only: crop ``square`` = (cx, cy, side), resize, mask outside ``box`` (x0, y0, x1, y1).
 
     Coordinates are in ``frame`` pixels. ``margin`` widens the box by that fraction of its size on each
-    side. The crop may extend beyond the frame; those pixels are neutral.
+    side; ``None`` keeps the whole crop square (no mask). The crop may extend beyond the frame; those
+    pixels are neutral.
     """
     cx, cy, side = (float(v) for v in square)
     side = max(side, 2.0)
@@ -81,6 +82,8 @@ def local_view(
     out = cv2.warpAffine(
         frame, M, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(NEUTRAL,) * 3
     )
+    if margin is None:
+        return out
     bx0, by0, bx1, by1 = (float(v) for v in box)
     mw, mh = (bx1 - bx0) * margin, (by1 - by0) * margin
     vx0 = int(np.floor((bx0 - mw - x0s) * scale))
@@ -99,7 +102,7 @@ def make_views(
     size: int,
     boxes: np.ndarray | None = None,
     square: Sequence[float] | None = None,
-    margin: float = 0.08,
+    margin: float | None = 0.08,
 ) -> dict[str, np.ndarray]:
     """Build the requested views for frames uint8 [T, H, W, 3] -> {name: uint8 [T, size, size, 3]}.
 

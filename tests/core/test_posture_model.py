@@ -122,6 +122,11 @@ def test_training_keeps_the_pose_resnet_and_fits_a_read_out(trained: Checkpoint,
         assert torch.equal(v, w), k
     assert float(trained.model.read_std.mean()) != 1.0  # standardisation measured on the training images
     assert (trained.path.parent / "history.csv").is_file()
+    from stanviewer.core.models.bundled import describe
+
+    card = describe(trained.path, trained.meta)
+    assert "posture-narrow (posture-MIL" in card and "input       whole videos" in card
+    assert "method      posture (default)" in card
 
 
 def test_training_needs_a_pose_resnet_and_the_local_view(dataset: Path, tmp_path: Path) -> None:
@@ -225,3 +230,22 @@ def test_heatmaps_follow_the_pose_reader_gradient(trained: Checkpoint, dataset: 
     assert h.get(n // 2).max() > 0
     h.close()
     hs.close()
+
+
+def test_an_unmasked_local_view_keeps_the_crop_square_and_its_own_cache() -> None:
+    from dataclasses import replace
+
+    from stanviewer.core.training.data import _cache_key
+    from stanviewer.core.views import NEUTRAL, local_view
+
+    frame = np.full((100, 100, 3), 200, np.uint8)
+    box, square = (40.0, 20.0, 60.0, 80.0), (50.0, 50.0, 80.0)
+    masked = local_view(frame, box, square, 32)
+    whole = local_view(frame, box, square, 32, None)
+    assert (masked[0, 0] == NEUTRAL).all() and (whole[0, 0] == 200).all()
+    assert (masked[16, 16] == whole[16, 16]).all()
+    spec = _spec()
+    assert _cache_key("f" * 40, spec) != _cache_key("f" * 40, replace(spec, local_margin=None))
+    assert _cache_key("f" * 40, ModelSpec(views="global")) == _cache_key(
+        "f" * 40, replace(ModelSpec(views="global"), local_margin=None)
+    )

@@ -127,7 +127,7 @@ def analyze_posture(
     for i, frame in reader.iter_frames(0, n, size=work):
         if not wanted[i]:
             continue
-        batch_imgs.append(local_view(frame, boxes[i], square, spec.size))
+        batch_imgs.append(local_view(frame, boxes[i], square, spec.size, spec.local_margin))
         if len(batch_imgs) >= batch:
             flush()
             partial = None

@@ -89,7 +89,7 @@ class _ViewMaker:
             if v == "global":
                 out.append(global_view(frame, self.size))
             else:
-                out.append(local_view(frame, self.boxes[i], self.square, self.size))
+                out.append(local_view(frame, self.boxes[i], self.square, self.size, self.spec.local_margin))
         return np.stack(out)  # [V, S, S, 3]
 
     def to_frame(self, v: str, heat: np.ndarray) -> np.ndarray:

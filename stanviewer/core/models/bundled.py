@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stanviewer.core.errors import CheckpointError
-from stanviewer.core.models.registry import describe_arch
+from stanviewer.core.models.registry import describe_arch, family
 from stanviewer.core.paths import models_dir
 
 __all__ = ["BUNDLED_NAME", "bundled_checkpoints", "default_checkpoint_path", "describe", "load_default"]
@@ -51,8 +51,13 @@ def describe(path: str | Path, meta: dict) -> str:
         f"name        {meta.get('name', Path(path).stem)}",
         f"arch        {spec.get('arch')} ({describe_arch(spec.get('arch'))}), views {spec.get('views')}",
         f"classes     {', '.join(spec.get('classes', []))} (explained: {spec.get('target')})",
-        f"input       {spec.get('frames')} frames x {spec.get('size')} px at {spec.get('sample_fps')} frames/s, "
-        f"ROI {spec.get('roi_provider')}",
+        (
+            f"input       whole videos: every frame's {spec.get('size')} px local view (trained on "
+            f"{2 * float(spec.get('sample_fps') or 0):g} images/s), ROI {spec.get('roi_provider')}"
+            if family(spec.get("arch") or "") == "posture"
+            else f"input       {spec.get('frames')} frames x {spec.get('size')} px at {spec.get('sample_fps')} "
+            f"frames/s, ROI {spec.get('roi_provider')}"
+        ),
     ]
     if "imported_from" in meta:
         imp = meta["imported_from"]

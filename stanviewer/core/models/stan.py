@@ -34,6 +34,9 @@ class ModelSpec:
             ``round(fps / sample_fps)`` frames (at least 1).
         mean, std: per-channel normalisation of RGB in [0, 1].
         backbone: the backbone's :class:`UniFormerConfig` as a dict.
+        local_margin: the local view masks pixels outside the ROI box widened by this fraction of its size
+            on each side; ``None`` keeps the whole crop square (the posture model reads limbs that a
+            motion box may cut off).
     """
 
     arch: str = "tiny"
@@ -46,6 +49,7 @@ class ModelSpec:
     mean: list[float] = field(default_factory=lambda: list(MEAN))
     std: list[float] = field(default_factory=lambda: list(STD))
     roi_provider: str = "motion"
+    local_margin: float | None = 0.08  # local view: mask outside the ROI box widened by this; None: no mask
     head_hidden: int = 0  # 0: the backbone's linear head (official layout); > 0: a two-layer MLP head
     feature_norm: bool = False  # standardise pooled features (training-set mean/std buffers) before the head
     backbone: dict = field(default_factory=dict)

@@ -93,7 +93,8 @@ def _roi_version(provider: str) -> str:
 def _cache_key(fingerprint: str, spec: ModelSpec) -> str:
     views = spec.views.replace("+", "-")
     roi = f"{spec.roi_provider}{_roi_version(spec.roi_provider)}"
-    return f"{fingerprint[:24]}_{views}_{spec.size}_{spec.sample_fps:g}_{roi}_v{PREP_VERSION}"
+    mask = "" if spec.local_margin == 0.08 or "local" not in spec.views else f"_m{spec.local_margin}"
+    return f"{fingerprint[:24]}_{views}_{spec.size}_{spec.sample_fps:g}_{roi}{mask}_v{PREP_VERSION}"
 
 
 def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: list[str]) -> VideoSample:
@@ -129,7 +130,10 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
         imgs, kept = [], []
         for i, fr in reader.iter_frames(0, n):
             if i in wanted:
-                v = make_views(fr[None], spec.views, spec.size, None if boxes is None else boxes[i : i + 1], square)
+                v = make_views(
+                    fr[None], spec.views, spec.size, None if boxes is None else boxes[i : i + 1], square,
+                    spec.local_margin,
+                )  # fmt: skip
                 imgs.append(np.stack([v[name][0] for name in view_names(spec.views)]))
                 kept.append(i)
         images = np.stack(imgs)
