@@ -2,8 +2,9 @@
 
     python scripts/finalize_model.py SRC OUT --name NAME [--description TEXT]
 
-Weights to float16; metadata: the name, ``synthetic_only``, ROI provider ``motion`` for new videos (training
-used the generator's true boxes, recorded under ``training.roi_provider``) and the data description.
+Weights to float16 (``--float32`` keeps them); metadata: the name, ``synthetic_only``, ROI provider ``motion`` for
+new videos (the provider training used, e.g. the generator's true boxes, is recorded under
+``training.roi_provider``) and the data description.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--name", required=True)
     ap.add_argument("--description", default="video labels only", help="appended to the data description")
+    ap.add_argument("--float32", action="store_true", help="keep float32 weights")
     a = ap.parse_args()
     ck = load_checkpoint(a.src)
-    save_checkpoint(a.out, ck.model, ck.meta, half=True)
+    save_checkpoint(a.out, ck.model, ck.meta, half=not a.float32)
     update_metadata(
         a.out,
         {
             "name": a.name,
             "synthetic_only": True,
             "spec": {"roi_provider": "motion"},
-            "training": {"roi_provider": "truth", "data_description": f"{DATA}; {a.description}"},
+            "training": {"roi_provider": ck.spec.roi_provider, "data_description": f"{DATA}; {a.description}"},
         },
     )
     print(f"wrote {a.out}")

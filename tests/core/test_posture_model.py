@@ -191,7 +191,10 @@ def test_methods_and_models_must_match(trained: Checkpoint, dataset: Path, tiny_
 
 def test_frame_logits_follow_the_context_spacing(trained: Checkpoint) -> None:
     """Frames read every frame use the context offsets times the image step: the same logits as images."""
-    model = trained.model
+    import copy
+
+    model = copy.deepcopy(trained.model)
+    model.cfg.smooth = 0.0  # smoothing a repeated frame differs slightly from smoothing the images
     lean = np.r_[np.zeros(30), np.linspace(0, 20, 15), np.zeros(30)]
     every_image = _figure(75, lean)
     every_frame = np.repeat(every_image, 3, 0)  # each image seen on 3 consecutive frames
@@ -249,3 +252,15 @@ def test_an_unmasked_local_view_keeps_the_crop_square_and_its_own_cache() -> Non
     assert _cache_key("f" * 40, ModelSpec(views="global")) == _cache_key(
         "f" * 40, replace(ModelSpec(views="global"), local_margin=None)
     )
+
+
+def test_smoothing_keeps_slow_posture_and_damps_a_one_frame_glitch() -> None:
+    from stanviewer.core.models.posture import smooth_rows
+
+    x = torch.zeros(41, 2, dtype=torch.float64)
+    x[20] = 10.0
+    y = smooth_rows(x, 1.5)
+    assert float(y[20, 0]) < 3.0 and float(y.sum()) == pytest.approx(20.0)
+    ramp = torch.linspace(0, 1, 41, dtype=torch.float64)[:, None]
+    assert torch.allclose(smooth_rows(ramp, 1.5)[5:-5], ramp[5:-5])
+    assert torch.equal(smooth_rows(ramp, 0.0), ramp)

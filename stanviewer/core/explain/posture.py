@@ -49,7 +49,7 @@ def frame_logits(model: PostureMIL, joints: np.ndarray, rows_step: int) -> np.nd
     training density (1: rows are the training images; 3: every frame of a video three frames apart)."""
     offsets = [int(o) * rows_step for o in model.cfg.context]
     with torch.no_grad():
-        f = posture_features(torch.from_numpy(joints.astype(np.float64)), offsets)
+        f = posture_features(torch.from_numpy(joints.astype(np.float64)), offsets, model.cfg.smooth * rows_step)
         return model.frame_logits(f.to(next(model.parameters()).device)).float().cpu().numpy()
 
 
@@ -258,7 +258,7 @@ def _heatmaps(
     offsets = [int(o) * rows_step for o in model.cfg.context]
     q = torch.from_numpy(qview.astype(np.float64)).requires_grad_(True)
     with frozen(model):
-        f = posture_features(to_video(q, square), offsets).to(device)
+        f = posture_features(to_video(q, square), offsets, model.cfg.smooth * rows_step).to(device)
         total = model.frame_logits(f).sum()
         g = torch.autograd.grad(total, q)[0].float()  # [rows, J, 2]: how each read frame's joints move the curve
     maker = _ViewMaker(model.spec, work, boxes, square, ["local"], heatmap_size(rw, rh, st.heatmap_side))

@@ -8,9 +8,10 @@ the same manifest, split, validation and output files as every other ``train`` r
 2. its joint read-out (a linear layer on the last two feature maps) is fitted in closed form (ridge
    regression, ``ridge``) on the images of the training videos against the generator's joints (the
    manifest's ``joints`` column — joints, not labels);
-3. the MIL head learns from **video labels only**: each video's logit is the log-mean-exp of its frames'
-   logits (binary cross-entropy), AdamW, ``epochs`` passes over the training videos in batches of 8; the
-   epoch with the lowest validation loss is kept;
+3. the MIL heads learn from **video labels only**: each head's video logit is the log-mean-exp of its
+   frames' logits (binary cross-entropy, the heads' losses averaged), AdamW, ``epochs`` passes over the
+   training videos in batches of 8; the epoch with the lowest validation loss (of the averaged heads) is
+   kept;
 4. the video bias is calibrated on the validation videos (the threshold on their pooled logits that
    maximises video-level F1), so that ``video logit > 0`` is the decision.
 
@@ -111,7 +112,7 @@ def _video_features(model: PostureMIL, s: VideoSample) -> torch.Tensor:
         raise StanError(f"{s.name}: the local view has no crop square")
     with torch.no_grad():
         q = torch.cat([model.joints(x) for x in _images(s).split(256)])
-    return posture_features(to_video(q.double(), s.square), model.cfg.context)
+    return posture_features(to_video(q.double(), s.square), model.cfg.context, model.cfg.smooth)
 
 
 def video_bias(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -231,8 +232,10 @@ def train_posture(
         losses = []
         for i in range(0, len(order), 8):
             batch = [tr[k] for k in order[i : i + 8]]
-            z = torch.stack([log_mean_exp(model.frame_logits(feats[s.name])) for s in batch])
-            y = torch.tensor([float(s.label == target) for s in batch])
+            # every head learns on its own (MIL on its own frame logits); the model averages them
+            z = torch.stack([torch.logsumexp(model.head_logits(feats[s.name]), 1) for s in batch], 1)  # [H, B]
+            z = z - torch.log(torch.tensor([float(len(feats[s.name])) for s in batch]))
+            y = torch.tensor([float(s.label == target) for s in batch]).expand_as(z)
             loss = F.binary_cross_entropy_with_logits(z, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
