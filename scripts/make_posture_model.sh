@@ -5,8 +5,8 @@
 #     scripts/make_posture_model.sh [WORK_DIR]      (default: ./runs/bundled)
 #
 #   1. pose pretraining of the narrow ResNet on the crops the app will see: the app's motion boxes place
-#      the crop square, and nothing in it is masked (--no-mask: motion boxes cut off the head in 9 % of
-#      test frames); the generator's joints are the targets, no compensation, video or frame label is used;
+#      the crop square and mask the rest (as for every model); the generator's joints are the targets, no
+#      compensation, video or frame label is used;
 #   2. `train --arch posture-narrow`: the joint read-out is fitted by ridge regression on the training
 #      videos' joints, the per-frame MIL head learns from video labels only, the video bias is calibrated
 #      on the validation subjects;
@@ -22,14 +22,14 @@ M=$DATA/manifest.csv
 
 [ -f "$M" ] || $SV synth "$DATA" --subjects 48 --videos-per-subject 8 --seed 1
 
-VIEW=(--views local --size 64 --sample-fps 5 --roi motion --no-mask)
-$SV pretrain "$M" --out "$W/pose_nomask" --arch cnn-narrow-patch --frames 8 "${VIEW[@]}" \
+VIEW=(--views local --size 64 --sample-fps 5 --roi motion)
+$SV pretrain "$M" --out "$W/pose_motion" --arch cnn-narrow-patch --frames 8 "${VIEW[@]}" \
     --steps 1500 --batch 24 --threads 1 --workers 2
 $SV train "$M" --out "$W/posture" --arch posture-narrow "${VIEW[@]}" \
-    --init "$W/pose_nomask/pretrained.safetensors" --epochs 40 --threads 1 --workers 2
+    --init "$W/pose_motion/pretrained.safetensors" --epochs 40 --threads 1 --workers 2
 
 OUT=$W/posture-narrow-synth.safetensors
 python scripts/finalize_model.py "$W/posture/best.safetensors" "$OUT" --name posture-narrow-synth --float32 \
     --description "video labels only; joints read by a narrow ResNet pose-pretrained on the generator's joints"
-$SV evaluate "$M" --checkpoint "$OUT" --out "$W/eval_posture" --test-videos 48 --calib-videos 24 --calibrate
+$SV evaluate "$M" --checkpoint "$OUT" --out "$W/eval_posture" --test-videos 48 --calib-videos 24 --calibrate --sanity
 echo "copy $OUT to models/ to bundle it"

@@ -340,8 +340,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-mask",
         action="store_true",
-        help="local view: keep the whole crop square instead of masking pixels outside the ROI box "
-        "(the posture model's reader: a motion box can cut off the head or a raised arm)",
+        help="local view: keep the whole crop square instead of masking pixels outside the ROI box",
+    )
+    p.add_argument(
+        "--mask-margin",
+        type=float,
+        default=0.08,
+        help="local view: widen the ROI box by this fraction of its size before masking (default 0.08)",
     )
     p.add_argument("--classes", default="normal,compensation", help="class names, the last is the target")
     p.add_argument("--epochs", type=int, default=30)
@@ -380,6 +385,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=_run_train)
 
 
+def _mask_margin(m: float) -> float:
+    from stanviewer.core.errors import StanError
+
+    if not 0 <= m <= 1:
+        raise StanError(f"--mask-margin must be between 0 and 1, not {m}")
+    return m
+
+
 def _train_parts(a: argparse.Namespace):
     from stanviewer.core.models.stan import ModelSpec
     from stanviewer.core.training.train import TrainConfig
@@ -394,7 +407,7 @@ def _train_parts(a: argparse.Namespace):
         size=a.size,
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
-        local_margin=None if a.no_mask else 0.08,
+        local_margin=None if a.no_mask else _mask_margin(a.mask_margin),
         head_hidden=a.head_hidden,
         # standardise features measured on a pretrained backbone (--init); from scratch the statistics of
         # random features would mean nothing and the trainer would hold BatchNorm at its initial statistics
@@ -458,8 +471,13 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-mask",
         action="store_true",
-        help="local view: keep the whole crop square instead of masking pixels outside the ROI box "
-        "(the posture model's reader: a motion box can cut off the head or a raised arm)",
+        help="local view: keep the whole crop square instead of masking pixels outside the ROI box",
+    )
+    p.add_argument(
+        "--mask-margin",
+        type=float,
+        default=0.08,
+        help="local view: widen the ROI box by this fraction of its size before masking (default 0.08)",
     )
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=24, help="clips per step")
@@ -490,7 +508,7 @@ def _run_pretrain(a: argparse.Namespace) -> int:
         size=a.size,
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
-        local_margin=None if a.no_mask else 0.08,
+        local_margin=None if a.no_mask else _mask_margin(a.mask_margin),
     )
     path = run_job(
         pretrain_pose(

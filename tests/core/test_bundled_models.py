@@ -9,6 +9,7 @@ import torch
 
 from stanviewer.core.models.bundled import BUNDLED_NAME, bundled_checkpoints, describe
 from stanviewer.core.models.checkpoint import load_checkpoint
+from stanviewer.core.models.registry import family
 from stanviewer.core.paths import models_dir
 
 SHIPPED = bundled_checkpoints()
@@ -36,6 +37,16 @@ def test_shipped_checkpoint(path: Path) -> None:
     readme = (models_dir() / "README.md").read_text(encoding="utf-8")
     assert path.name in readme
     T, S = ck.spec.frames, ck.spec.size
+    if family(ck.spec.arch) == "posture":  # a whole-video model: joints per image, then per-frame logits
+        from stanviewer.core.models.posture import posture_features, to_video
+
+        with torch.no_grad():
+            q = ck.model.joints(torch.rand(12, 3, S, S))
+            f = posture_features(to_video(q.double(), (100.0, 100.0, 200.0)), ck.model.cfg.context)
+            out = ck.model.frame_logits(f)
+        assert q.shape == (12, 17, 2) and out.shape == (12,) and torch.isfinite(out).all()
+        assert ck.meta["default_method"] == "posture"
+        return
     clips = [torch.rand(1, 3, T, S, S) for _ in ck.model.view_names]
     with torch.no_grad():
         out = ck.model(*clips)
