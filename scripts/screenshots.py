@@ -9,7 +9,8 @@ Starts the app under Xvfb (re-running itself with ``xvfb-run`` when there is no 
 - ``docs/img/review-tiers.png``: an annotator's corrections (flagged segments that match the generator's
   labels accepted, missed compensations marked by hand, false alarms left out, one edge moved), a
   therapist interval, review status "in progress";
-- ``docs/img/analysis-running.png``: a second method being computed, its curve growing, progress and ETA.
+- ``docs/img/analysis-running.png``: a second method being computed, its curve growing, progress and ETA
+  (not for a posture model, which has one method).
 
 Model: a bundled model (``--model``, default the per-frame CNN baseline ``cnn-narrow-patch-synth``, with
 its recommended method and calibrated threshold), else the default bundled model; without any, a tiny *random*
@@ -94,6 +95,9 @@ def main() -> int:
     ck_path, what = _checkpoint(tmp, a.model)
     ck = load_checkpoint(ck_path)
     method = ck.meta.get("default_method") if ck.meta.get("default_method") in ("vanilla", "gradcam") else "vanilla"
+    whole_video = ck.meta.get("default_method") == "posture"  # a posture model has this one method only
+    if whole_video:
+        method = "posture"
     print(f"video {video}\nmodel {ck_path} ({what}), method {method}")
     run_job(analyze_video(video, ck, AnalysisSettings(method=method)))
 
@@ -176,6 +180,11 @@ def main() -> int:
         r.save()  # written into the temporary data folder; closing the window then asks nothing
 
     ap2 = w.analysis_panel
+    if whole_video:  # no second method to run beside it: the running-analysis picture is left as it was
+        w.close()
+        QApplication.processEvents()
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     ap2.set_method("gradcam" if method != "gradcam" else "vanilla")
     ap2.run()
     spin(  # windows being scored (the person finder reports its own progress first)
