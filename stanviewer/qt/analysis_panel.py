@@ -311,6 +311,7 @@ class AnalysisPanel(QWidget):
         ths = meta.get("thresholds") or {}
         default = meta.get("default_method")
         whole_video = family(spec.get("arch") or "") == "posture"
+        self.stride.setEnabled(not whole_video)  # a posture model reads every frame of the video, no windows
         items = self.method.model()
         for k in range(self.method.count()):  # say which method this model's calibration recommends
             m = self.method.itemData(k)
@@ -387,7 +388,7 @@ class AnalysisPanel(QWidget):
             method=str(self.method.currentData()),
             device=str(self.device.currentData() or "auto"),
             coverage=str(self.coverage.currentData()),
-            stride=self.stride.value() or None,
+            stride=(self.stride.value() or None) if self.method.currentData() != POSTURE_METHOD else None,
         )
 
     def run(self) -> None:

@@ -674,6 +674,7 @@ def test_a_posture_model_offers_its_own_method_only(qtbot, window, make_video, t
     s, ap = window.session, window.analysis_panel
     ap.set_checkpoint(ck)
     assert ap.method.currentData() == "posture" and "whole videos" in ap.card.text()
+    assert not ap.stride.isEnabled() and ap.settings_for_run().stride is None
     with pytest.raises(StanError, match="its own method"):
         ap.set_method("vanilla")
     ap.run()
@@ -682,6 +683,6 @@ def test_a_posture_model_offers_its_own_method_only(qtbot, window, make_video, t
     assert s.method == "posture" and len(s.scores) == 40
     assert table_rows(window.segments_panel) == [(g.start, g.end) for g in s.segments]
     ap.set_checkpoint(None)  # back to a window model: posture is not offered
-    assert ap.method.currentData() != "posture"
+    assert ap.method.currentData() != "posture" and ap.stride.isEnabled()
     with pytest.raises(StanError, match="needs a posture model"):
         ap.set_method("posture")
