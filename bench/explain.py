@@ -11,7 +11,10 @@ Prints Markdown tables:
    fraction of a 4096x4096 fp32 matmul peak measured in the same run;
 2. frames/s per method of random-weight models of other architectures (``--compare``, by default the
    per-frame CNN ``cnn-narrow-patch``) beside the checkpoint, same views, clip length, size and ROI;
-3. peak RSS of a process analysing a 1-minute and a 10-minute video (should be flat in video length).
+3. the posture model (``--posture``, by default the bundled ``posture-narrow-synth``): frames/s of its
+   whole-video analysis (read every frame's joints, then score; with and without heatmaps, full and
+   sampled coverage) on the same video;
+4. peak RSS of a process analysing a 1-minute and a 10-minute video (should be flat in video length).
 The machine is shared: compare ratios measured in one run.
 """
 
@@ -177,6 +180,29 @@ def compare_archs(
         print(f"| {ck.spec.arch} ({describe_arch(ck.spec.arch)}) | {params:.2f} | {' | '.join(cells)} |")
 
 
+def posture_table(a: argparse.Namespace, reader, roi) -> None:
+    """Frames/s of the posture model's whole-video analysis (scores only / with heatmaps; full / sampled)."""
+    from stanviewer.core.paths import models_dir
+
+    path = Path(a.posture) if a.posture else models_dir() / "posture-narrow-synth.safetensors"
+    if a.posture == "" or not path.exists():
+        return
+    ck = load_checkpoint(path)
+    n = reader.frame_count
+    print(f"\nposture model {ck.name}: the same {n}-frame video and boxes\n")
+    print("| coverage | heatmaps | seconds | frames/s |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for coverage in ("full", "sampled"):
+            for heat in (False, True):
+                st = AnalysisSettings(method="posture", coverage=coverage, device=a.device, heatmaps=heat)
+                t = time.perf_counter()
+                job = analyze_reader(reader, ck, st, roi=roi, heatmap_path=Path(tmp) / f"{coverage}{heat}.zip")
+                run_job(job, stream=None)
+                dt = time.perf_counter() - t
+                print(f"| {coverage} | {'yes' if heat else 'no'} | {dt:.1f} | {n / dt:.0f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", type=Path, help="default: the bundled model, else a random tiny STAN")
@@ -192,6 +218,7 @@ def main() -> None:
         help="comma-separated architectures (random weights, the checkpoint's views/frames/size) to time beside "
         "the checkpoint, e.g. cnn-narrow-patch,cnn-narrow-rnn,cnn-resnet18-patch; '' to skip",
     )
+    ap.add_argument("--posture", help="posture-model checkpoint to time (default: the bundled one; '' to skip)")
     a = ap.parse_args()
     os.environ.setdefault("STANVIEWER_CACHE_DIR", str(a.workdir / "cache"))
     a.workdir.mkdir(parents=True, exist_ok=True)
@@ -242,6 +269,7 @@ def main() -> None:
     archs = [x.strip() for x in a.compare.split(",") if x.strip()]
     if archs:
         compare_archs(ck, archs, reader, roi, a.workdir, METHODS, a.device)
+    posture_table(a, reader, roi)
     if not a.skip_memory:
         print("\n| video | frames | analysis s (vanilla, sampled) | peak RSS MB |")
         print("|---|---|---|---|")
