@@ -264,3 +264,19 @@ def test_smoothing_keeps_slow_posture_and_damps_a_one_frame_glitch() -> None:
     ramp = torch.linspace(0, 1, 41, dtype=torch.float64)[:, None]
     assert torch.allclose(smooth_rows(ramp, 1.5)[5:-5], ramp[5:-5])
     assert torch.equal(smooth_rows(ramp, 0.0), ramp)
+
+
+def test_training_needs_the_training_videos_joints(dataset: Path, pose_init: Path, tmp_path: Path) -> None:
+    import csv
+
+    rows = list(csv.DictReader(dataset.read_text(encoding="utf-8").splitlines()))
+    train_row = next(r for r in rows if r.get("split", "train") == "train")
+    train_row["joints"] = ""
+    bad = dataset.parent / "no_joints.csv"
+    with bad.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init))
+    with pytest.raises(StanError, match="no joints column"):
+        run_job(train(bad, _spec(), tmp_path / "nj", cfg), stream=None)

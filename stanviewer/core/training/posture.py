@@ -25,6 +25,7 @@ import csv
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples
 from stanviewer.core.views import normalise
+
+if TYPE_CHECKING:
+    from stanviewer.core.training.train import TrainConfig
 
 __all__ = ["fit_pose_readout", "train_posture", "video_bias"]
 
@@ -157,7 +161,7 @@ def train_posture(
     manifest: str | Path,
     spec: ModelSpec,
     out_dir: str | Path,
-    cfg,
+    cfg: TrainConfig,
     *,
     train_subjects: set[str] | None = None,
     test_subjects: set[str] | None = None,
@@ -187,12 +191,6 @@ def train_posture(
         raise StanError(f"--init must be a pose-pretrained narrow per-frame CNN, not {ck.spec.arch}", ck.path)
     manifest = Path(manifest)
     entries = {e.name: e for e in read_manifest(manifest)}
-    missing = [n for n, e in entries.items() if not e.extra.get("joints")]
-    if missing:
-        raise StanError(
-            f"the joint read-out is fitted on the generator's joints: video {missing[0]} has no joints column",
-            manifest,
-        )
     samples = yield from load_samples(manifest, spec, workers=cfg.workers)
     if train_subjects is not None or test_subjects is not None:
         pool = [s for s in samples if train_subjects is None or s.subject in train_subjects]
@@ -201,6 +199,12 @@ def train_posture(
     else:
         pool = [s for s in samples if (entries[s.name].split or "train") == "train"]
         test = [s for s in samples if entries[s.name].split == "test"]
+    missing = [s.name for s in pool if not entries[s.name].extra.get("joints")]
+    if missing:  # joints of the training videos only; test videos need none
+        raise StanError(
+            f"the joint read-out is fitted on the training videos' joints: {missing[0]} has no joints column",
+            manifest,
+        )
     tr, val = _split_val(pool, cfg.val_fraction, rng)
     target = spec.target_index
     if not any(s.label == target for s in tr) or all(s.label == target for s in tr):
