@@ -25,7 +25,11 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    axis (the column band it covers most): everything farther than ``band`` x its height from the axis
    is certain background, which cuts such furniture at the band's edge and teaches GrabCut its colours
    as background; only the previous body's pixels within ``seed_band`` of the axis start as probable
-   body. Then columns with little body in them are trimmed from the sides while the body is wider than
+   body. When the first segment joins the person to a door, a cupboard or a patch of wall that covers
+   more columns than the person's thin trunk and legs, that axis lies on the furniture, and the
+   refinement keeps a filled block or a short piece (an arm); then the rest of the first segment is
+   refined again round its next axes (up to two), and the most person-like body is kept. Then
+   columns with little body in them are trimmed from the sides while the body is wider than
    ``max_aspect`` times its height. The candidate whose body is tallest (relative to the frame) and
    most upright, weighted by the square root of its motion energy and discounted when it fills its
    bounding box like a cupboard, window or poster does (a person's silhouette leaves most of its box
@@ -46,9 +50,11 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    Legs whose colour lies between the wall's and the floor's are lost by GrabCut (its colour models
    are global); under the body, down to ``below`` x its height, the pixels that differ from their own
    row of wall or floor beside the body and touch it are added (row by row, legs still stand out).
-   Likewise a head lost against the wall: over the body, up to ``above`` x its height, what differs
-   from its own row of wall and sits on the body's top joins it, provided it ends below wall and is
-   no wider than a head (a poster or window over the person goes on or is wider and is not added).
+   Likewise a head lost against the wall: over the body, up to ``above`` x its height, what looks like
+   no pixel of its own rows of wall beside it (a striped wall's colours are all there) and sits on the
+   body's top (over the shoulders, a gap of one row allowed) joins it, provided it ends below wall
+   and is no wider than a head, after a few narrowing shoulder rows (a poster or window over the
+   person goes on or is wider and is not added).
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
    within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
    shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
@@ -246,12 +252,76 @@ def static_body(
     near = cv2.dilate(main, np.ones((7, 7), np.uint8)) > 0
     ids = np.unique(lab[near])  # labels > 0 lie inside the foreground
     body = np.isin(lab, ids[ids > 0]).astype(np.uint8)
+    first = body
+    body = _refine_passes(ref, first, refine, iterations, band, seed_band)
+    if refine > 0 and _lost_person(body, first):
+        rest = first & (cv2.dilate(body, np.ones((5, 5), np.uint8)) == 0)
+        tried = [_body_axis(first)[0]]
+        for _ in range(2):
+            xc = _other_axis(rest, tried, band) if rest.sum() >= 10 else None
+            if xc is None:
+                break
+            tried.append(xc)
+            other = _refine_passes(ref, rest, refine, iterations, band, seed_band, xc)
+            if other is rest:  # GrabCut found nothing round that axis
+                continue
+            if _person_like(other, h) > _person_like(body, h):
+                body = other
+            if not _lost_person(other, first):
+                break
+    return _trim(body, max_aspect) if max_aspect > 0 else body
+
+
+def _refine_passes(
+    ref: np.ndarray,
+    body: np.ndarray,
+    refine: int,
+    iterations: int,
+    band: float,
+    seed_band: float,
+    xc: int | None = None,
+) -> np.ndarray:
+    """``body`` after up to ``refine`` passes of :func:`_refine_body` (the first around column ``xc`` when
+    given, else around the body's own axis); the last body found."""
     for _ in range(refine):
-        better = _refine_body(ref, body, iterations, band, seed_band)
+        better = _refine_body(ref, body, iterations, band, seed_band, xc)
         if better is None:
             break
-        body = better
-    return _trim(body, max_aspect) if max_aspect > 0 else body
+        body, xc = better, None
+    return body
+
+
+def _person_like(body: np.ndarray, frame_h: int) -> float:
+    """:func:`_plausibility` discounted for a filled block (:func:`_not_a_block`)."""
+    return _plausibility(body, frame_h) * _not_a_block(body) if body.any() else 0.0
+
+
+def _lost_person(body: np.ndarray, first: np.ndarray, block: float = 0.5, kept: float = 0.4) -> bool:
+    """Whether the refined ``body`` looks like the refinement went round the wrong axis: it is a filled
+    block (:func:`_not_a_block` below ``block``) or less than ``kept`` x as tall as the first segmentation
+    ``first`` it started from. When GrabCut's first segment joins the person to a door, cupboard or a
+    patch of wall that covers more columns than the person's thin trunk and legs, the body's axis lies on
+    that furniture and the refinement keeps it (or an arm of the person beside it). A trunk without its
+    legs (about half the height; :func:`_extend_down` finds them later) is not lost: at 0.6 instead of
+    ``kept`` an axis on a box beside the legs was tried and won with the box."""
+    if not body.any():
+        return True
+    rows, rows0 = np.nonzero(body.any(axis=1))[0], np.nonzero(first.any(axis=1))[0]
+    return _not_a_block(body) < block or rows[-1] + 1 - rows[0] < kept * (rows0[-1] + 1 - rows0[0])
+
+
+def _other_axis(body: np.ndarray, tried: list[int], band: float) -> int | None:
+    """The axis of ``body`` (the column band it covers most, as in :func:`_body_axis`) farther than ``band`` x
+    its height from each column in ``tried``; None when no column there holds body."""
+    ys = np.nonzero(body.any(axis=1))[0]
+    hh = ys[-1] + 1 - ys[0]
+    k = max(3, int(0.1 * hh)) | 1
+    cols = body.sum(axis=0).astype(np.float32)
+    cover = np.convolve(cols, np.ones(k, np.float32), mode="same")
+    for xc in tried:
+        cover[max(0, int(xc - band * hh)) : int(xc + band * hh) + 1] = 0
+    cover[cols == 0] = 0
+    return int(np.argmax(cover)) if cover.max() > 0 else None
 
 
 def _likeliest_segment(lab: np.ndarray, overlap: np.ndarray, least: float = 0.1) -> int:
@@ -270,19 +340,20 @@ def _likeliest_segment(lab: np.ndarray, overlap: np.ndarray, least: float = 0.1)
     return best
 
 
-def _body_axis(body: np.ndarray) -> tuple[int, int, int]:
+def _body_axis(body: np.ndarray, xc: int | None = None) -> tuple[int, int, int]:
     """``(x, top, bottom)``: the body's vertical axis (the column band covered by the most body pixels,
-    over a width of a tenth of its height) and the body's extent along it."""
-    ys = np.nonzero(body.any(axis=1))[0]
-    k = max(3, int(0.1 * (ys[-1] + 1 - ys[0]))) | 1
-    cover = np.convolve(body.sum(axis=0).astype(np.float32), np.ones(k, np.float32), mode="same")
-    xc = int(np.argmax(cover))
+    over a width of a tenth of its height, or column ``xc`` when given) and the body's extent along it."""
+    if xc is None:
+        ys = np.nonzero(body.any(axis=1))[0]
+        k = max(3, int(0.1 * (ys[-1] + 1 - ys[0]))) | 1
+        cover = np.convolve(body.sum(axis=0).astype(np.float32), np.ones(k, np.float32), mode="same")
+        xc = int(np.argmax(cover))
     rows = np.nonzero(body[:, max(0, xc - 2) : xc + 3].any(axis=1))[0]
     return xc, int(rows[0]), int(rows[-1]) + 1
 
 
 def _refine_body(
-    ref: np.ndarray, body: np.ndarray, iterations: int, band: float, seed_band: float
+    ref: np.ndarray, body: np.ndarray, iterations: int, band: float, seed_band: float, axis: int | None = None
 ) -> np.ndarray | None:
     """Segment the body again in a band around its own vertical axis, so that furniture next to it is cut.
 
@@ -298,7 +369,7 @@ def _refine_body(
     h, w = ref.shape[:2]
     if not body.any():
         return None
-    xc, top, bottom = _body_axis(body)
+    xc, top, bottom = _body_axis(body, axis)
     hh = bottom - top
     if hh < 8:
         return None
@@ -395,6 +466,27 @@ def _row_contrast(ref: np.ndarray, y0: int, y1: int, c0: int, c1: int, side: int
     return dist > max(min_dist, 3 * 1.4826 * float(np.median(np.concatenate(spread))))
 
 
+def _row_unlike(ref: np.ndarray, y0: int, y1: int, c0: int, c1: int, side: int, min_dist: float) -> np.ndarray | None:
+    """bool [y1 - y0, c1 - c0]: which pixels of rows ``y0:y1``, columns ``c0:c1`` of ``ref`` look like no pixel of
+    the wall beside them: farther than ``min_dist`` from every pixel of the strips of ``side`` pixels left
+    and right of the columns in their own row and the rows next to it. Unlike :func:`_row_contrast`
+    (distance to the strips' median colour) this keeps a striped or patterned wall, whose colours
+    spread widely, from hiding a head in front of it: every stripe's colour is somewhere in the strips.
+    None when there is no strip (the columns span the picture)."""
+    h, w = ref.shape[:2]
+    img = ref.astype(np.float32)
+    strips = [(a, b) for a, b in ((max(0, c0 - side), c0), (c1, min(w, c1 + side))) if b - a >= 2]
+    if not strips:
+        return None
+    out = np.zeros((y1 - y0, c1 - c0), bool)
+    for y in range(y0, y1):
+        ya, yb = max(0, y - 1), min(h, y + 2)
+        wall = np.concatenate([img[ya:yb, a:b].reshape(-1, 3) for a, b in strips])
+        d = np.linalg.norm(img[y, c0:c1, None, :] - wall[None], axis=2).min(axis=1)
+        out[y - y0] = d > min_dist
+    return out
+
+
 def _extend_down(
     ref: np.ndarray, body: np.ndarray, below: float, pad: float = 0.15, side: float = 0.3, min_dist: float = 20.0
 ) -> np.ndarray:
@@ -446,7 +538,13 @@ def _extend_down(
 
 
 def _extend_up(
-    ref: np.ndarray, body: np.ndarray, above: float, head: float = 0.2, side: float = 0.3, min_dist: float = 20.0
+    ref: np.ndarray,
+    body: np.ndarray,
+    above: float,
+    head: float = 0.2,
+    side: float = 0.3,
+    min_dist: float = 20.0,
+    slope: float = 0.06,
 ) -> np.ndarray:
     """Add a head that GrabCut cut off at the neck or the hair line: what sits on the body's top and
     differs from its own row of wall.
@@ -454,12 +552,16 @@ def _extend_up(
     GrabCut drops a face or hair whose colours it has filed under the wall's, and the body then ends at
     the shoulders (a box 15 % too low). Above the body's top (up to ``above`` x its height), in the
     columns of its top two rows widened by half a head (``head`` x its height) on each side, pixels that
-    differ from their row (:func:`_row_contrast`, strips of ``side`` x the height) join the body row by
-    row upwards, each within a pixel sideways of those joined on the row below. A head ends: above it
-    the wall comes back. So the part is kept only when it is at most ``head`` x the height wide and is
-    followed by rows of wall (3 % of the height, at least 2) before ``above`` x the height or the
-    picture's top; a poster, window or door over the person goes on or is wider, and then nothing is
-    added. A body that already has its head gains nothing (wall above it).
+    look like no pixel of the wall beside them (:func:`_row_unlike`, strips of ``side`` x the height;
+    a striped wall's spread of colours hides nothing) join the body row by row upwards: the first row
+    anywhere over the body's top (the head sits between the shoulders, across a gap at the neck), each
+    next one within a pixel sideways of those joined on the row below, over gaps of one row (a hat's
+    brim, a face like the wall). A head ends: above it the wall comes back. So the part is kept only
+    when it is at most ``head`` x the height wide, after at most ``slope`` x the height of wider rows
+    that narrow upwards (the shoulders' slope, when the body ends below them), and is followed by rows
+    of wall (3 % of the height, at least 2) before ``above`` x the height or the picture's top; a
+    poster, window or door over the person goes on or is wider, and then nothing is added. A body that
+    already has its head gains nothing (wall above it).
 
     Returns:
         uint8 [h, w] 0/1 mask: ``body`` with the head, or ``body`` itself.
@@ -476,21 +578,30 @@ def _extend_up(
     cols = np.nonzero(body[top : top + 2].any(axis=0))[0]
     p = max(1, int(round(0.5 * head * hh)))
     c0, c1 = max(0, int(cols[0]) - p), min(w, int(cols[-1]) + 1 + p)
-    differs = _row_contrast(ref, y0, top, c0, c1, max(3, int(round(side * hh))), min_dist)
+    differs = _row_unlike(ref, y0, top, c0, c1, max(3, int(round(side * hh))), min_dist)
     if differs is None:
         return body
     out = body.copy()
-    prev = body[top, c0:c1] > 0
+    prev = np.zeros(c1 - c0, bool)  # the head may sit anywhere over the shoulders (a neck gap between them)
+    prev[int(cols[0]) - c0 : int(cols[-1]) + 1 - c0] = True
     clear = max(2, int(round(0.03 * hh)))
+    gap = False
+    width = np.inf  # rows wider than a head are shoulders while they narrow, for ``slope`` x the height
     for y in range(top - 1, y0 - 1, -1):
         near = np.convolve(prev, np.ones(3), mode="same").astype(bool)
         row = differs[y - y0] & near
+        if not row.any() and not gap and y > y0 and (differs[y - 1 - y0] & near).any():
+            gap = True  # one row like the wall (a hat's brim, the eyes) inside the head
+            continue
+        gap = False
         if not row.any():  # wall: the head ended here if wall goes on for ``clear`` rows
             above_rows = differs[max(0, y - y0 - clear + 1) : y - y0 + 1] & near
-            return out if y - y0 + 1 >= clear and not above_rows.any() else body
+            return out if y - y0 + 1 >= clear and not above_rows.any() and width <= head * hh else body
         xs = np.nonzero(row)[0]
-        if xs[-1] + 1 - xs[0] > head * hh:
+        wide = xs[-1] + 1 - xs[0]
+        if wide > head * hh and (wide > width or width <= head * hh or top - y > slope * hh):
             return body
+        width = wide
         out[y, c0:c1] |= row.astype(np.uint8)
         prev = row
     return body
@@ -678,7 +789,9 @@ class MotionProvider(RoiProvider):
     #: 6: a head that GrabCut lost against the wall is found over the body (``above``)
     #: 7: a body like a single leg is segmented again from a higher rectangle (``retry_up``)
     #: 8: a candidate whose motion lies mostly above its body (a pendulum over furniture) scores less
-    version: ClassVar[int] = 8
+    #: 9: a refinement that kept a block or a piece tries the body's next axes; heads over the shoulders and
+    #: on striped walls (``_row_unlike``)
+    version: ClassVar[int] = 9
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
