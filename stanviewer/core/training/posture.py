@@ -35,7 +35,7 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import write_dict_rows
 from stanviewer.core.manifest import read_manifest
 from stanviewer.core.metrics import auroc, prf
-from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint, update_metadata
+from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.posture import PostureMIL, log_mean_exp, posture_features, to_video
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import Job, Progress
@@ -290,10 +290,10 @@ def train_posture(
         "test": test_m,
         "minutes": round((time.monotonic() - t_start) / 60, 1),
     }
+    # nothing to resume (a run takes minutes): "last" is the same model as "best", the epoch kept
     best_path, last_path = out / "best.safetensors", out / "last.safetensors"
-    save_checkpoint(best_path, model, {"name": out.name, "training": training, "default_method": "posture"})
-    save_checkpoint(last_path, model, {"name": out.name, "training": training, "default_method": "posture"})
-    update_metadata(best_path, {"training": training})
+    for path in (best_path, last_path):
+        save_checkpoint(path, model, {"name": out.name, "training": training, "default_method": "posture"})
     if test_rows:
         write_dict_rows(out / "test_videos.csv", test_rows)
     return TrainResult(best=best_path, last=last_path, history=history, val=val_m, test=test_m)
