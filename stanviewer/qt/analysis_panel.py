@@ -56,8 +56,8 @@ METHOD_HELP = {
     "occlusion-window": "occlusion weighted by the window probability: frames that matter, in stretches "
     "that show the class (no spatial detail)",
     "window": "each window's class probability (no spatial detail; fastest)",
-    "posture": "posture models only: each frame's evidence from its posture against the video's median "
-    "(no spatial detail)",
+    "posture": "posture models only: each frame's evidence from its posture against the video's median; "
+    "the heatmap is its gradient through the pose reader",
 }
 BUNDLED = "bundled"
 PROGRESS_STEPS = 1000  # the progress bar's fixed range (see AnalysisPanel.__init__)
