@@ -337,17 +337,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64, help="input side in pixels (multiple of 32)")
     p.add_argument("--sample-fps", type=float, default=5.0, help="frames per second the model sees")
     p.add_argument("--roi", default="motion", help="ROI provider for the local view (motion, none, truth, ...)")
-    p.add_argument(
-        "--no-mask",
-        action="store_true",
-        help="local view: keep the whole crop square instead of masking pixels outside the ROI box",
-    )
-    p.add_argument(
-        "--mask-margin",
-        type=float,
-        default=0.08,
-        help="local view: widen the ROI box by this fraction of its size before masking (default 0.08)",
-    )
+    _mask_args(p)
     p.add_argument("--classes", default="normal,compensation", help="class names, the last is the target")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=6, help="videos per step (half of each class)")
@@ -385,12 +375,30 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=_run_train)
 
 
-def _mask_margin(m: float) -> float:
+def _mask_args(p: argparse.ArgumentParser) -> None:
+    """``--no-mask`` / ``--mask-margin`` of ``train`` and ``pretrain`` (see :func:`_mask_margin`)."""
+    p.add_argument(
+        "--no-mask",
+        action="store_true",
+        help="local view: keep the whole crop square instead of masking pixels outside the ROI box",
+    )
+    p.add_argument(
+        "--mask-margin",
+        type=float,
+        default=0.08,
+        help="local view: widen the ROI box by this fraction of its size before masking (default 0.08)",
+    )
+
+
+def _mask_margin(a: argparse.Namespace) -> float | None:
+    """The spec's ``local_margin`` from ``--no-mask`` / ``--mask-margin`` (None: no mask)."""
     from stanviewer.core.errors import StanError
 
-    if not 0 <= m <= 1:
-        raise StanError(f"--mask-margin must be between 0 and 1, not {m}")
-    return m
+    if a.no_mask:
+        return None
+    if not 0 <= a.mask_margin <= 1:
+        raise StanError(f"--mask-margin must be between 0 and 1, not {a.mask_margin}")
+    return a.mask_margin
 
 
 def _train_parts(a: argparse.Namespace):
@@ -407,7 +415,7 @@ def _train_parts(a: argparse.Namespace):
         size=a.size,
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
-        local_margin=None if a.no_mask else _mask_margin(a.mask_margin),
+        local_margin=_mask_margin(a),
         head_hidden=a.head_hidden,
         # standardise features measured on a pretrained backbone (--init); from scratch the statistics of
         # random features would mean nothing and the trainer would hold BatchNorm at its initial statistics
@@ -468,17 +476,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--sample-fps", type=float, default=5.0)
     p.add_argument("--roi", default="motion")
-    p.add_argument(
-        "--no-mask",
-        action="store_true",
-        help="local view: keep the whole crop square instead of masking pixels outside the ROI box",
-    )
-    p.add_argument(
-        "--mask-margin",
-        type=float,
-        default=0.08,
-        help="local view: widen the ROI box by this fraction of its size before masking (default 0.08)",
-    )
+    _mask_args(p)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=24, help="clips per step")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -508,7 +506,7 @@ def _run_pretrain(a: argparse.Namespace) -> int:
         size=a.size,
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
-        local_margin=None if a.no_mask else _mask_margin(a.mask_margin),
+        local_margin=_mask_margin(a),
     )
     path = run_job(
         pretrain_pose(

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stanviewer import __version__
 from stanviewer.core.errors import StanError
 from stanviewer.core.explain.result import CLIP_PERCENTILES, Analysis, AnalysisSettings, PartialScores, normalise_scores
 from stanviewer.core.models.checkpoint import Checkpoint
@@ -154,7 +153,8 @@ def analyze_posture(
     other = next(c for c in spec.classes if c != spec.target)
     probs = {spec.target: p_t, other: 1 - p_t}
     predicted = spec.target if video > 0 else other
-    info = reader.info
+    from stanviewer.core.explain.scoring import analysis_header
+
     prediction = {
         "class": predicted,
         "probabilities": probs,
@@ -162,25 +162,7 @@ def analyze_posture(
         "pooling": "log-mean-exp of the frame logits minus the calibrated video bias",
     }
     meta = {
-        "format": "stanviewer-analysis/1",
-        "software": __version__,
-        "video": {
-            "path": str(info.path),
-            "fingerprint": info.fingerprint,
-            "frames": n,
-            "fps": info.fps,
-            "variable_fps": info.variable_fps,
-            "width": info.width,
-            "height": info.height,
-            "duration_s": info.duration_s,
-        },
-        "model": {
-            "name": checkpoint.name,
-            "sha256": checkpoint.sha256,
-            "classes": spec.classes,
-            "arch": spec.arch,
-            "trained_on": checkpoint.meta.get("training", {}).get("data_description", "see the model card"),
-        },
+        **analysis_header(reader, checkpoint),
         "target": spec.target,
         "prediction": prediction,
         "method": METHOD,

@@ -362,27 +362,8 @@ def analyze_reader(
     predicted = (
         target_name if pooled > 0 else max((c for c in spec.classes if c != target_name), key=lambda c: probs[c])
     )
-    info = reader.info
     meta = {
-        "format": "stanviewer-analysis/1",
-        "software": __version__,
-        "video": {
-            "path": str(info.path),
-            "fingerprint": info.fingerprint,
-            "frames": n,
-            "fps": info.fps,
-            "variable_fps": info.variable_fps,
-            "width": info.width,
-            "height": info.height,
-            "duration_s": info.duration_s,
-        },
-        "model": {
-            "name": checkpoint.name,
-            "sha256": checkpoint.sha256,
-            "classes": spec.classes,
-            "arch": spec.arch,
-            "trained_on": checkpoint.meta.get("training", {}).get("data_description", "see the model card"),
-        },
+        **analysis_header(reader, checkpoint),
         "target": target_name,
         "prediction": {
             "class": predicted,
@@ -427,6 +408,32 @@ def analyze_reader(
         meta=meta,
         heatmap_path=heat_file,
     )
+
+
+def analysis_header(reader: VideoReader, checkpoint: Checkpoint) -> dict:
+    """The format, software, video and model parts of an analysis's metadata (every model family)."""
+    info, spec = reader.info, checkpoint.spec
+    return {
+        "format": "stanviewer-analysis/1",
+        "software": __version__,
+        "video": {
+            "path": str(info.path),
+            "fingerprint": info.fingerprint,
+            "frames": reader.frame_count,
+            "fps": info.fps,
+            "variable_fps": info.variable_fps,
+            "width": info.width,
+            "height": info.height,
+            "duration_s": info.duration_s,
+        },
+        "model": {
+            "name": checkpoint.name,
+            "sha256": checkpoint.sha256,
+            "classes": spec.classes,
+            "arch": spec.arch,
+            "trained_on": checkpoint.meta.get("training", {}).get("data_description", "see the model card"),
+        },
+    }
 
 
 def _prefixed(job, prefix: str):

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import write_dict_rows
 from stanviewer.core.manifest import read_manifest
-from stanviewer.core.metrics import auroc, prf
+from stanviewer.core.metrics import prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.posture import PostureMIL, log_mean_exp, posture_features, to_video
 from stanviewer.core.models.stan import ModelSpec
@@ -132,29 +132,11 @@ def video_bias(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _video_metrics(model: PostureMIL, feats: dict[str, torch.Tensor], samples: list[VideoSample]):
-    rows, logits, labels, losses = [], [], [], []
-    target = model.spec.target_index
+    from stanviewer.core.training.train import video_metrics
+
     with torch.no_grad():
-        for s in samples:
-            v = model.video_logit(model.frame_logits(feats[s.name]))
-            y = float(s.label == target)
-            losses.append(float(F.binary_cross_entropy_with_logits(v, torch.tensor(y))))
-            logits.append(float(v))
-            labels.append(y)
-            rows.append({"video": s.name, "subject": s.subject, "label": int(y), "score": float(v),
-                         "prob": float(torch.sigmoid(v)), "pred": int(v > 0)})  # fmt: skip
-    sc, lb = np.asarray(logits), np.asarray(labels)
-    m = prf(sc > 0, lb)
-    metrics = {
-        "loss": float(np.mean(losses)) if losses else float("nan"),
-        "accuracy": float(np.mean((sc > 0) == (lb > 0))) if len(lb) else float("nan"),
-        "f1": m.f1,
-        "precision": m.precision,
-        "recall": m.recall,
-        "auroc": auroc(sc, lb),
-        "videos": len(samples),
-    }
-    return metrics, rows
+        pooled = [model.video_logit(model.frame_logits(feats[s.name])) for s in samples]
+    return video_metrics(samples, pooled, model.spec.target_index)
 
 
 def train_posture(
@@ -266,17 +248,11 @@ def train_posture(
             model.video_bias.fill_(video_bias(lg, np.array([float(s.label == target) for s in val])))
     val_m, _ = _video_metrics(model, feats, val) if val else ({}, [])
     test_m, test_rows = _video_metrics(model, feats, test) if test else ({}, [])
-    from stanviewer.core.training.train import _write_history
+    from stanviewer.core.training.train import _write_history, split_description
 
     _write_history(out / "history.csv", history)
     training = {
-        "manifest": str(manifest),
-        "videos_train": len(tr),
-        "videos_val": len(val),
-        "videos_test": len(test),
-        "subjects_train": sorted({s.subject for s in tr}),
-        "subjects_val": sorted({s.subject for s in val}),
-        "subjects_test": sorted({s.subject for s in test}),
+        **split_description(manifest, tr, val, test),
         "config": {**asdict(cfg), "ridge": ridge},
         "pose_readout": {
             "fitted_on": "generator joints of the training and validation videos",

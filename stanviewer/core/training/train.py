@@ -149,7 +149,7 @@ def evaluate_videos(
     spec = model.spec
     stride = cfg.eval_stride or max(1, spec.frames // 2)
     use_cache = feat_cache is not None and stride == max(1, spec.frames // 2)
-    rows, scores, labels, losses = [], [], [], []
+    pooled = []
     for s in samples:
         if use_cache:
             with torch.no_grad():
@@ -157,8 +157,16 @@ def evaluate_videos(
                 ev = model.evidence(model.classify(f)).float().cpu()
         else:
             ev = window_evidence(model, _video_windows(s, spec, stride, None, 10**9), device)
-        v = pool_scores(ev, cfg.pool, cfg.pool_r)
-        y = float(s.label == spec.target_index)
+        pooled.append(pool_scores(ev, cfg.pool, cfg.pool_r))
+    return video_metrics(samples, pooled, spec.target_index)
+
+
+def video_metrics(samples: list[VideoSample], pooled: list[torch.Tensor], target: int) -> tuple[dict, list[dict]]:
+    """Video-level metrics (loss, accuracy, F1 of class ``target``, AUROC; decision: pooled logit > 0) and
+    one row per video, from each video's pooled logit."""
+    rows, scores, labels, losses = [], [], [], []
+    for s, v in zip(samples, pooled):
+        y = float(s.label == target)
         losses.append(float(F.binary_cross_entropy_with_logits(v, torch.tensor(y))))
         scores.append(float(v))
         labels.append(y)
@@ -183,6 +191,19 @@ def evaluate_videos(
         "auroc": auroc(sc, lb),
         "videos": len(samples),
     }, rows
+
+
+def split_description(manifest: str | Path, tr: list, val: list, test: list) -> dict:
+    """The manifest and the videos and subjects of each split, as recorded in a checkpoint's training metadata."""
+    return {
+        "manifest": str(manifest),
+        "videos_train": len(tr),
+        "videos_val": len(val),
+        "videos_test": len(test),
+        "subjects_train": sorted({s.subject for s in tr}),
+        "subjects_val": sorted({s.subject for s in val}),
+        "subjects_test": sorted({s.subject for s in test}),
+    }
 
 
 def load_backbone(model: torch.nn.Module, source: torch.nn.Module, same_head: bool = True) -> None:
@@ -472,16 +493,7 @@ def train(
         rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
         torch.manual_seed(cfg.seed + 1000 * start_epoch)
     use_amp = device.type == "cuda"
-    train_desc = {
-        "manifest": str(manifest),
-        "videos_train": len(tr),
-        "videos_val": len(val),
-        "videos_test": len(test),
-        "subjects_train": sorted({s.subject for s in tr}),
-        "subjects_val": sorted({s.subject for s in val}),
-        "subjects_test": sorted({s.subject for s in test}),
-        "config": asdict(cfg),
-    }
+    train_desc = {**split_description(manifest, tr, val, test), "config": asdict(cfg)}
     stop_reason = "epochs done"
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
