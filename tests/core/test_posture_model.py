@@ -16,9 +16,12 @@ from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint, save_
 from stanviewer.core.models.framecnn import FrameCNN
 from stanviewer.core.models.posture import (
     JOINT_NAMES,
+    MIRROR,
+    PostureConfig,
     PostureMIL,
     image_step,
     log_mean_exp,
+    mirror_joints,
     posture_features,
     to_video,
 )
@@ -89,6 +92,27 @@ def test_the_model_checks_its_spec_and_is_not_a_clip_model() -> None:
     assert m.joints(torch.zeros(3, 3, 32, 32)).shape == (3, 17, 2)
 
 
+def test_mirror_reading_swaps_left_and_right_and_reads_a_mirrored_image_mirrored() -> None:
+    assert JOINT_NAMES[MIRROR[JOINT_NAMES.index("shoulder_l")]] == "shoulder_r"
+    assert JOINT_NAMES[MIRROR[JOINT_NAMES.index("head")]] == "head"
+    q = torch.randn(4, 17, 2)
+    assert torch.equal(mirror_joints(mirror_joints(q)), q)
+    m = mirror_joints(q)
+    assert torch.equal(m[:, JOINT_NAMES.index("wrist_r"), 0], -q[:, JOINT_NAMES.index("wrist_l"), 0])
+    torch.manual_seed(0)
+    model = PostureMIL(_spec()).eval()
+    assert model.cfg.mirror  # new models read both images
+    with torch.no_grad():
+        model.pose.bias.normal_()
+        x = torch.randn(2, 3, 32, 32)
+        # the joints of a mirrored image are the mirrored joints of the image (exactly: both are read)
+        assert torch.allclose(model.joints(x.flip(-1)), mirror_joints(model.joints(x)), atol=1e-5)
+        assert torch.allclose(model.joints(x), (model.raw_joints(x) + mirror_joints(model.raw_joints(x.flip(-1)))) / 2)
+    # a checkpoint written before the option existed reads as it was trained: without the mirror image
+    old = {k: v for k, v in model.cfg.to_dict().items() if k != "mirror"}
+    assert not PostureConfig.from_dict(old).mirror and PostureConfig.from_dict({}).mirror
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from stanviewer.core.synth import make_dataset
@@ -125,7 +149,7 @@ def test_training_keeps_the_pose_resnet_and_fits_a_read_out(trained: Checkpoint,
     from stanviewer.core.models.bundled import describe
 
     card = describe(trained.path, trained.meta)
-    assert "posture-narrow (posture-MIL" in card and "input       whole videos" in card
+    assert "posture-narrow (posture-MIL" in card and "local view and its mirror image" in card
     assert "method      posture (default)" in card
 
 

@@ -42,6 +42,12 @@ def load_default(device: str = "cpu"):
     return load_checkpoint(default_checkpoint_path(), device)
 
 
+def _reads_mirror(spec: dict) -> bool:
+    from stanviewer.core.models.posture import PostureConfig
+
+    return PostureConfig.from_dict(spec.get("backbone") or {}).mirror
+
+
 def describe(path: str | Path, meta: dict) -> str:
     """A short model card from checkpoint metadata."""
     spec = meta.get("spec", {})
@@ -52,7 +58,8 @@ def describe(path: str | Path, meta: dict) -> str:
         f"arch        {spec.get('arch')} ({describe_arch(spec.get('arch'))}), views {spec.get('views')}",
         f"classes     {', '.join(spec.get('classes', []))} (explained: {spec.get('target')})",
         (
-            f"input       whole videos: every frame's {spec.get('size')} px local view (trained on "
+            f"input       whole videos: every frame's {spec.get('size')} px local view"
+            f"{' and its mirror image' if _reads_mirror(spec) else ''} (trained on "
             f"{2 * float(spec.get('sample_fps') or 0):g} images/s), ROI {spec.get('roi_provider')}"
             if family(spec.get("arch") or "") == "posture"
             else f"input       {spec.get('frames')} frames x {spec.get('size')} px at {spec.get('sample_fps')} "

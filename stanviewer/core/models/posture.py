@@ -40,10 +40,12 @@ from stanviewer.core.models.stan import ModelSpec
 __all__ = [
     "FEATURE_JOINTS",
     "JOINT_NAMES",
+    "MIRROR",
     "PostureConfig",
     "PostureMIL",
     "image_step",
     "log_mean_exp",
+    "mirror_joints",
     "posture_features",
     "smooth_rows",
     "to_video",
@@ -58,6 +60,18 @@ JOINT_NAMES = (
 FEATURE_JOINTS = 15
 _PELVIS, _HEAD = JOINT_NAMES.index("pelvis"), JOINT_NAMES.index("head")
 _ANKLES = (JOINT_NAMES.index("ankle_l"), JOINT_NAMES.index("ankle_r"))
+#: joint index of each joint's mirror image (left <-> right)
+MIRROR = tuple(
+    JOINT_NAMES.index(n[:-2] + {"_l": "_r", "_r": "_l"}[n[-2:]]) if n[-2:] in ("_l", "_r") else i
+    for i, n in enumerate(JOINT_NAMES)
+)
+
+
+def mirror_joints(q: Tensor) -> Tensor:
+    """Joints ``[..., J, 2]`` in view coordinates ``[-1, 1]`` read from a mirrored image -> joints of the
+    image itself (x negated, left and right swapped)."""
+    q = q[..., list(MIRROR[: q.shape[-2]]), :]
+    return torch.stack([-q[..., 0], q[..., 1]], -1)
 
 
 @dataclass
@@ -70,13 +84,19 @@ class PostureConfig:
     hidden: list[int] = field(default_factory=lambda: [128, 64])
     heads: int = 5  # MIL heads averaged (an ensemble: frame F1 71.3 vs 67.5-72.6 for its members)
     smooth: float = 1.5  # Gaussian smoothing of the joints over time, sigma in images (0: none)
+    # read every image and its mirror image and average the joints (the read-out is fitted on both);
+    # checkpoints written before this option existed read without the mirror image
+    mirror: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> PostureConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if kw and "mirror" not in kw:
+            kw["mirror"] = False
+        return cls(**kw)
 
 
 def image_step(fps: float, sample_fps: float) -> int:
@@ -173,9 +193,17 @@ class PostureMIL(nn.Module):
         """Standardised pose-reader features of normalised images ``[N, 3, S, S]``: ``[N, D]``."""
         return (self._maps(x) - self.read_mean) / self.read_std
 
-    def joints(self, x: Tensor) -> Tensor:
-        """Joints of normalised images ``[N, 3, S, S]`` in view coordinates ``[-1, 1]``: ``[N, J, 2]``."""
+    def raw_joints(self, x: Tensor) -> Tensor:
+        """The read-out of images ``[N, 3, S, S]`` as they are (no mirror image): ``[N, J, 2]``."""
         return self.pose(self.read_features(x)).view(x.shape[0], self.cfg.joints, 2)
+
+    def joints(self, x: Tensor) -> Tensor:
+        """Joints of normalised images ``[N, 3, S, S]`` in view coordinates ``[-1, 1]``: ``[N, J, 2]``
+        (with ``cfg.mirror``, the mean of the images' and their mirror images' joints)."""
+        q = self.raw_joints(x)
+        if self.cfg.mirror:
+            q = (q + mirror_joints(self.raw_joints(x.flip(-1)))) / 2
+        return q
 
     def head_logits(self, features: Tensor) -> Tensor:
         """Posture features ``[N, F]`` -> every head's frame logits ``[heads, N]``."""

@@ -36,7 +36,7 @@ from stanviewer.core.fileio import write_dict_rows
 from stanviewer.core.manifest import read_manifest
 from stanviewer.core.metrics import prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
-from stanviewer.core.models.posture import PostureMIL, log_mean_exp, posture_features, to_video
+from stanviewer.core.models.posture import PostureMIL, log_mean_exp, mirror_joints, posture_features, to_video
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples
@@ -62,8 +62,10 @@ def _images(s: VideoSample) -> torch.Tensor:
     return normalise(torch.from_numpy(np.ascontiguousarray(s.images[:, 0][:, None])))[:, :, 0]  # [n, 3, S, S]
 
 
-def _maps(model: PostureMIL, s: VideoSample, batch: int = 256) -> torch.Tensor:
+def _maps(model: PostureMIL, s: VideoSample, batch: int = 256, mirrored: bool = False) -> torch.Tensor:
     x = _images(s)
+    if mirrored:
+        x = x.flip(-1)
     with torch.no_grad():
         return torch.cat([model._maps(x[i : i + batch]) for i in range(0, len(x), batch)]).double()
 
@@ -72,7 +74,8 @@ def fit_pose_readout(
     model: PostureMIL, samples: list[VideoSample], joints: dict[str, np.ndarray], ridge: float = 10.0
 ) -> Job[float]:
     """Fit ``model.pose`` (and its standardisation) by ridge regression; returns the training error in
-    view pixels (mean joint distance)."""
+    view pixels (mean joint distance). With ``model.cfg.mirror`` the mirror images (and their mirrored
+    joints) are fitted too, so that the read-out reads both alike."""
     from stanviewer.core.training.pretrain import joint_targets
 
     d = model.read_mean.numel()
@@ -82,13 +85,15 @@ def fit_pose_readout(
     xy = torch.zeros(d, out, dtype=torch.float64)
     sy = torch.zeros(out, dtype=torch.float64)
     for k, s in enumerate(samples):
-        m = _maps(model, s)
-        y = torch.from_numpy(joint_targets(s, joints[s.name], "local", model.spec.size)).reshape(len(m), -1).double()
-        n += len(m)
-        s1 += m.sum(0)
-        xx += m.T @ m
-        xy += m.T @ y
-        sy += y.sum(0)
+        t = torch.from_numpy(joint_targets(s, joints[s.name], "local", model.spec.size))
+        for mirrored in (False, True) if model.cfg.mirror else (False,):
+            m = _maps(model, s, mirrored=mirrored)
+            y = (mirror_joints(t) if mirrored else t).reshape(len(m), -1).double()
+            n += len(m)
+            s1 += m.sum(0)
+            xx += m.T @ m
+            xy += m.T @ y
+            sy += y.sum(0)
         yield Progress(k + 1, len(samples), f"fitting the joint read-out: {s.name}")
     mu = s1 / n
     var = (xx.diagonal() / n - mu**2).clamp_min(0)
