@@ -46,7 +46,10 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    poster behind the head, a cupboard beside the trunk) are removed: parts of the body farther than
    ``side_band`` x its height from its axis that are at least ``block_side`` x the height on both sides
    and fill at least ``block_fill`` of their bounding box (limbs are thin or leave their box mostly
-   empty), and wide, filled rows on top of the body above a narrower head (a window over the head).
+   empty), such parts at least ``block_strip`` x the height wide that fill 97 % of their box (the
+   straight strip of a box behind the legs, or of a poster behind the head, that sticks out beside
+   the body: limbs slant and end round), and wide, filled rows on top of the body above a narrower
+   head (a window over the head).
    Legs whose colour lies between the wall's and the floor's are lost by GrabCut (its colour models
    are global); under the body, down to ``below`` x its height, the pixels that differ from their own
    row of wall or floor beside the body and touch it are added (row by row, legs still stand out).
@@ -394,13 +397,18 @@ def _refine_body(
     return np.isin(lab, ids[ids > 0]).astype(np.uint8)
 
 
-def _drop_side_blocks(body: np.ndarray, band: float, min_side: float, fill: float) -> np.ndarray:
+def _drop_side_blocks(
+    body: np.ndarray, band: float, min_side: float, fill: float, thin: float = 0.0, straight: float = 0.97
+) -> np.ndarray:
     """Remove filled blocks (a poster, window or cupboard that GrabCut joined to the body) from the sides.
 
     The pieces of ``body`` farther than ``band`` x its height from its vertical axis are split into
     connected parts; a part whose bounding box is at least ``min_side`` x the height on both sides and
     that fills at least ``fill`` of it is such a block and goes. Limbs beside the trunk (an arm at rest,
-    a leg, an arm held out) are thin or leave most of their box empty and stay."""
+    a leg, an arm held out) are thin or leave most of their box empty and stay. So does the strip of a
+    box behind the legs that sticks out beside them, unless it fills at least ``straight`` of its
+    bounding box and is at least ``thin`` x the height on both sides: a box's edges are straight and
+    upright, a limb's slant and end round (``thin`` 0: no such strips go)."""
     if not body.any():
         return body
     xc, top, bottom = _body_axis(body)
@@ -411,7 +419,9 @@ def _drop_side_blocks(body: np.ndarray, band: float, min_side: float, fill: floa
     out = body.copy()
     for i in range(1, k):
         _, _, bw, bh, area = (int(v) for v in stats[i])
-        if min(bw, bh) >= min_side * hh and area >= fill * bw * bh:
+        block = min(bw, bh) >= min_side * hh and area >= fill * bw * bh
+        strip = thin > 0 and min(bw, bh) >= thin * hh and area >= straight * bw * bh
+        if block or strip:
             out[lab == i] = 0
     return out
 
@@ -701,6 +711,7 @@ def analyse_chunk(
     side_band: float = 0.1,
     block_side: float = 0.08,
     block_fill: float = 0.8,
+    block_strip: float = 0.05,
     below: float = 1.5,
     above: float = 0.3,
     retry_up: float = 0.35,
@@ -712,6 +723,9 @@ def analyse_chunk(
         scale: working / original resolution.
         side_band, block_side, block_fill: removal of filled blocks from the body (module docstring;
             ``side_band`` 0 turns it off).
+        block_strip: the narrowest strip of a box beside the body that goes (x its height; the
+            synthetic limbs are 0.049 of it, and slant or end round; 0 turns it off, see
+            :func:`_drop_side_blocks`).
         below: how far under the body (x its height) legs lost by GrabCut are looked for
             (:func:`_extend_down`; 0 turns it off).
         above: how far over the body (x its height) a head lost by GrabCut is looked for
@@ -759,7 +773,7 @@ def analyse_chunk(
         return boxes, conf
     body = max(found, key=lambda f: f[0])[1]
     if side_band > 0:
-        body = _drop_side_blocks(body, side_band, block_side, block_fill)
+        body = _drop_side_blocks(body, side_band, block_side, block_fill, block_strip)
         body = _drop_top_block(body)
     body = _extend_down(ref, body, below)
     body = _extend_up(ref, body, above)
@@ -791,7 +805,8 @@ class MotionProvider(RoiProvider):
     #: 8: a candidate whose motion lies mostly above its body (a pendulum over furniture) scores less
     #: 9: a refinement that kept a block or a piece tries the body's next axes; heads over the shoulders and
     #: on striped walls (``_row_unlike``)
-    version: ClassVar[int] = 9
+    #: 10: straight strips of boxes or posters beside the body are removed (``block_strip``)
+    version: ClassVar[int] = 10
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -808,6 +823,7 @@ class MotionProvider(RoiProvider):
         "side_band": 0.1,
         "block_side": 0.08,
         "block_fill": 0.8,
+        "block_strip": 0.05,
         "below": 1.5,
         "above": 0.3,
         "retry_up": 0.35,
@@ -850,6 +866,7 @@ class MotionProvider(RoiProvider):
                 side_band=float(p["side_band"]),
                 block_side=float(p["block_side"]),
                 block_fill=float(p["block_fill"]),
+                block_strip=float(p["block_strip"]),
                 below=float(p["below"]),
                 above=float(p["above"]),
                 retry_up=float(p["retry_up"]),
