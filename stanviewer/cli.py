@@ -364,6 +364,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="keep the first N backbone stages fixed (0-3; 4 = the whole backbone, only the head learns)",
     )
     p.add_argument(
+        "--upper-steps",
+        type=int,
+        default=1500,
+        help="posture model: training steps of its upper-body pose reader (default 1500, about 7 minutes of CPU)",
+    )
+    p.add_argument(
         "--no-feature-norm",
         action="store_true",
         help="with --init: feed the head raw pooled (STAN) or frame (CNN) features (default: standardised)",
@@ -435,6 +441,7 @@ def _train_parts(a: argparse.Namespace):
         augment=not a.no_augment,
         init=str(a.init) if a.init else None,
         freeze_stages=a.freeze_stages,
+        upper_steps=a.upper_steps,
         device=a.device,
         workers=a.workers,
     )

@@ -41,7 +41,8 @@ def test_shipped_checkpoint(path: Path) -> None:
         from stanviewer.core.models.posture import posture_features, to_video
 
         with torch.no_grad():
-            q = ck.model.joints(torch.rand(12, 3, S, S))
+            upper = torch.rand(12, 3, S, S) if ck.model.cfg.upper else None  # its upper-body images
+            q = ck.model.joints(torch.rand(12, 3, S, S), upper)
             f = posture_features(to_video(q.double(), (100.0, 100.0, 200.0)), ck.model.cfg.context)
             out = ck.model.frame_logits(f)
         assert q.shape == (12, 17, 2) and out.shape == (12,) and torch.isfinite(out).all()

@@ -17,6 +17,7 @@ from stanviewer.core.models.framecnn import FrameCNN
 from stanviewer.core.models.posture import (
     JOINT_NAMES,
     MIRROR,
+    UPPER_JOINTS,
     PostureConfig,
     PostureMIL,
     image_step,
@@ -24,6 +25,8 @@ from stanviewer.core.models.posture import (
     mirror_joints,
     posture_features,
     to_video,
+    upper_square,
+    upper_to_local,
 )
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import run_job
@@ -89,7 +92,9 @@ def test_the_model_checks_its_spec_and_is_not_a_clip_model() -> None:
     m = PostureMIL(_spec())
     with pytest.raises(TypeError, match="whole videos"):
         m(torch.zeros(1, 3, 2, 32, 32))
-    assert m.joints(torch.zeros(3, 3, 32, 32)).shape == (3, 17, 2)
+    with pytest.raises(ValueError, match="upper-body images"):
+        m.joints(torch.zeros(3, 3, 32, 32))
+    assert m.joints(torch.zeros(3, 3, 32, 32), torch.zeros(3, 3, 32, 32)).shape == (3, 17, 2)
 
 
 def test_mirror_reading_swaps_left_and_right_and_reads_a_mirrored_image_mirrored() -> None:
@@ -100,7 +105,9 @@ def test_mirror_reading_swaps_left_and_right_and_reads_a_mirrored_image_mirrored
     m = mirror_joints(q)
     assert torch.equal(m[:, JOINT_NAMES.index("wrist_r"), 0], -q[:, JOINT_NAMES.index("wrist_l"), 0])
     torch.manual_seed(0)
-    model = PostureMIL(_spec()).eval()
+    spec = _spec()
+    spec.backbone = {"mirror": True, "upper": 0}
+    model = PostureMIL(spec).eval()
     assert model.cfg.mirror  # new models read both images
     with torch.no_grad():
         model.pose.bias.normal_()
@@ -111,6 +118,33 @@ def test_mirror_reading_swaps_left_and_right_and_reads_a_mirrored_image_mirrored
     # a checkpoint written before the option existed reads as it was trained: without the mirror image
     old = {k: v for k, v in model.cfg.to_dict().items() if k != "mirror"}
     assert not PostureConfig.from_dict(old).mirror and PostureConfig.from_dict({}).mirror
+
+
+def test_the_upper_body_reader_reads_the_top_of_the_crop_square_at_twice_the_pixels() -> None:
+    square = (200.0, 150.0, 180.0)
+    up = upper_square(square)
+    assert up == (200.0, 105.0, 90.0)  # top half of the square, middle half of its width
+    qu = torch.rand(5, 4, 2) * 2 - 1  # joints in the upper-body view
+    # the same video pixels whether mapped through the upper square or through the local view's
+    assert torch.allclose(to_video(upper_to_local(qu), square), to_video(qu, up), atol=1e-4)
+    torch.manual_seed(0)
+    model = PostureMIL(_spec()).eval()
+    assert model.cfg.upper == UPPER_JOINTS == 4 and JOINT_NAMES[:4] == ("head", "neck", "shoulder_l", "shoulder_r")
+    with torch.no_grad():
+        model.pose.bias.normal_()
+        model.upper_pose.bias.normal_()
+        x, xu = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+        q = model.joints(x, xu)
+        full, upper = model._read(x), upper_to_local(model._read(xu, True))
+        assert torch.allclose(q[:, :4], (full[:, :4] + upper) / 2) and torch.equal(q[:, 4:], full[:, 4:])
+        # the upper square is symmetric about the crop's centre: mirroring both images mirrors the joints
+        assert torch.allclose(model.joints(x.flip(-1), xu.flip(-1)), mirror_joints(q), atol=1e-5)
+    # files written before the reader existed have none (and read as they were trained)
+    old = {k: v for k, v in model.cfg.to_dict().items() if k != "upper"}
+    assert PostureConfig.from_dict(old).upper == 0
+    spec = _spec()
+    spec.backbone = old
+    assert not hasattr(PostureMIL(spec), "upper_backbone")
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +164,7 @@ def pose_init(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(dataset: Path, pose_init: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
-    cfg = TrainConfig(epochs=3, val_fraction=0, threads=1, init=str(pose_init), lr=1e-3)
+    cfg = TrainConfig(epochs=3, val_fraction=0, threads=1, init=str(pose_init), lr=1e-3, upper_steps=4)
     res = run_job(train(dataset, _spec(), tmp_path_factory.mktemp("posture-run"), cfg), stream=None)
     assert len(res.history) == 3 and all(np.isfinite(r["train_loss"]) for r in res.history)
     return load_checkpoint(res.best)
@@ -145,11 +179,16 @@ def test_training_keeps_the_pose_resnet_and_fits_a_read_out(trained: Checkpoint,
     for (k, v), (_, w) in zip(trained.model.backbone.state_dict().items(), src.backbone.state_dict().items()):
         assert torch.equal(v, w), k
     assert float(trained.model.read_std.mean()) != 1.0  # standardisation measured on the training images
+    # the upper-body reader started from the same ResNet, learnt on upper-body images, has its own read-out
+    ub = trained.model.upper_backbone.state_dict()
+    assert any(not torch.equal(ub[k], v) for k, v in src.backbone.state_dict().items() if v.is_floating_point())
+    assert float(trained.model.upper_std.mean()) != 1.0
+    assert tr["pose_readout"]["upper_body"]["steps"] == 4
     assert (trained.path.parent / "history.csv").is_file()
     from stanviewer.core.models.bundled import describe
 
     card = describe(trained.path, trained.meta)
-    assert "posture-narrow (posture-MIL" in card and "local view and its mirror image" in card
+    assert "posture-narrow (posture-MIL" in card and "local view and its mirror image and its upper-body image" in card
     assert "method      posture (default)" in card
 
 

@@ -4,7 +4,8 @@ Two passes instead of sliding windows, because the model compares each frame's p
 median posture:
 
 1. **read**: the video is decoded once, sequentially; each frame's local view (the checkpoint's ROI
-   provider, as for every model) goes through the pose reader in batches, and only its joints are kept
+   provider, as for every model) goes through the pose reader in batches (models with an upper-body
+   reader also read the frame's upper-body image, ``upper_square``), and only its joints are kept
    (17 x 2 numbers a frame: an hour of video is a few MB). With ``coverage="full"`` every frame is read;
    ``"sampled"`` reads the images the model was trained on (twice its sampling rate) and interpolates;
 2. **score**: posture features over the whole video (median posture, context images ``cfg.context`` at
@@ -16,7 +17,8 @@ read pass runs, partial curves (medians of the frames read so far) are reported 
 The frame logits are the model's own evidence. **Heatmaps** (a third pass, when asked for): the gradient of
 the video's frame logits with respect to each read frame's joints (through the posture features, context
 included), carried back through the pose reader to the pixels of that frame's local view — |vanilla
-gradient| of ``g_t . joints_t(image_t)``, channel mean, mapped to frame coordinates. They show which body
+gradient| of ``g_t . joints_t(image_t)``, channel mean, mapped to frame coordinates (an upper-body
+image's map is mapped through its own square and added). They show which body
 parts' pixels move the joints that the evidence depends on.
 """
 
@@ -32,7 +34,7 @@ import torch
 from stanviewer.core.errors import StanError
 from stanviewer.core.explain.result import CLIP_PERCENTILES, Analysis, AnalysisSettings, PartialScores, normalise_scores
 from stanviewer.core.models.checkpoint import Checkpoint
-from stanviewer.core.models.posture import PostureMIL, image_step, posture_features, to_video
+from stanviewer.core.models.posture import PostureMIL, image_step, posture_features, to_video, upper_square
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import VideoReader
 from stanviewer.core.views import local_view, normalise
@@ -106,6 +108,8 @@ def analyze_posture(
     wanted = np.zeros(n, bool)
     wanted[rows] = True
     batch_imgs: list[np.ndarray] = []
+    upper_imgs: list[np.ndarray] = []  # the upper-body images of the same frames (models with that reader)
+    upper = upper_square(square) if model.cfg.upper else None
     done = 0
     last_partial = time.monotonic()
     batch = max(8, st.batch * 8)
@@ -114,11 +118,13 @@ def analyze_posture(
 
     def flush() -> None:
         nonlocal done
-        x = normalise(torch.from_numpy(np.stack(batch_imgs))[:, None])[:, :, 0].to(device)  # [B, 3, S, S]
+        x = _batch(batch_imgs, device)
+        xu = _batch(upper_imgs, device) if upper else None
         with torch.no_grad():
-            qview[done : done + len(batch_imgs)] = model.joints(x).float().cpu().numpy()
+            qview[done : done + len(batch_imgs)] = model.joints(x, xu).float().cpu().numpy()
         done += len(batch_imgs)
         batch_imgs.clear()
+        upper_imgs.clear()
 
     def video_joints(upto: int) -> np.ndarray:
         return to_video(torch.from_numpy(qview[:upto].astype(np.float64)), square).numpy()
@@ -127,6 +133,8 @@ def analyze_posture(
         if not wanted[i]:
             continue
         batch_imgs.append(local_view(frame, boxes[i], square, spec.size, spec.local_margin))
+        if upper is not None:
+            upper_imgs.append(local_view(frame, boxes[i], upper, spec.size, spec.local_margin))
         if len(batch_imgs) >= batch:
             flush()
             partial = None
@@ -205,6 +213,11 @@ def analyze_posture(
     )
 
 
+def _batch(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """View images uint8 ``[S, S, 3]`` -> a normalised batch ``[B, 3, S, S]``."""
+    return normalise(torch.from_numpy(np.stack(images))[:, None])[:, :, 0].to(device)
+
+
 def _partial(model: PostureMIL, joints: np.ndarray, rows: np.ndarray, n: int, rows_step: int) -> PartialScores:
     """The curve of the frames read so far (medians over them; they settle as the read pass goes on)."""
     lg = frame_logits(model, joints, max(1, rows_step)).astype(np.float64)
@@ -243,22 +256,29 @@ def _heatmaps(
         f = posture_features(to_video(q, square), offsets, model.cfg.smooth * rows_step).to(device)
         total = model.frame_logits(f).sum()
         g = torch.autograd.grad(total, q)[0].float()  # [rows, J, 2]: how each read frame's joints move the curve
-    maker = _ViewMaker(model.spec, work, boxes, square, ["local"], heatmap_size(rw, rh, st.heatmap_side))
+    hw = heatmap_size(rw, rh, st.heatmap_side)
+    maker = _ViewMaker(model.spec, work, boxes, square, ["local"], hw)
+    # the upper-body image's gradient goes back to the frame through its own square and adds to the map
+    upper = _ViewMaker(model.spec, work, boxes, upper_square(square), ["local"], hw) if model.cfg.upper else None
     writer = HeatmapWriter(path, n, rw, rh, st.heatmap_side)
     row_of = np.full(n, -1, np.int64)
     row_of[rows] = np.arange(len(rows))
     batch = max(4, st.batch * 4)
-    pending: list[tuple[int, np.ndarray]] = []
+    pending: list[tuple[int, np.ndarray, np.ndarray | None]] = []
 
     def run() -> None:
-        idx = [i for i, _ in pending]
-        x = normalise(torch.from_numpy(np.stack([im for _, im in pending]))[:, None])[:, :, 0].to(device)
-        x.requires_grad_(True)
-        qj = model.joints(x)
-        (grad,) = torch.autograd.grad((qj * g[row_of[idx]].to(device)).sum(), x)
-        heat = grad.abs().mean(1).float().cpu().numpy()  # [B, S, S]
+        idx = [i for i, _, _ in pending]
+        x = _batch([im for _, im, _ in pending], device).requires_grad_(True)
+        xu = _batch([im for _, _, im in pending], device).requires_grad_(True) if upper is not None else None
+        qj = model.joints(x, xu)
+        grads = torch.autograd.grad((qj * g[row_of[idx]].to(device)).sum(), [x] if xu is None else [x, xu])
+        heat = grads[0].abs().mean(1).float().cpu().numpy()  # [B, S, S]
+        heat_u = grads[1].abs().mean(1).float().cpu().numpy() if upper is not None else None
         for k, i in enumerate(idx):
-            writer.put(i, maker.to_frame("local", heat[k]))
+            m = maker.to_frame("local", heat[k])
+            if upper is not None and heat_u is not None:
+                m = m + upper.to_frame("local", heat_u[k])
+            writer.put(i, m)
         pending.clear()
 
     try:
@@ -269,7 +289,7 @@ def _heatmaps(
                         run()
                     writer.put(i, None)
                     continue
-                pending.append((i, maker.make(i, frame)[0]))
+                pending.append((i, maker.make(i, frame)[0], upper.make(i, frame)[0] if upper is not None else None))
                 if len(pending) >= batch:
                     run()
                     yield Progress(len(rows) + int(row_of[i]) + 1, 2 * len(rows), "posture heatmaps")

@@ -42,10 +42,13 @@ def load_default(device: str = "cpu"):
     return load_checkpoint(default_checkpoint_path(), device)
 
 
-def _reads_mirror(spec: dict) -> bool:
+def _posture_reading(spec: dict) -> str:
+    """What a posture model reads besides each frame's local view."""
     from stanviewer.core.models.posture import PostureConfig
 
-    return PostureConfig.from_dict(spec.get("backbone") or {}).mirror
+    cfg = PostureConfig.from_dict(spec.get("backbone") or {})
+    extra = [*(["its mirror image"] if cfg.mirror else []), *(["its upper-body image"] if cfg.upper else [])]
+    return f" and {' and '.join(extra)}" if extra else ""
 
 
 def describe(path: str | Path, meta: dict) -> str:
@@ -59,7 +62,7 @@ def describe(path: str | Path, meta: dict) -> str:
         f"classes     {', '.join(spec.get('classes', []))} (explained: {spec.get('target')})",
         (
             f"input       whole videos: every frame's {spec.get('size')} px local view"
-            f"{' and its mirror image' if _reads_mirror(spec) else ''} (trained on "
+            f"{_posture_reading(spec)} (trained on "
             f"{2 * float(spec.get('sample_fps') or 0):g} images/s), ROI {spec.get('roi_provider')}"
             if family(spec.get("arch") or "") == "posture"
             else f"input       {spec.get('frames')} frames x {spec.get('size')} px at {spec.get('sample_fps')} "

@@ -11,7 +11,11 @@ The model has three parts, applied one after another to a whole video (not to a 
 1. **pose reader**: the pose-pretrained narrow ResNet of the CNN recipe (``stanviewer pretrain --arch
    cnn-narrow-...``, generator joints, no labels) reads every local-view image; a linear layer on its
    last two feature maps (flattened, standardised) gives 17 joints in view coordinates ``[-1, 1]``,
-   mapped back to video pixels through the video's crop square;
+   mapped back to video pixels through the video's crop square. New models also have an **upper-body
+   reader**: a second ResNet of the same shape, trained on the upper-body image (the top half of the crop
+   square, its middle half wide: twice the pixels on head, neck and shoulders), whose head, neck and
+   shoulder joints are averaged with the first reader's (the shoulder hike moves the shoulders about one
+   pixel of the 64 px local view);
 2. **posture features** (:func:`posture_features`): joints smoothed over time (Gaussian, ``smooth``
    images), relative to the pelvis, divided by the video's median body height (head to mid-ankle), minus
    the video's median posture, at the frame and at a few neighbouring images (``context``, in images at
@@ -41,6 +45,7 @@ __all__ = [
     "FEATURE_JOINTS",
     "JOINT_NAMES",
     "MIRROR",
+    "UPPER_JOINTS",
     "PostureConfig",
     "PostureMIL",
     "image_step",
@@ -49,6 +54,8 @@ __all__ = [
     "posture_features",
     "smooth_rows",
     "to_video",
+    "upper_square",
+    "upper_to_local",
 ]
 
 #: the generator's joints, in the order of its joints CSV (``<name>_x, <name>_y``)
@@ -65,6 +72,22 @@ MIRROR = tuple(
     JOINT_NAMES.index(n[:-2] + {"_l": "_r", "_r": "_l"}[n[-2:]]) if n[-2:] in ("_l", "_r") else i
     for i, n in enumerate(JOINT_NAMES)
 )
+
+
+#: joints read again from the upper-body image (head, neck and shoulders: the lean and the shoulder hike)
+UPPER_JOINTS = 4
+
+
+def upper_square(square: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The upper-body image's crop square: the top half of the local view's square, middle half of its
+    width (twice the pixels on head, neck and shoulders at the same image size)."""
+    cx, cy, side = (float(v) for v in square)
+    return cx, cy - side / 4, side / 2
+
+
+def upper_to_local(q: Tensor) -> Tensor:
+    """Joints ``[..., 2]`` in the upper-body view's coordinates ``[-1, 1]`` -> the local view's coordinates."""
+    return torch.stack([q[..., 0] / 2, (q[..., 1] - 1) / 2], -1)
 
 
 def mirror_joints(q: Tensor) -> Tensor:
@@ -87,6 +110,9 @@ class PostureConfig:
     # read every image and its mirror image and average the joints (the read-out is fitted on both);
     # checkpoints written before this option existed read without the mirror image
     mirror: bool = True
+    # joints (the first ``upper`` of JOINT_NAMES) read again by a second reader from the upper-body image
+    # (:func:`upper_square`) and averaged with the local view's reading; 0: none (files written before it)
+    upper: int = UPPER_JOINTS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +122,8 @@ class PostureConfig:
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if kw and "mirror" not in kw:
             kw["mirror"] = False
+        if kw and "upper" not in kw:
+            kw["upper"] = 0
         return cls(**kw)
 
 
@@ -171,6 +199,12 @@ class PostureMIL(nn.Module):
         self.register_buffer("read_mean", torch.zeros(d))
         self.register_buffer("read_std", torch.ones(d))
         self.pose = nn.Linear(d, cfg.joints * 2)
+        if cfg.upper:  # the upper-body reader: its own ResNet (same shape), standardisation and read-out
+            self.upper_backbone = ResNet(ResNetConfig.from_dict(cfg.resnet))
+            self.upper_backbone.load_state_dict(backbone.state_dict())
+            self.register_buffer("upper_mean", torch.zeros(d))
+            self.register_buffer("upper_std", torch.ones(d))
+            self.upper_pose = nn.Linear(d, cfg.upper * 2)
         self.mil = nn.ModuleList(self._mlp(min(cfg.joints, FEATURE_JOINTS) * 2 * len(cfg.context), cfg.hidden)
                                  for _ in range(max(1, cfg.heads)))  # fmt: skip
         self.register_buffer("video_bias", torch.zeros(()))
@@ -183,26 +217,43 @@ class PostureMIL(nn.Module):
             n_in = h
         return nn.Sequential(*layers, nn.Linear(n_in, 1))
 
-    def _maps(self, x: Tensor) -> Tensor:
-        """The ResNet's last two feature maps of images ``[N, 3, S, S]``, flattened: ``[N, D]``."""
-        bb = self.backbone
+    def _maps(self, x: Tensor, upper: bool = False) -> Tensor:
+        """The ResNet's last two feature maps of images ``[N, 3, S, S]``, flattened: ``[N, D]`` (``upper``:
+        the upper-body reader's ResNet)."""
+        bb = self.upper_backbone if upper else self.backbone
         l3 = bb.layer3(bb.layer2(bb.layer1(bb.maxpool(bb.relu(bb.bn1(bb.conv1(x)))))))
         return torch.cat([bb.layer4(l3).flatten(1), l3.flatten(1)], 1)
 
-    def read_features(self, x: Tensor) -> Tensor:
+    def read_features(self, x: Tensor, upper: bool = False) -> Tensor:
         """Standardised pose-reader features of normalised images ``[N, 3, S, S]``: ``[N, D]``."""
+        if upper:
+            return (self._maps(x, True) - self.upper_mean) / self.upper_std
         return (self._maps(x) - self.read_mean) / self.read_std
 
-    def raw_joints(self, x: Tensor) -> Tensor:
-        """The read-out of images ``[N, 3, S, S]`` as they are (no mirror image): ``[N, J, 2]``."""
+    def raw_joints(self, x: Tensor, upper: bool = False) -> Tensor:
+        """The read-out of images ``[N, 3, S, S]`` as they are (no mirror image): ``[N, J, 2]`` (``upper``:
+        the upper-body reader's ``cfg.upper`` joints of upper-body images, in their own coordinates)."""
+        if upper:
+            return self.upper_pose(self.read_features(x, True)).view(x.shape[0], self.cfg.upper, 2)
         return self.pose(self.read_features(x)).view(x.shape[0], self.cfg.joints, 2)
 
-    def joints(self, x: Tensor) -> Tensor:
-        """Joints of normalised images ``[N, 3, S, S]`` in view coordinates ``[-1, 1]``: ``[N, J, 2]``
-        (with ``cfg.mirror``, the mean of the images' and their mirror images' joints)."""
-        q = self.raw_joints(x)
+    def _read(self, x: Tensor, upper: bool = False) -> Tensor:
+        q = self.raw_joints(x, upper)
         if self.cfg.mirror:
-            q = (q + mirror_joints(self.raw_joints(x.flip(-1)))) / 2
+            q = (q + mirror_joints(self.raw_joints(x.flip(-1), upper))) / 2
+        return q
+
+    def joints(self, x: Tensor, upper_images: Tensor | None = None) -> Tensor:
+        """Joints of normalised local-view images ``[N, 3, S, S]`` in view coordinates ``[-1, 1]``:
+        ``[N, J, 2]``. With ``cfg.mirror``, the mean of the images' and their mirror images' joints; with
+        ``cfg.upper``, the first ``cfg.upper`` joints are averaged with the upper-body reader's reading of
+        ``upper_images`` (the same frames' upper-body images, required then)."""
+        q = self._read(x)
+        if self.cfg.upper:
+            if upper_images is None:
+                raise ValueError("this posture model also reads the upper-body images: pass upper_images")
+            k = self.cfg.upper
+            q = torch.cat([(q[:, :k] + upper_to_local(self._read(upper_images, True))) / 2, q[:, k:]], 1)
         return q
 
     def head_logits(self, features: Tensor) -> Tensor:
@@ -225,11 +276,12 @@ class PostureMIL(nn.Module):
 
     def randomisation_levels(self) -> dict[str, list[nn.Module]]:
         """Modules re-initialised, top down, by the model-randomisation check."""
-        bb = self.backbone
+        bbs = [self.backbone, *([self.upper_backbone] if self.cfg.upper else [])]
         return {
-            "head": [*self.mil, self.pose],  # the per-frame head and the joint read-out under it
-            "blocks4": [bb.layer4],
-            "blocks3": [bb.layer3],
-            "blocks2": [bb.layer2],
-            "blocks1": [bb.layer1, bb.conv1, bb.bn1],
+            # the per-frame head and the joint read-outs under it
+            "head": [*self.mil, self.pose, *([self.upper_pose] if self.cfg.upper else [])],
+            "blocks4": [bb.layer4 for bb in bbs],
+            "blocks3": [bb.layer3 for bb in bbs],
+            "blocks2": [bb.layer2 for bb in bbs],
+            "blocks1": [m for bb in bbs for m in (bb.layer1, bb.conv1, bb.bn1)],
         }

@@ -90,15 +90,23 @@ def _roi_version(provider: str) -> str:
     return "" if cls is None else f"r{getattr(cls, 'version', 1)}"
 
 
-def _cache_key(fingerprint: str, spec: ModelSpec) -> str:
-    views = spec.views.replace("+", "-")
+def _cache_key(fingerprint: str, spec: ModelSpec, upper: bool = False) -> str:
+    views = spec.views.replace("+", "-") + ("-upper" if upper else "")
     roi = f"{spec.roi_provider}{_roi_version(spec.roi_provider)}"
     mask = "" if spec.local_margin == 0.08 or "local" not in spec.views else f"_m{spec.local_margin}"
     return f"{fingerprint[:24]}_{views}_{spec.size}_{spec.sample_fps:g}_{roi}{mask}_v{PREP_VERSION}"
 
 
-def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: list[str]) -> VideoSample:
-    """Decode one manifest video into a :class:`VideoSample` (cached)."""
+def prepare_video(
+    entry: ManifestEntry, spec: ModelSpec, root: Path, classes: list[str], upper: bool = False
+) -> VideoSample:
+    """Decode one manifest video into a :class:`VideoSample` (cached).
+
+    ``upper``: the local view's upper-body image instead (:func:`~stanviewer.core.models.posture.upper_square`
+    of the crop square, masked alike; the posture model's second reader); ``square`` stays the local view's.
+    """
+    if upper and spec.views != "local":
+        raise StanError("upper-body images are made from the local view only")
     if entry.label not in classes:
         raise StanError(f"line {entry.line}: class {entry.label!r} is not one of {classes}", root / "manifest.csv")
     with open_video(entry.video) as reader:
@@ -106,13 +114,15 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
         step = spec.step_for(fps)
         sub = 2 if step >= 2 else 1
         n = reader.frame_count
-        key = _cache_key(reader.info.fingerprint, spec)
+        key = _cache_key(reader.info.fingerprint, spec, upper)
         path = cache_dir() / "train" / f"{key}.npz"
         labels = read_frame_labels(entry.frame_labels, n) if entry.frame_labels else None
         label = classes.index(entry.label)
         wanted_views = view_names(spec.views)
         both = cache_dir() / "train" / f"{_cache_key(reader.info.fingerprint, replace(spec, views='global+local'))}.npz"
         source = path if path.exists() else (both if spec.views != "global+local" and both.exists() else None)
+        if upper and source != path:
+            source = None
         if source is not None:  # the two-view cache also serves one-view models
             views = wanted_views if source == path else ["global", "local"]
             cached = _read_cache(source, views, spec.size, n)
@@ -127,11 +137,16 @@ def prepare_video(entry: ManifestEntry, spec: ModelSpec, root: Path, classes: li
         wanted = set(range(0, n, fine))
         need_roi = "local" in view_names(spec.views)
         boxes, square = roi_for_video(reader, spec.roi_provider, entry, root) if need_roi else (None, None)
+        view_square = square
+        if upper:
+            from stanviewer.core.models.posture import upper_square
+
+            view_square = upper_square(square)
         imgs, kept = [], []
         for i, fr in reader.iter_frames(0, n):
             if i in wanted:
                 v = make_views(
-                    fr[None], spec.views, spec.size, None if boxes is None else boxes[i : i + 1], square,
+                    fr[None], spec.views, spec.size, None if boxes is None else boxes[i : i + 1], view_square,
                     spec.local_margin,
                 )  # fmt: skip
                 imgs.append(np.stack([v[name][0] for name in view_names(spec.views)]))
@@ -173,33 +188,36 @@ def _read_cache(
 
 
 def load_samples(
-    manifest: str | Path, spec: ModelSpec, split: str | None = None, workers: int = 1
+    manifest: str | Path, spec: ModelSpec, split: str | None = None, workers: int = 1, upper: bool = False
 ) -> Job[list[VideoSample]]:
     """Prepare every video of ``manifest`` (optionally only one split); a job returning the samples.
 
     ``workers`` > 1 decodes the videos not yet cached in that many processes (the cache files are the
-    same either way).
+    same either way). ``upper``: upper-body images (see :func:`prepare_video`).
     """
     manifest = Path(manifest)
     entries = read_manifest(manifest)
     if split is not None:
         entries = [e for e in entries if (e.split or "train") == split]
     if workers > 1 and len(entries) > 1:
-        yield from _prepare_parallel(entries, spec, manifest.parent, workers)
+        yield from _prepare_parallel(entries, spec, manifest.parent, workers, upper)
     samples: list[VideoSample] = []
+    what = "upper-body images of " if upper else ""
     for k, e in enumerate(entries):
-        yield Progress(k, len(entries), f"preparing {e.name}")
-        samples.append(prepare_video(e, spec, manifest.parent, spec.classes))
+        yield Progress(k, len(entries), f"preparing {what}{e.name}")
+        samples.append(prepare_video(e, spec, manifest.parent, spec.classes, upper))
     yield Progress(len(entries), len(entries), "prepared")
     return samples
 
 
-def _prepare_parallel(entries: list[ManifestEntry], spec: ModelSpec, root: Path, workers: int) -> Job[None]:
+def _prepare_parallel(
+    entries: list[ManifestEntry], spec: ModelSpec, root: Path, workers: int, upper: bool = False
+) -> Job[None]:
     """Fill the cache for ``entries`` in ``workers`` processes (the caller then reads it back)."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     with ProcessPoolExecutor(max_workers=min(workers, len(entries))) as pool:
-        pending = {pool.submit(_prepare_quiet, e, spec, root) for e in entries}
+        pending = {pool.submit(_prepare_quiet, e, spec, root, upper) for e in entries}
         done = 0
         try:
             while pending:
@@ -213,8 +231,8 @@ def _prepare_parallel(entries: list[ManifestEntry], spec: ModelSpec, root: Path,
                 fut.cancel()
 
 
-def _prepare_quiet(entry: ManifestEntry, spec: ModelSpec, root: Path) -> None:
-    prepare_video(entry, spec, root, spec.classes)  # the images go to the cache, not back through a pipe
+def _prepare_quiet(entry: ManifestEntry, spec: ModelSpec, root: Path, upper: bool = False) -> None:
+    prepare_video(entry, spec, root, spec.classes, upper)  # the images go to the cache, not back through a pipe
 
 
 def model_windows(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,15 @@ from stanviewer.core.fileio import write_dict_rows
 from stanviewer.core.manifest import read_manifest
 from stanviewer.core.metrics import prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
-from stanviewer.core.models.posture import PostureMIL, log_mean_exp, mirror_joints, posture_features, to_video
+from stanviewer.core.models.posture import (
+    JOINT_NAMES,
+    PostureMIL,
+    log_mean_exp,
+    mirror_joints,
+    posture_features,
+    to_video,
+    upper_square,
+)
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples
@@ -45,7 +53,7 @@ from stanviewer.core.views import normalise
 if TYPE_CHECKING:
     from stanviewer.core.training.train import TrainConfig
 
-__all__ = ["fit_pose_readout", "train_posture", "video_bias"]
+__all__ = ["fit_pose_readout", "train_posture", "train_upper_reader", "video_bias"]
 
 
 def _read_joints(path: Path, joints: int) -> np.ndarray:
@@ -62,33 +70,114 @@ def _images(s: VideoSample) -> torch.Tensor:
     return normalise(torch.from_numpy(np.ascontiguousarray(s.images[:, 0][:, None])))[:, :, 0]  # [n, 3, S, S]
 
 
-def _maps(model: PostureMIL, s: VideoSample, batch: int = 256, mirrored: bool = False) -> torch.Tensor:
+def _maps(
+    model: PostureMIL, s: VideoSample, batch: int = 256, mirrored: bool = False, upper: bool = False
+) -> torch.Tensor:
     x = _images(s)
     if mirrored:
         x = x.flip(-1)
     with torch.no_grad():
-        return torch.cat([model._maps(x[i : i + batch]) for i in range(0, len(x), batch)]).double()
+        return torch.cat([model._maps(x[i : i + batch], upper) for i in range(0, len(x), batch)]).double()
+
+
+def _targets(s: VideoSample, joints: np.ndarray, size: int, upper: bool) -> torch.Tensor:
+    """The sample's joints in its images' view coordinates ``[-1, 1]`` (``upper``: upper-body images)."""
+    from stanviewer.core.training.pretrain import joint_targets
+
+    if upper:
+        assert s.square is not None
+        s = replace(s, square=upper_square(s.square))
+    return torch.from_numpy(joint_targets(s, joints, "local", size))
+
+
+#: joints the upper-body reader's ResNet is trained on (head to wrists and the pelvis: all that the
+#: upper-body image usually shows); its read-out then keeps the first ``cfg.upper``
+UPPER_TRAIN_JOINTS = 9
+
+
+def train_upper_reader(
+    model: PostureMIL,
+    samples: list[VideoSample],
+    joints: dict[str, np.ndarray],
+    steps: int = 1500,
+    seed: int = 0,
+    batch: int = 128,
+    lr: float = 1e-3,
+) -> Job[float]:
+    """Train the upper-body reader's ResNet (started from the pose reader's) on upper-body images against
+    the generator's joints: single images, a linear layer on the last two feature maps (dropped
+    afterwards), smooth L1, AdamW with warm-up and cosine decay, brightness/contrast jitter and mirror
+    images. The ResNet is then frozen in evaluation mode. Returns the last 100 steps' mean error in view
+    pixels."""
+    bb = model.upper_backbone
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    tg = [_targets(s, joints[s.name], model.spec.size, True)[:, :UPPER_TRAIN_JOINTS] for s in samples]
+    head = torch.nn.Linear(model.read_mean.numel(), UPPER_TRAIN_JOINTS * 2)
+    params = [*bb.parameters(), *head.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    warm = max(1, steps // 20)
+    errs: list[float] = []
+    bb.train()
+    try:
+        for step in range(steps):
+            lr_now = lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + np.cos(np.pi * step / steps))
+            for g in opt.param_groups:
+                g["lr"] = lr_now
+            xs, ys = [], []
+            for k in rng.integers(len(samples), size=batch):
+                s = samples[k]
+                i = int(rng.integers(s.images.shape[0]))
+                img = s.images[i, 0].astype(np.float32)
+                img = np.clip((img - 115.0) * rng.uniform(0.8, 1.2) + 115.0 + rng.uniform(-20, 20), 0, 255)
+                y = tg[k][min(i, len(tg[k]) - 1)]
+                if rng.random() < 0.5:
+                    img, y = img[:, ::-1], mirror_joints(y)
+                xs.append(img)
+                ys.append(y)
+            x = normalise(torch.from_numpy(np.ascontiguousarray(np.stack(xs).astype(np.uint8))[:, None]))[:, :, 0]
+            y = torch.stack(ys)
+            pred = head(model._maps(x, True)).view(len(xs), UPPER_TRAIN_JOINTS, 2)
+            loss = F.smooth_l1_loss(pred, y, beta=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            errs.append(float((pred.detach() - y).norm(dim=-1).mean()) * model.spec.size / 2)
+            yield Progress(step + 1, steps, f"training the upper-body reader: error {np.mean(errs[-100:]):.2f} px")
+    finally:
+        bb.eval()
+        for p in bb.parameters():
+            p.requires_grad_(False)
+    return float(np.mean(errs[-100:])) if errs else float("nan")
 
 
 def fit_pose_readout(
-    model: PostureMIL, samples: list[VideoSample], joints: dict[str, np.ndarray], ridge: float = 10.0
+    model: PostureMIL,
+    samples: list[VideoSample],
+    joints: dict[str, np.ndarray],
+    ridge: float = 10.0,
+    upper: bool = False,
 ) -> Job[float]:
     """Fit ``model.pose`` (and its standardisation) by ridge regression; returns the training error in
     view pixels (mean joint distance). With ``model.cfg.mirror`` the mirror images (and their mirrored
-    joints) are fitted too, so that the read-out reads both alike."""
-    from stanviewer.core.training.pretrain import joint_targets
-
+    joints) are fitted too, so that the read-out reads both alike. ``upper``: the upper-body reader's
+    read-out (``model.upper_pose``) on upper-body images."""
     d = model.read_mean.numel()
-    out = model.pose.out_features
+    linear = model.upper_pose if upper else model.pose
+    out = linear.out_features
+    nj = out // 2
     n, s1 = 0, torch.zeros(d, dtype=torch.float64)
     xx = torch.zeros(d, d, dtype=torch.float64)
     xy = torch.zeros(d, out, dtype=torch.float64)
     sy = torch.zeros(out, dtype=torch.float64)
     for k, s in enumerate(samples):
-        t = torch.from_numpy(joint_targets(s, joints[s.name], "local", model.spec.size))
+        t = _targets(s, joints[s.name], model.spec.size, upper)
         for mirrored in (False, True) if model.cfg.mirror else (False,):
-            m = _maps(model, s, mirrored=mirrored)
-            y = (mirror_joints(t) if mirrored else t).reshape(len(m), -1).double()
+            m = _maps(model, s, mirrored=mirrored, upper=upper)
+            y = (mirror_joints(t) if mirrored else t)[:, :nj].reshape(len(m), -1).double()
             n += len(m)
             s1 += m.sum(0)
             xx += m.T @ m
@@ -102,25 +191,28 @@ def fit_pose_readout(
     zy = (xy - torch.outer(mu, sy)) / sd[:, None]
     w = torch.linalg.solve(zz + ridge * torch.eye(d, dtype=torch.float64), zy)  # [d, out]
     with torch.no_grad():
-        model.read_mean.copy_(mu.float())
-        model.read_std.copy_(sd.float())
-        model.pose.weight.copy_(w.T.float())
-        model.pose.bias.copy_((sy / n).float())
+        (model.upper_mean if upper else model.read_mean).copy_(mu.float())
+        (model.upper_std if upper else model.read_std).copy_(sd.float())
+        linear.weight.copy_(w.T.float())
+        linear.bias.copy_((sy / n).float())
     err = []
     for s in samples[:: max(1, len(samples) // 20)]:
         with torch.no_grad():
-            q = model.joints(_images(s))
-        t = torch.from_numpy(joint_targets(s, joints[s.name], "local", model.spec.size))
+            q = model._read(_images(s), upper)
+        t = _targets(s, joints[s.name], model.spec.size, upper)[:, :nj]
         err.append(float((q - t).norm(dim=-1).mean()) * model.spec.size / 2)
     return float(np.mean(err))
 
 
-def _video_features(model: PostureMIL, s: VideoSample) -> torch.Tensor:
-    """Posture features of a training video's images (joints read by the model, in video pixels)."""
+def _video_features(model: PostureMIL, s: VideoSample, su: VideoSample | None = None) -> torch.Tensor:
+    """Posture features of a training video's images (joints read by the model, in video pixels); ``su``:
+    the same video's upper-body images (models with an upper-body reader)."""
     if s.square is None:
         raise StanError(f"{s.name}: the local view has no crop square")
+    x = _images(s)
+    xu = _images(su).split(256) if su is not None else [None] * len(x.split(256))
     with torch.no_grad():
-        q = torch.cat([model.joints(x) for x in _images(s).split(256)])
+        q = torch.cat([model.joints(a, b) for a, b in zip(x.split(256), xu)])
     return posture_features(to_video(q.double(), s.square), model.cfg.context, model.cfg.smooth)
 
 
@@ -205,11 +297,21 @@ def train_posture(
         p.requires_grad_(False)
     joints = {s.name: _read_joints(manifest.parent / entries[s.name].extra["joints"], model.cfg.joints) for s in pool}
     read_err = yield from fit_pose_readout(model, pool, joints, ridge)
+    upper: dict[str, VideoSample] = {}
+    upper_err = upper_train_err = None
+    if model.cfg.upper:
+        model.upper_backbone.load_state_dict(ck.model.backbone.state_dict())
+        usamples = yield from load_samples(manifest, spec, workers=cfg.workers, upper=True)
+        upper = {s.name: s for s in usamples}
+        upool = [upper[s.name] for s in pool]
+        upper_train_err = yield from train_upper_reader(model, upool, joints, cfg.upper_steps, cfg.seed)
+        upper_err = yield from fit_pose_readout(model, upool, joints, ridge, upper=True)
+        model.eval()
 
     feats: dict[str, torch.Tensor] = {}
     everyone = [*pool, *test]
     for k, s in enumerate(everyone):
-        feats[s.name] = _video_features(model, s)
+        feats[s.name] = _video_features(model, s, upper.get(s.name))
         yield Progress(k + 1, len(everyone), f"reading posture: {s.name}")
 
     head = model.mil
@@ -256,6 +358,14 @@ def train_posture(
     from stanviewer.core.training.train import _write_history, split_description
 
     _write_history(out / "history.csv", history)
+    upper_desc = {}
+    if model.cfg.upper:
+        upper_desc["upper_body"] = {
+            "joints": list(JOINT_NAMES[: model.cfg.upper]),
+            "steps": cfg.upper_steps,
+            "train_error_view_px": round(float(upper_train_err or 0.0), 3),
+            "readout_error_view_px": round(float(upper_err or 0.0), 3),
+        }
     training = {
         **split_description(manifest, tr, val, test),
         "config": {**asdict(cfg), "ridge": ridge},
@@ -263,6 +373,7 @@ def train_posture(
             "fitted_on": "generator joints of the training and validation videos",
             "error_view_px": round(read_err, 3),
             "init": str(cfg.init),
+            **upper_desc,
         },
         "video_bias": float(model.video_bias),
         "history": history,

@@ -64,6 +64,7 @@ class TrainConfig:
     eval_stride: int | None = None  # window stride (model frames) for validation; default T/2
     freeze_stages: int = 0  # keep the first N backbone stages fixed (4: the whole backbone, only the head learns)
     workers: int = 1  # processes that decode videos not yet in the training cache
+    upper_steps: int = 1500  # posture model: training steps of the upper-body pose reader
 
 
 @dataclass
