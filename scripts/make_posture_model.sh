@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the posture-MIL model models/posture-narrow-synth.safetensors and its tables in docs/posture.md
-# (about 45 minutes on 2 CPU cores; the data set and its cache are shared with make_bundled_model.sh).
+# (about an hour on 2 CPU cores; the data set and its cache are shared with make_bundled_model.sh).
 #
 #     scripts/make_posture_model.sh [WORK_DIR]      (default: ./runs/bundled)
 #
@@ -8,8 +8,9 @@
 #      the crop square and mask the rest (as for every model); the generator's joints are the targets, no
 #      compensation, video or frame label is used;
 #   2. `train --arch posture-narrow`: the joint read-out is fitted by ridge regression on the training
-#      videos' joints, the per-frame MIL head learns from video labels only, the video bias is calibrated
-#      on the validation subjects;
+#      videos' joints; the upper-body reader (a copy of the ResNet) is trained on the upper-body images
+#      against the same joints (1500 steps, --upper-steps) and gets its own read-out; the per-frame MIL
+#      head learns from video labels only, the video bias is calibrated on the validation subjects;
 #   3. finalise (float32: the read-out's standardisation is kept exact) and evaluate on the 48 test videos
 #      used for every other model (thresholds calibrated on 24 training videos and stored in the file).
 set -euo pipefail
