@@ -70,7 +70,7 @@ def describe_arch(arch: str | None) -> str:
         _, bb, head = arch.split("-")
         return f"per-frame CNN: {_CNN_BACKBONES[bb]} frame features, {_CNN_HEADS[head]}"
     if kind == "posture":
-        return "posture-MIL: joints read by a narrow ResNet, per-frame evidence over the whole video"
+        return "posture-MIL: joints read by narrow ResNets, per-frame evidence over the whole video"
     return f"unknown architecture {arch}"
 
 
