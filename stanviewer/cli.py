@@ -367,7 +367,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--upper-steps",
         type=int,
         default=1500,
-        help="posture model: training steps of its upper-body pose reader (default 1500, about 7 minutes of CPU)",
+        help="posture model: training steps of its upper-body pose reader (default 1500, about 8 minutes on one "
+        "CPU core; 0: it reads with the first reader's ResNet, only its read-out fitted)",
     )
     p.add_argument(
         "--no-feature-norm",

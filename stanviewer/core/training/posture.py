@@ -363,7 +363,8 @@ def train_posture(
         upper_desc["upper_body"] = {
             "joints": list(JOINT_NAMES[: model.cfg.upper]),
             "steps": cfg.upper_steps,
-            "train_error_view_px": round(float(upper_train_err or 0.0), 3),
+            # no steps (--upper-steps 0): the upper reader reads with the first reader's ResNet
+            "train_error_view_px": round(upper_train_err, 3) if np.isfinite(upper_train_err or np.nan) else None,
             "readout_error_view_px": round(float(upper_err or 0.0), 3),
         }
     training = {
