@@ -48,6 +48,7 @@ from stanviewer.core.models.posture import (
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples
+from stanviewer.core.training.pretrain import jitter_brightness, joint_targets, warmup_cosine
 from stanviewer.core.views import normalise
 
 if TYPE_CHECKING:
@@ -82,8 +83,6 @@ def _maps(
 
 def _targets(s: VideoSample, joints: np.ndarray, size: int, upper: bool) -> torch.Tensor:
     """The sample's joints in its images' view coordinates ``[-1, 1]`` (``upper``: upper-body images)."""
-    from stanviewer.core.training.pretrain import joint_targets
-
     if upper:
         assert s.square is not None
         s = replace(s, square=upper_square(s.square))
@@ -123,15 +122,14 @@ def train_upper_reader(
     bb.train()
     try:
         for step in range(steps):
-            lr_now = lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + np.cos(np.pi * step / steps))
+            lr_now = warmup_cosine(lr, step, steps, warm)
             for g in opt.param_groups:
                 g["lr"] = lr_now
             xs, ys = [], []
             for k in rng.integers(len(samples), size=batch):
                 s = samples[k]
                 i = int(rng.integers(s.images.shape[0]))
-                img = s.images[i, 0].astype(np.float32)
-                img = np.clip((img - 115.0) * rng.uniform(0.8, 1.2) + 115.0 + rng.uniform(-20, 20), 0, 255)
+                img = jitter_brightness(s.images[i, 0], rng)
                 y = tg[k][min(i, len(tg[k]) - 1)]
                 if rng.random() < 0.5:
                     img, y = img[:, ::-1], mirror_joints(y)

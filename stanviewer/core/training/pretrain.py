@@ -38,7 +38,7 @@ from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples
 from stanviewer.core.views import normalise, view_names
 
-__all__ = ["PoseHead", "joint_targets", "pretrain_pose"]
+__all__ = ["PoseHead", "jitter_brightness", "joint_targets", "pretrain_pose", "warmup_cosine"]
 
 
 class PoseHead(nn.Module):
@@ -63,6 +63,16 @@ class PoseHead(nn.Module):
         else:
             x = feat.permute(0, 2, 1, 3, 4).reshape(B, t, C * h * w)
         return self.fc(x).view(B, t * self.per_step, self.joints, 2)
+
+
+def warmup_cosine(lr: float, step: int, steps: int, warm: int) -> float:
+    """Learning rate at ``step`` of ``steps``: linear warm-up over ``warm`` steps, then cosine decay."""
+    return lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(1.0, step / steps)))
+
+
+def jitter_brightness(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random contrast (0.8-1.2 around mid-grey) and brightness (+-20) of uint8 pixels, as float32."""
+    return np.clip((img.astype(np.float32) - 115.0) * rng.uniform(0.8, 1.2) + 115.0 + rng.uniform(-20, 20), 0, 255)
 
 
 def _feature_map(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -167,7 +177,7 @@ def pretrain_pose(
     losses: list[float] = []
     bb.train()
     for step in range(steps):
-        lr_now = lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(1.0, step / steps)))
+        lr_now = warmup_cosine(lr, step, steps, warm)
         for g in opt.param_groups:
             g["lr"] = lr_now
         xs, ys = [], []
@@ -180,8 +190,7 @@ def pretrain_pose(
             idx = pos[a : a + T]
             if idx.size < T:
                 idx = np.concatenate([idx, np.full(T - idx.size, idx[-1] if idx.size else 0)])
-            img = s.images[idx, v].astype(np.float32)
-            img = np.clip((img - 115.0) * rng.uniform(0.8, 1.2) + 115.0 + rng.uniform(-20, 20), 0, 255)
+            img = jitter_brightness(s.images[idx, v], rng)
             xs.append(img.astype(np.uint8))
             ys.append(tg[idx, v])
         x = normalise(torch.from_numpy(np.stack(xs))).to(dev)
