@@ -368,7 +368,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1500,
         help="posture model: training steps of its upper-body pose reader (default 1500, about 8 minutes on one "
-        "CPU core; 0: it reads with the first reader's ResNet, only its read-out fitted)",
+        "CPU core; 0: no training, only its read-out fitted: it reads with the --init's upper-body reader if the "
+        "--init is a posture model that has one, else with the first reader's ResNet)",
+    )
+    p.add_argument(
+        "--reader-steps",
+        type=int,
+        default=0,
+        help="posture model: fine-tuning steps of its first pose reader on the training videos' local views "
+        "(default 0: the --init ResNet as it is; 1500 take about 6 minutes on one CPU core)",
     )
     p.add_argument(
         "--no-feature-norm",
@@ -443,6 +451,7 @@ def _train_parts(a: argparse.Namespace):
         init=str(a.init) if a.init else None,
         freeze_stages=a.freeze_stages,
         upper_steps=a.upper_steps,
+        reader_steps=a.reader_steps,
         device=a.device,
         workers=a.workers,
     )

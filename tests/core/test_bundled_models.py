@@ -38,12 +38,12 @@ def test_shipped_checkpoint(path: Path) -> None:
     assert path.name in readme
     T, S = ck.spec.frames, ck.spec.size
     if family(ck.spec.arch) == "posture":  # a whole-video model: joints per image, then per-frame logits
-        from stanviewer.core.models.posture import posture_features, to_video
+        from stanviewer.core.models.posture import to_video
 
         with torch.no_grad():
             upper = torch.rand(12, 3, S, S) if ck.model.cfg.upper else None  # its upper-body images
             q = ck.model.joints(torch.rand(12, 3, S, S), upper)
-            f = posture_features(to_video(q.double(), (100.0, 100.0, 200.0)), ck.model.cfg.context)
+            f = ck.model.posture_features(to_video(q.double(), (100.0, 100.0, 200.0)))
             out = ck.model.frame_logits(f)
         assert q.shape == (12, 17, 2) and out.shape == (12,) and torch.isfinite(out).all()
         assert ck.meta["default_method"] == "posture"

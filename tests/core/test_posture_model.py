@@ -17,6 +17,7 @@ from stanviewer.core.models.framecnn import FrameCNN
 from stanviewer.core.models.posture import (
     JOINT_NAMES,
     MIRROR,
+    TRUNK_FEATURES,
     UPPER_JOINTS,
     PostureConfig,
     PostureMIL,
@@ -68,6 +69,27 @@ def test_posture_features_ignore_where_the_figure_stands_and_its_size() -> None:
     # context columns are the neighbours' features (clamped at the ends)
     k = 15 * 2
     assert torch.equal(f[25, :k], f[23, k : 2 * k]) and torch.equal(f[0, :k], f[0, k : 2 * k])
+
+
+def test_the_features_keep_the_trunk_joints_of_new_models_and_every_joint_of_old_ones() -> None:
+    lean = np.r_[np.zeros(20), np.linspace(0, 15, 10), np.zeros(20)]
+    p = torch.from_numpy(_figure(50, lean))
+    full = posture_features(p, [-2, 0, 2], 1.0)
+    idx = [JOINT_NAMES.index(n) for n in TRUNK_FEATURES]
+    cols = [o * 30 + 2 * j + c for o in range(3) for j in idx for c in (0, 1)]
+    assert torch.equal(posture_features(p, [-2, 0, 2], 1.0, idx), full[:, cols])
+    # new models: head, neck and shoulders (the compensation; the arm moves in every repetition)
+    m = PostureMIL(_spec())
+    assert m.cfg.features == list(TRUNK_FEATURES) == ["head", "neck", "shoulder_l", "shoulder_r"]
+    assert m.mil[0][0].in_features == 4 * 2 * len(m.cfg.context)
+    assert torch.equal(m.posture_features(p.double()), posture_features(p, m.cfg.context, m.cfg.smooth, idx))
+    # files written before the option read every feature joint, as they were trained
+    old = {k: v for k, v in m.cfg.to_dict().items() if k != "features"}
+    assert PostureConfig.from_dict(old).features == list(JOINT_NAMES[:15])
+    spec = _spec()
+    spec.backbone = {**m.cfg.to_dict(), "features": ["head", "toe_l"]}
+    with pytest.raises(ValueError, match="toe_l"):
+        PostureMIL(spec)
 
 
 def test_joints_map_back_to_the_crop_square() -> None:
@@ -164,24 +186,31 @@ def pose_init(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(dataset: Path, pose_init: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
-    cfg = TrainConfig(epochs=3, val_fraction=0, threads=1, init=str(pose_init), lr=1e-3, upper_steps=4)
+    cfg = TrainConfig(epochs=3, val_fraction=0, threads=1, init=str(pose_init), lr=1e-3, upper_steps=4, reader_steps=3)
     res = run_job(train(dataset, _spec(), tmp_path_factory.mktemp("posture-run"), cfg), stream=None)
     assert len(res.history) == 3 and all(np.isfinite(r["train_loss"]) for r in res.history)
     return load_checkpoint(res.best)
 
 
-def test_training_keeps_the_pose_resnet_and_fits_a_read_out(trained: Checkpoint, pose_init: Path) -> None:
+def _changed(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sb = b.state_dict()
+    return any(not torch.equal(v, sb[k]) for k, v in a.state_dict().items() if v.is_floating_point())
+
+
+def test_training_fine_tunes_the_pose_resnet_and_fits_a_read_out(trained: Checkpoint, pose_init: Path) -> None:
     assert isinstance(trained.model, PostureMIL)
     assert trained.meta["default_method"] == METHOD
     tr = trained.meta["training"]
     assert tr["pose_readout"]["error_view_px"] > 0 and tr["videos_test"] >= 1
     src = load_checkpoint(pose_init).model
-    for (k, v), (_, w) in zip(trained.model.backbone.state_dict().items(), src.backbone.state_dict().items()):
-        assert torch.equal(v, w), k
+    # the first reader's ResNet was fine-tuned on the local views (--reader-steps), then frozen
+    assert _changed(trained.model.backbone, src.backbone)
+    ft = tr["pose_readout"]["fine_tuning"]
+    assert ft["steps"] == 3 and ft["train_error_view_px"] > 0 and ft["readout_error_before_view_px"] > 0
     assert float(trained.model.read_std.mean()) != 1.0  # standardisation measured on the training images
     # the upper-body reader started from the same ResNet, learnt on upper-body images, has its own read-out
-    ub = trained.model.upper_backbone.state_dict()
-    assert any(not torch.equal(ub[k], v) for k, v in src.backbone.state_dict().items() if v.is_floating_point())
+    assert _changed(trained.model.upper_backbone, src.backbone)
+    assert _changed(trained.model.upper_backbone, trained.model.backbone)
     assert float(trained.model.upper_std.mean()) != 1.0
     assert tr["pose_readout"]["upper_body"]["steps"] == 4
     assert (trained.path.parent / "history.csv").is_file()
@@ -190,6 +219,20 @@ def test_training_keeps_the_pose_resnet_and_fits_a_read_out(trained: Checkpoint,
     card = describe(trained.path, trained.meta)
     assert "posture-narrow (posture-MIL" in card and "local view and its mirror image and its upper-body image" in card
     assert "method      posture (default)" in card
+    assert "evidence    posture of head, neck, shoulder_l, shoulder_r" in card
+
+
+def test_training_from_a_posture_model_without_fine_tuning(dataset: Path, trained: Checkpoint, tmp_path: Path) -> None:
+    """--init may be a posture model (its first reader's ResNet); --reader-steps 0 keeps that ResNet."""
+    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(trained.path), upper_steps=0, reader_steps=0)
+    res = run_job(train(dataset, _spec(), tmp_path / "again", cfg), stream=None)
+    m = load_checkpoint(res.best)
+    assert not _changed(m.model.backbone, trained.model.backbone)
+    assert not _changed(m.model.upper_backbone, trained.model.upper_backbone)  # no steps: the init's upper reader
+    pr = m.meta["training"]["pose_readout"]
+    assert "fine_tuning" not in pr and pr["upper_body"]["train_error_view_px"] is None
+    # where the readers came from is kept
+    assert pr["init_pose_readout"] == trained.meta["training"]["pose_readout"]
 
 
 def test_training_needs_a_pose_resnet_and_the_local_view(dataset: Path, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ import torch
 from stanviewer.core.errors import StanError
 from stanviewer.core.explain.result import CLIP_PERCENTILES, Analysis, AnalysisSettings, PartialScores, normalise_scores
 from stanviewer.core.models.checkpoint import Checkpoint
-from stanviewer.core.models.posture import PostureMIL, image_step, posture_features, to_video, upper_square
+from stanviewer.core.models.posture import PostureMIL, image_step, to_video, upper_square
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import VideoReader
 from stanviewer.core.views import local_view, normalise
@@ -48,9 +48,8 @@ _PARTIAL_EVERY_S = 1.0
 def frame_logits(model: PostureMIL, joints: np.ndarray, rows_step: int) -> np.ndarray:
     """Each row's logit from joints ``[n, J, 2]`` (any pixel scale) read every ``rows_step`` images of the
     training density (1: rows are the training images; 3: every frame of a video three frames apart)."""
-    offsets = [int(o) * rows_step for o in model.cfg.context]
     with torch.no_grad():
-        f = posture_features(torch.from_numpy(joints.astype(np.float64)), offsets, model.cfg.smooth * rows_step)
+        f = model.posture_features(torch.from_numpy(joints.astype(np.float64)), rows_step)
         return model.frame_logits(f.to(next(model.parameters()).device)).float().cpu().numpy()
 
 
@@ -250,10 +249,9 @@ def _heatmaps(
     work, boxes, square = geometry
     n = reader.frame_count
     rw, rh = reader.size
-    offsets = [int(o) * rows_step for o in model.cfg.context]
     q = torch.from_numpy(qview.astype(np.float64)).requires_grad_(True)
     with frozen(model):
-        f = posture_features(to_video(q, square), offsets, model.cfg.smooth * rows_step).to(device)
+        f = model.posture_features(to_video(q, square), rows_step).to(device)
         total = model.frame_logits(f).sum()
         g = torch.autograd.grad(total, q)[0].float()  # [rows, J, 2]: how each read frame's joints move the curve
     hw = heatmap_size(rw, rh, st.heatmap_side)

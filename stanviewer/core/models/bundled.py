@@ -69,6 +69,11 @@ def describe(path: str | Path, meta: dict) -> str:
             f"frames/s, ROI {spec.get('roi_provider')}"
         ),
     ]
+    if family(spec.get("arch") or "") == "posture":
+        from stanviewer.core.models.posture import PostureConfig
+
+        feats = PostureConfig.from_dict(spec.get("backbone") or {}).features
+        lines.append(f"evidence    posture of {', '.join(feats)} (each against the video's median posture)")
     if "imported_from" in meta:
         imp = meta["imported_from"]
         lines.append(f"imported    {imp.get('file')} ({'; '.join(imp.get('notes', [])) or 'as is'})")

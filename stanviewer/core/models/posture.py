@@ -45,6 +45,7 @@ __all__ = [
     "FEATURE_JOINTS",
     "JOINT_NAMES",
     "MIRROR",
+    "TRUNK_FEATURES",
     "UPPER_JOINTS",
     "PostureConfig",
     "PostureMIL",
@@ -63,8 +64,12 @@ JOINT_NAMES = (
     "head", "neck", "shoulder_l", "shoulder_r", "elbow_l", "elbow_r", "wrist_l", "wrist_r", "pelvis",
     "hip_l", "hip_r", "knee_l", "knee_r", "ankle_l", "ankle_r", "toe_l", "toe_r",
 )  # fmt: skip
-#: joints used by the posture features (the toes add nothing the ankles do not say)
+#: joints the posture features may use (the toes add nothing the ankles do not say)
 FEATURE_JOINTS = 15
+#: joints the posture features of new models use: the compensation is in the trunk and the shoulders (the
+#: arm moves in every repetition, compensated or not; its joints are also read least reliably). Measured
+#: on the synthetic set: frame F1 81.7 with all 15 joints, 84.7 with these four (docs/posture.md)
+TRUNK_FEATURES = ("head", "neck", "shoulder_l", "shoulder_r")
 _PELVIS, _HEAD = JOINT_NAMES.index("pelvis"), JOINT_NAMES.index("head")
 _ANKLES = (JOINT_NAMES.index("ankle_l"), JOINT_NAMES.index("ankle_r"))
 #: joint index of each joint's mirror image (left <-> right)
@@ -113,6 +118,9 @@ class PostureConfig:
     # joints (the first ``upper`` of JOINT_NAMES) read again by a second reader from the upper-body image
     # (:func:`upper_square`) and averaged with the local view's reading; 0: none (files written before it)
     upper: int = UPPER_JOINTS
+    # joints (names of the first FEATURE_JOINTS of JOINT_NAMES) the posture features are made of; files
+    # written before this option existed use all FEATURE_JOINTS
+    features: list[str] = field(default_factory=lambda: list(TRUNK_FEATURES))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,7 +132,17 @@ class PostureConfig:
             kw["mirror"] = False
         if kw and "upper" not in kw:
             kw["upper"] = 0
+        if kw and "features" not in kw:
+            kw["features"] = list(JOINT_NAMES[:FEATURE_JOINTS])
         return cls(**kw)
+
+    def feature_index(self) -> list[int]:
+        """Indices (into JOINT_NAMES) of the joints the posture features use."""
+        names = JOINT_NAMES[: min(self.joints, FEATURE_JOINTS)]
+        bad = [f for f in self.features if f not in names]
+        if bad or not self.features:
+            raise ValueError(f"posture features must name joints of {', '.join(names)}; got {bad or 'none'}")
+        return [names.index(f) for f in self.features]
 
 
 def image_step(fps: float, sample_fps: float) -> int:
@@ -150,12 +168,15 @@ def smooth_rows(p: Tensor, sigma: float) -> Tensor:
     return torch.tensordot(p[idx], k, dims=([1], [0]))
 
 
-def posture_features(p: Tensor, offsets: list[int] | tuple[int, ...], smooth: float = 0.0) -> Tensor:
-    """Per-frame posture features ``[N, FEATURE_JOINTS * 2 * len(offsets)]`` of joints ``p`` ``[N, J, 2]``.
+def posture_features(
+    p: Tensor, offsets: list[int] | tuple[int, ...], smooth: float = 0.0, joints: list[int] | None = None
+) -> Tensor:
+    """Per-frame posture features ``[N, len(joints) * 2 * len(offsets)]`` of joints ``p`` ``[N, J, 2]``.
 
     Joints smoothed over rows (Gaussian, sigma ``smooth`` rows), relative to the pelvis over the median body
     height, minus the median posture (medians over all ``N`` rows: the whole video), at each row and at the
-    rows ``offsets`` away (clamped to the video).
+    rows ``offsets`` away (clamped to the video). ``joints``: the joints kept (default: the first
+    ``FEATURE_JOINTS``); the body height is measured from head and ankles either way.
     """
     p = p[:, :FEATURE_JOINTS].to(torch.float64) if p.shape[1] > FEATURE_JOINTS else p.to(torch.float64)
     p = smooth_rows(p, smooth)
@@ -163,7 +184,10 @@ def posture_features(p: Tensor, offsets: list[int] | tuple[int, ...], smooth: fl
     feet = (p[:, _ANKLES[0]] + p[:, _ANKLES[1]]) / 2
     height = torch.quantile((p[:, _HEAD] - feet).norm(dim=1), 0.5).clamp_min(1e-6)
     q = (p - p[:, _PELVIS : _PELVIS + 1]) / height
-    q = (q - torch.quantile(q, 0.5, dim=0, keepdim=True)).reshape(n, -1)
+    q = q - torch.quantile(q, 0.5, dim=0, keepdim=True)
+    if joints is not None:
+        q = q[:, list(joints)]
+    q = q.reshape(n, -1)
     idx = torch.arange(n)
     return torch.cat([q[(idx + s).clamp(0, n - 1)] for s in offsets], 1).to(torch.float32)
 
@@ -205,7 +229,8 @@ class PostureMIL(nn.Module):
             self.register_buffer("upper_mean", torch.zeros(d))
             self.register_buffer("upper_std", torch.ones(d))
             self.upper_pose = nn.Linear(d, cfg.upper * 2)
-        self.mil = nn.ModuleList(self._mlp(min(cfg.joints, FEATURE_JOINTS) * 2 * len(cfg.context), cfg.hidden)
+        self.feature_joints = cfg.feature_index()
+        self.mil = nn.ModuleList(self._mlp(len(self.feature_joints) * 2 * len(cfg.context), cfg.hidden)
                                  for _ in range(max(1, cfg.heads)))  # fmt: skip
         self.register_buffer("video_bias", torch.zeros(()))
 
@@ -255,6 +280,13 @@ class PostureMIL(nn.Module):
             k = self.cfg.upper
             q = torch.cat([(q[:, :k] + upper_to_local(self._read(upper_images, True))) / 2, q[:, k:]], 1)
         return q
+
+    def posture_features(self, joints: Tensor, rows_step: int = 1) -> Tensor:
+        """This model's posture features (:func:`posture_features` with its context, smoothing and feature
+        joints) of a whole video's joints ``[N, J, 2]`` in video pixels, read every ``rows_step`` images of
+        the training density: ``[N, F]`` float32."""
+        offsets = [int(o) * rows_step for o in self.cfg.context]
+        return posture_features(joints, offsets, self.cfg.smooth * rows_step, self.feature_joints)
 
     def head_logits(self, features: Tensor) -> Tensor:
         """Posture features ``[N, F]`` -> every head's frame logits ``[heads, N]``."""

@@ -41,7 +41,6 @@ from stanviewer.core.models.posture import (
     PostureMIL,
     log_mean_exp,
     mirror_joints,
-    posture_features,
     to_video,
     upper_square,
 )
@@ -54,7 +53,7 @@ from stanviewer.core.views import normalise
 if TYPE_CHECKING:
     from stanviewer.core.training.train import TrainConfig
 
-__all__ = ["fit_pose_readout", "train_posture", "train_upper_reader", "video_bias"]
+__all__ = ["fit_pose_readout", "train_posture", "train_reader", "train_upper_reader", "video_bias"]
 
 
 def _read_joints(path: Path, joints: int) -> np.ndarray:
@@ -89,36 +88,53 @@ def _targets(s: VideoSample, joints: np.ndarray, size: int, upper: bool) -> torc
     return torch.from_numpy(joint_targets(s, joints, "local", size))
 
 
+#: learning rate of the first reader's fine-tuning (``--reader-steps``): it starts trained
+READER_LR = 5e-4
+
 #: joints the upper-body reader's ResNet is trained on (head to wrists and the pelvis: all that the
 #: upper-body image usually shows); its read-out then keeps the first ``cfg.upper``
 UPPER_TRAIN_JOINTS = 9
 
 
-def train_upper_reader(
+def train_reader(
     model: PostureMIL,
     samples: list[VideoSample],
     joints: dict[str, np.ndarray],
+    *,
+    upper: bool = False,
     steps: int = 1500,
     seed: int = 0,
     batch: int = 128,
     lr: float = 1e-3,
 ) -> Job[float]:
-    """Train the upper-body reader's ResNet (started from the pose reader's) on upper-body images against
-    the generator's joints: single images, a linear layer on the last two feature maps (dropped
-    afterwards), smooth L1, AdamW with warm-up and cosine decay, brightness/contrast jitter and mirror
-    images. The ResNet is then frozen in evaluation mode. Returns the last 100 steps' mean error in view
-    pixels."""
-    bb = model.upper_backbone
+    """Train one pose reader's ResNet on its images against the generator's joints: single images, a
+    linear layer on the last two feature maps (dropped afterwards), smooth L1, AdamW with warm-up and
+    cosine decay, brightness/contrast jitter and mirror images. The ResNet is then frozen in evaluation
+    mode. Returns the last 100 steps' mean error in view pixels.
+
+    ``upper``: the upper-body reader on upper-body images, ``UPPER_TRAIN_JOINTS`` joints, the linear layer
+    from random weights. Otherwise the first reader on local-view images, all joints, the linear layer
+    starting from the fitted ridge read-out (:func:`fit_pose_readout` first), so that training starts
+    where the reader is.
+    """
+    bb = model.upper_backbone if upper else model.backbone
+    nj = UPPER_TRAIN_JOINTS if upper else model.cfg.joints
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    tg = [_targets(s, joints[s.name], model.spec.size, True)[:, :UPPER_TRAIN_JOINTS] for s in samples]
-    head = torch.nn.Linear(model.read_mean.numel(), UPPER_TRAIN_JOINTS * 2)
+    tg = [_targets(s, joints[s.name], model.spec.size, upper)[:, :nj] for s in samples]
+    head = torch.nn.Linear(model.read_mean.numel(), nj * 2)
+    if not upper:  # the ridge read-out with its standardisation folded in
+        with torch.no_grad():
+            w = model.pose.weight / model.read_std
+            head.weight.copy_(w)
+            head.bias.copy_(model.pose.bias - w @ model.read_mean)
     params = [*bb.parameters(), *head.parameters()]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     warm = max(1, steps // 20)
     errs: list[float] = []
+    what = "the upper-body reader" if upper else "the pose reader"
     bb.train()
     try:
         for step in range(steps):
@@ -137,19 +153,32 @@ def train_upper_reader(
                 ys.append(y)
             x = normalise(torch.from_numpy(np.ascontiguousarray(np.stack(xs).astype(np.uint8))[:, None]))[:, :, 0]
             y = torch.stack(ys)
-            pred = head(model._maps(x, True)).view(len(xs), UPPER_TRAIN_JOINTS, 2)
+            pred = head(model._maps(x, upper)).view(len(xs), nj, 2)
             loss = F.smooth_l1_loss(pred, y, beta=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             errs.append(float((pred.detach() - y).norm(dim=-1).mean()) * model.spec.size / 2)
-            yield Progress(step + 1, steps, f"training the upper-body reader: error {np.mean(errs[-100:]):.2f} px")
+            yield Progress(step + 1, steps, f"training {what}: error {np.mean(errs[-100:]):.2f} px")
     finally:
         bb.eval()
         for p in bb.parameters():
             p.requires_grad_(False)
     return float(np.mean(errs[-100:])) if errs else float("nan")
+
+
+def train_upper_reader(
+    model: PostureMIL,
+    samples: list[VideoSample],
+    joints: dict[str, np.ndarray],
+    steps: int = 1500,
+    seed: int = 0,
+    batch: int = 128,
+    lr: float = 1e-3,
+) -> Job[float]:
+    """:func:`train_reader` for the upper-body reader (on upper-body images)."""
+    return (yield from train_reader(model, samples, joints, upper=True, steps=steps, seed=seed, batch=batch, lr=lr))
 
 
 def fit_pose_readout(
@@ -211,7 +240,7 @@ def _video_features(model: PostureMIL, s: VideoSample, su: VideoSample | None = 
     xu = _images(su).split(256) if su is not None else [None] * len(x.split(256))
     with torch.no_grad():
         q = torch.cat([model.joints(a, b) for a, b in zip(x.split(256), xu)])
-    return posture_features(to_video(q.double(), s.square), model.cfg.context, model.cfg.smooth)
+    return model.posture_features(to_video(q.double(), s.square))
 
 
 def video_bias(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -264,8 +293,11 @@ def train_posture(
             "`stanviewer pretrain MANIFEST --arch cnn-narrow-patch --views local --out DIR`"
         )
     ck = load_checkpoint(cfg.init)
-    if not isinstance(ck.model, FrameCNN) or ck.model.cfg.resnet.get("name") != "narrow":
-        raise StanError(f"--init must be a pose-pretrained narrow per-frame CNN, not {ck.spec.arch}", ck.path)
+    # a pose-pretrained per-frame CNN, or a posture model: its first reader's ResNet is the start
+    if not isinstance(ck.model, (FrameCNN, PostureMIL)) or ck.model.backbone.cfg.to_dict().get("name") != "narrow":
+        raise StanError(
+            f"--init must be a pose-pretrained narrow per-frame CNN or a posture model, not {ck.spec.arch}", ck.path
+        )
     manifest = Path(manifest)
     entries = {e.name: e for e in read_manifest(manifest)}
     samples = yield from load_samples(manifest, spec, workers=cfg.workers)
@@ -295,10 +327,28 @@ def train_posture(
         p.requires_grad_(False)
     joints = {s.name: _read_joints(manifest.parent / entries[s.name].extra["joints"], model.cfg.joints) for s in pool}
     read_err = yield from fit_pose_readout(model, pool, joints, ridge)
+    reader_desc: dict = {}
+    init_desc: dict = {}  # a posture --init: how its readers were made (the ResNets this model starts from)
+    if isinstance(ck.model, PostureMIL):
+        init_desc["init_pose_readout"] = ck.meta.get("training", {}).get("pose_readout")
+    if cfg.reader_steps:  # fine-tune the first reader on the local views, then fit its read-out again
+        err0 = read_err
+        train_err = yield from train_reader(model, pool, joints, steps=cfg.reader_steps, seed=cfg.seed, lr=READER_LR)
+        read_err = yield from fit_pose_readout(model, pool, joints, ridge)
+        reader_desc = {
+            "fine_tuning": {
+                "steps": cfg.reader_steps,
+                "lr": READER_LR,
+                "train_error_view_px": round(train_err, 3),
+                "readout_error_before_view_px": round(err0, 3),
+            }
+        }
     upper: dict[str, VideoSample] = {}
     upper_err = upper_train_err = None
     if model.cfg.upper:
-        model.upper_backbone.load_state_dict(ck.model.backbone.state_dict())
+        # it starts from the --init's upper-body reader where it has one, else from its (first) ResNet
+        src = ck.model.upper_backbone if getattr(ck.model.cfg, "upper", 0) else ck.model.backbone
+        model.upper_backbone.load_state_dict(src.state_dict())
         usamples = yield from load_samples(manifest, spec, workers=cfg.workers, upper=True)
         upper = {s.name: s for s in usamples}
         upool = [upper[s.name] for s in pool]
@@ -361,7 +411,7 @@ def train_posture(
         upper_desc["upper_body"] = {
             "joints": list(JOINT_NAMES[: model.cfg.upper]),
             "steps": cfg.upper_steps,
-            # no steps (--upper-steps 0): the upper reader reads with the first reader's ResNet
+            # no steps (--upper-steps 0): the upper reader reads with the ResNet it started from
             "train_error_view_px": round(upper_train_err, 3) if np.isfinite(upper_train_err or np.nan) else None,
             "readout_error_view_px": round(float(upper_err or 0.0), 3),
         }
@@ -372,6 +422,8 @@ def train_posture(
             "fitted_on": "generator joints of the training and validation videos",
             "error_view_px": round(read_err, 3),
             "init": str(cfg.init),
+            **init_desc,
+            **reader_desc,
             **upper_desc,
         },
         "video_bias": float(model.video_bias),

@@ -65,6 +65,7 @@ class TrainConfig:
     freeze_stages: int = 0  # keep the first N backbone stages fixed (4: the whole backbone, only the head learns)
     workers: int = 1  # processes that decode videos not yet in the training cache
     upper_steps: int = 1500  # posture model: training steps of the upper-body pose reader
+    reader_steps: int = 0  # posture model: fine-tuning steps of the first pose reader (0: kept as --init)
 
 
 @dataclass
