@@ -10,7 +10,7 @@
 #   2. `train --arch posture-narrow`: the joint read-out is fitted by ridge regression on the training
 #      videos' joints; the upper-body reader (a copy of the ResNet) is trained on the upper-body images
 #      against the same joints (1500 steps, --upper-steps) and gets its own read-out; the per-frame MIL
-#      head learns from video labels only, the video bias is calibrated on the validation subjects;
+#      heads (on posture features of head, neck and shoulders, the default) learn from video labels only, the video bias is calibrated on the validation subjects;
 #   3. finalise (float32: the read-out's standardisation is kept exact) and evaluate on the 48 test videos
 #      used for every other model (thresholds calibrated on 24 training videos and stored in the file).
 set -euo pipefail
