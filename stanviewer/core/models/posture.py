@@ -68,7 +68,7 @@ JOINT_NAMES = (
 FEATURE_JOINTS = 15
 #: joints the posture features of new models use: the compensation is in the trunk and the shoulders (the
 #: arm moves in every repetition, compensated or not; its joints are also read least reliably). Measured
-#: on the synthetic set: frame F1 81.7 with all 15 joints, 84.7 with these four (docs/posture.md)
+#: offline on new synthetic subjects: frame F1 71.2 with all 15 joints, 76.7 with these four (docs/posture.md)
 TRUNK_FEATURES = ("head", "neck", "shoulder_l", "shoulder_r")
 _PELVIS, _HEAD = JOINT_NAMES.index("pelvis"), JOINT_NAMES.index("head")
 _ANKLES = (JOINT_NAMES.index("ankle_l"), JOINT_NAMES.index("ankle_r"))

@@ -53,7 +53,7 @@ from stanviewer.core.views import normalise
 if TYPE_CHECKING:
     from stanviewer.core.training.train import TrainConfig
 
-__all__ = ["fit_pose_readout", "train_posture", "train_reader", "train_upper_reader", "video_bias"]
+__all__ = ["fit_pose_readout", "train_posture", "train_reader", "video_bias"]
 
 
 def _read_joints(path: Path, joints: int) -> np.ndarray:
@@ -166,19 +166,6 @@ def train_reader(
         for p in bb.parameters():
             p.requires_grad_(False)
     return float(np.mean(errs[-100:])) if errs else float("nan")
-
-
-def train_upper_reader(
-    model: PostureMIL,
-    samples: list[VideoSample],
-    joints: dict[str, np.ndarray],
-    steps: int = 1500,
-    seed: int = 0,
-    batch: int = 128,
-    lr: float = 1e-3,
-) -> Job[float]:
-    """:func:`train_reader` for the upper-body reader (on upper-body images)."""
-    return (yield from train_reader(model, samples, joints, upper=True, steps=steps, seed=seed, batch=batch, lr=lr))
 
 
 def fit_pose_readout(
@@ -352,7 +339,9 @@ def train_posture(
         usamples = yield from load_samples(manifest, spec, workers=cfg.workers, upper=True)
         upper = {s.name: s for s in usamples}
         upool = [upper[s.name] for s in pool]
-        upper_train_err = yield from train_upper_reader(model, upool, joints, cfg.upper_steps, cfg.seed)
+        upper_train_err = yield from train_reader(
+            model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed
+        )
         upper_err = yield from fit_pose_readout(model, upool, joints, ridge, upper=True)
         model.eval()
 
