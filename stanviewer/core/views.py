@@ -31,6 +31,7 @@ __all__ = [
     "local_view",
     "make_views",
     "normalise",
+    "normalise_images",
     "view_names",
 ]
 
@@ -131,3 +132,8 @@ def normalise(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     # [..., T, S, S, C] -> [..., C, T, S, S]
     perm = [*range(nd - 4), nd - 1, nd - 4, nd - 3, nd - 2]
     return x.permute(*perm).contiguous()
+
+
+def normalise_images(images: np.ndarray) -> torch.Tensor:
+    """Single images uint8 ``[N, S, S, 3]`` (any strides) -> float32 ``[N, 3, S, S]``, as :func:`normalise`."""
+    return normalise(np.ascontiguousarray(images)[:, None])[:, :, 0]

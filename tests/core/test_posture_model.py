@@ -386,3 +386,15 @@ def test_training_needs_the_training_videos_joints(dataset: Path, pose_init: Pat
     cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init))
     with pytest.raises(StanError, match="no joints column"):
         run_job(train(bad, _spec(), tmp_path / "nj", cfg), stream=None)
+
+
+def test_single_images_normalise_like_one_frame_clips_whatever_their_strides() -> None:
+    from stanviewer.core.views import normalise, normalise_images
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    flipped = imgs[:, :, ::-1]  # a mirror image: negative strides
+    x = normalise_images(flipped)
+    assert x.shape == (3, 3, 8, 8) and x.dtype == torch.float32
+    assert torch.equal(x, normalise(np.ascontiguousarray(flipped)[:, None])[:, :, 0])
+    assert torch.equal(normalise_images(imgs).flip(-1), x)

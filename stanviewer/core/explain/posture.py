@@ -37,7 +37,7 @@ from stanviewer.core.models.checkpoint import Checkpoint
 from stanviewer.core.models.posture import PostureMIL, image_step, to_video, upper_square
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import VideoReader
-from stanviewer.core.views import local_view, normalise
+from stanviewer.core.views import local_view, normalise_images
 
 __all__ = ["METHOD", "analyze_posture", "frame_logits"]
 
@@ -214,7 +214,7 @@ def analyze_posture(
 
 def _batch(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
     """View images uint8 ``[S, S, 3]`` -> a normalised batch ``[B, 3, S, S]``."""
-    return normalise(torch.from_numpy(np.stack(images))[:, None])[:, :, 0].to(device)
+    return normalise_images(np.stack(images)).to(device)
 
 
 def _partial(model: PostureMIL, joints: np.ndarray, rows: np.ndarray, n: int, rows_step: int) -> PartialScores:
@@ -274,7 +274,7 @@ def _heatmaps(
         heat_u = grads[1].abs().mean(1).float().cpu().numpy() if upper is not None else None
         for k, i in enumerate(idx):
             m = maker.to_frame("local", heat[k])
-            if upper is not None and heat_u is not None:
+            if heat_u is not None:
                 m = m + upper.to_frame("local", heat_u[k])
             writer.put(i, m)
         pending.clear()

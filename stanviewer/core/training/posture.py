@@ -48,7 +48,7 @@ from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples
 from stanviewer.core.training.pretrain import jitter_brightness, joint_targets, warmup_cosine
-from stanviewer.core.views import normalise
+from stanviewer.core.views import normalise_images
 
 if TYPE_CHECKING:
     from stanviewer.core.training.train import TrainConfig
@@ -67,7 +67,7 @@ def _read_joints(path: Path, joints: int) -> np.ndarray:
 
 
 def _images(s: VideoSample) -> torch.Tensor:
-    return normalise(torch.from_numpy(np.ascontiguousarray(s.images[:, 0][:, None])))[:, :, 0]  # [n, 3, S, S]
+    return normalise_images(s.images[:, 0])  # [n, 3, S, S]
 
 
 def _maps(
@@ -151,7 +151,7 @@ def train_reader(
                     img, y = img[:, ::-1], mirror_joints(y)
                 xs.append(img)
                 ys.append(y)
-            x = normalise(torch.from_numpy(np.ascontiguousarray(np.stack(xs).astype(np.uint8))[:, None]))[:, :, 0]
+            x = normalise_images(np.stack(xs).astype(np.uint8))
             y = torch.stack(ys)
             pred = head(model._maps(x, upper)).view(len(xs), nj, 2)
             loss = F.smooth_l1_loss(pred, y, beta=0.05)
