@@ -10,7 +10,8 @@ Prints Markdown tables:
    trainable), their ratio, and GFLOP/s (FlopCounterMode count of the model's work / time) as a
    fraction of a 4096x4096 fp32 matmul peak measured in the same run;
 2. frames/s per method of random-weight models of other architectures (``--compare``, by default the
-   per-frame CNN ``cnn-narrow-patch``) beside the checkpoint, same views, clip length, size and ROI;
+   per-frame CNN ``cnn-narrow-patch``) beside the checkpoint, same views, clip length, size and ROI
+   (``ARCH:TxS``, e.g. ``small:16x224``, sets another clip length and input size);
 3. the posture model (``--posture``, by default the bundled ``posture-narrow-synth``): frames/s of its
    whole-video analysis (read every frame's joints, then score; with and without heatmaps, full and
    sampled coverage) on the same video;
@@ -162,13 +163,19 @@ def compare_archs(
 
     n = reader.frame_count
     cks = [base]
-    for arch in archs:
-        spec = ModelSpec.from_dict({**base.spec.to_dict(), "arch": arch, "backbone": {}})
+    for entry in archs:  # "arch" (the checkpoint's clip) or "arch:TxS" (e.g. small:16x224)
+        arch, _, clip = entry.partition(":")
+        over = {}
+        if clip:
+            t, _, side = clip.lower().partition("x")
+            over = {"frames": int(t), "size": int(side)}
+        spec = ModelSpec.from_dict({**base.spec.to_dict(), "arch": arch, "backbone": {}, **over})
         torch.manual_seed(0)
-        path = save_checkpoint(workdir / f"random-{arch}.safetensors", build_model(spec), {"name": f"random {arch}"})
+        name = entry.replace(":", "-")
+        path = save_checkpoint(workdir / f"random-{name}.safetensors", build_model(spec), {"name": f"random {entry}"})
         cks.append(load_checkpoint(path))
-    print(f"\n| model | params (M) | {' | '.join(f'{m} frames/s' for m in methods)} |")
-    print("|---|---|" + "---|" * len(methods))
+    print(f"\n| model | clip T×S | params (M) | {' | '.join(f'{m} frames/s' for m in methods)} |")
+    print("|---|---|---|" + "---|" * len(methods))
     for ck in cks:
         cells = []
         for method in methods:
@@ -177,7 +184,9 @@ def compare_archs(
             run_job(analyze_reader(reader, ck, st, roi=roi), stream=None)
             cells.append(f"{n / (time.perf_counter() - t):.0f}")
         params = sum(p.numel() for p in ck.model.parameters()) / 1e6
-        print(f"| {ck.spec.arch} ({describe_arch(ck.spec.arch)}) | {params:.2f} | {' | '.join(cells)} |")
+        clip = f"{ck.spec.frames}×{ck.spec.size}"
+        row = f"| {ck.spec.arch} ({describe_arch(ck.spec.arch)}) | {clip} | {params:.2f} | {' | '.join(cells)} |"
+        print(row, flush=True)
 
 
 def posture_table(a: argparse.Namespace, reader, roi) -> None:
@@ -216,7 +225,8 @@ def main() -> None:
         "--compare",
         default="cnn-narrow-patch",
         help="comma-separated architectures (random weights, the checkpoint's views/frames/size) to time beside "
-        "the checkpoint, e.g. cnn-narrow-patch,cnn-narrow-rnn,cnn-resnet18-patch; '' to skip",
+        "the checkpoint, e.g. cnn-narrow-patch,cnn-narrow-rnn,cnn-resnet18-patch, or ARCH:TxS for another clip "
+        "(small:16x224); '' to skip",
     )
     ap.add_argument("--posture", help="posture-model checkpoint to time (default: the bundled one; '' to skip)")
     a = ap.parse_args()
@@ -242,6 +252,11 @@ def main() -> None:
     track = run_job(compute_roi(reader, provider=ck.spec.roi_provider), stream=None)
     roi = (np.asarray(track.boxes, np.float32), track.crop_square())
     peak = matmul_peak(a.threads, "cuda" if a.device.startswith("cuda") else "cpu")
+    # one untimed pass of every method first (CUDA context, kernel selection, first allocations; without
+    # it, on an H200, the tiny model's first row came out slower than UniFormer-small at 16x224)
+    for method in METHODS:
+        st = AnalysisSettings(method=method, coverage="sampled", batch=16, samples=8, heatmaps=False, device=a.device)
+        run_job(analyze_reader(reader, ck, st, roi=roi), stream=None)
     spec = ck.spec
     x = tuple(torch.randn(16, 3, spec.frames, spec.size, spec.size) for _ in view_names(spec.views))
     print(f"model {ck.name} ({spec.arch}, {spec.views}, {spec.frames}x{spec.size}), video {n} frames at "
