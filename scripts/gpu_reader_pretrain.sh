@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Pose pretraining of the posture model's reader (the narrow ResNet) on many more synthetic subjects than
+# the 36 training subjects of the standard data set, sized for one GPU machine with many cores (the
+# 10-minute slot of a lent machine). Same task and crops as step 1 of scripts/make_posture_model.sh
+# (the app's motion boxes, local view 64 px, generator joints as targets, no label of any kind); only
+# the data (a separate draw, every subject used for training) and the number of steps differ.
+#
+#     SUBJECTS=120 SEED=211 STEPS=6000 scripts/gpu_reader_pretrain.sh WORK_DIR [OUT_DIR]
+#
+# The draw's seed must differ from the evaluation sets' (1: the standard set, 71 / 97 / 131: the fresh
+# draws J, K, L of docs/posture.md), so that no test subject is seen. MINUTES (default 6.5) bounds the
+# pretraining steps so that the run ends inside the slot; the log says where a guard stopped it.
+# OUT_DIR receives the small results (checkpoint, history, logs, manifest), never the videos.
+set -euo pipefail
+W=${1:?work dir}
+OUT=${2:-$W/out}
+SUBJECTS=${SUBJECTS:-120}
+VPS=${VPS:-4}
+SEED=${SEED:-211}
+STEPS=${STEPS:-6000}
+BATCH=${BATCH:-48}
+MINUTES=${MINUTES:-6.5}
+WORKERS=${WORKERS:-$(nproc)}
+DEVICE=${DEVICE:-auto}
+mkdir -p "$W" "$OUT"
+export STANVIEWER_CACHE_DIR=${STANVIEWER_CACHE_DIR:-$W/cache}
+SV="${PYTHON:-python} -m stanviewer"
+DATA=$W/reader$SUBJECTS-seed$SEED
+M=$DATA/manifest.csv
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/timeline.txt"; }
+
+stamp "synth $SUBJECTS subjects x $VPS videos, seed $SEED, every subject in the train split, $WORKERS workers"
+[ -f "$M" ] || $SV synth "$DATA" --subjects "$SUBJECTS" --videos-per-subject "$VPS" --seed "$SEED" \
+    --workers "$WORKERS" > "$OUT/synth.log" 2>&1
+# every subject of this draw trains the reader (synth keeps at least one test subject: move it over)
+python3 - "$M" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
+for r in rows:
+    r["split"] = "train"
+with open(sys.argv[1], "w", encoding="utf-8", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+PY
+cp "$M" "$OUT/reader_manifest.csv"
+VIEW=(--arch cnn-narrow-patch --frames 8 --views local --size 64 --sample-fps 5 --roi motion)
+stamp "motion boxes and local views of every video (cached; one pretraining step)"
+$SV pretrain "$M" --out "$W/warm" "${VIEW[@]}" --steps 1 --batch 2 --device cpu --workers "$WORKERS" \
+    > "$OUT/cache.log" 2>&1
+left=$(python3 -c "print(round(max(0.5, $MINUTES - ($(date +%s) - $t0) / 60), 2))")
+stamp "pretrain, $STEPS steps of $BATCH clips (guard: $left min)"
+$SV pretrain "$M" --out "$W/pose_reader" "${VIEW[@]}" --steps "$STEPS" --batch "$BATCH" --device "$DEVICE" \
+    --max-minutes "$left" > "$OUT/pretrain.log" 2>&1
+stamp "done"
+cp "$W/pose_reader/pretrained.safetensors" "$OUT/reader_pretrained.safetensors"
+cp "$W/pose_reader/pretrain_history.csv" "$OUT/reader_pretrain_history.csv"
+tail -n 3 "$OUT/reader_pretrain_history.csv"
