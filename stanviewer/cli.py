@@ -379,6 +379,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "(default 0: the --init ResNet as it is; 1500 take about 6 minutes on one CPU core)",
     )
     p.add_argument(
+        "--reader-fit",
+        choices=["all", "train"],
+        default="all",
+        help="posture model: videos its pose readers are fitted on (read-outs, fine-tuning, upper-body reader): "
+        "'all' training videos, validation subjects included (default; how the bundled file was made), or "
+        "'train' only: the validation subjects are then read like new subjects, so early stopping and the "
+        "video decision threshold are set on realistic readings (wholly unseen when the --init ResNet was "
+        "pose-pretrained on other subjects, e.g. by scripts/gpu_reader_pretrain.sh)",
+    )
+    p.add_argument(
         "--no-feature-norm",
         action="store_true",
         help="with --init: feed the head raw pooled (STAN) or frame (CNN) features (default: standardised)",
@@ -452,6 +462,7 @@ def _train_parts(a: argparse.Namespace):
         freeze_stages=a.freeze_stages,
         upper_steps=a.upper_steps,
         reader_steps=a.reader_steps,
+        reader_fit=a.reader_fit,
         device=a.device,
         workers=a.workers,
     )

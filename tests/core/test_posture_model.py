@@ -235,6 +235,45 @@ def test_training_from_a_posture_model_without_fine_tuning(dataset: Path, traine
     assert pr["init_pose_readout"] == trained.meta["training"]["pose_readout"]
 
 
+@pytest.mark.parametrize("reader_fit", ["all", "train"])
+def test_reader_fit_train_holds_the_validation_subjects_out_of_every_reader(
+    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader_fit: str
+) -> None:
+    """--reader-fit train: read-outs, fine-tuning and the upper-body reader never see a validation video, so
+    early stopping and the video bias are set on readings like a new subject's; "all" (default) uses them."""
+    import stanviewer.core.training.posture as tp
+
+    seen: list[str] = []
+
+    def spy(fn):
+        def wrapped(model, samples, *args, **kwargs):
+            seen.extend(s.name for s in samples)
+            return (yield from fn(model, samples, *args, **kwargs))
+
+        return wrapped
+
+    monkeypatch.setattr(tp, "fit_pose_readout", spy(tp.fit_pose_readout))
+    monkeypatch.setattr(tp, "train_reader", spy(tp.train_reader))
+    cfg = TrainConfig(epochs=1, val_fraction=0.34, threads=1, init=str(pose_init), upper_steps=1, reader_steps=1,
+                      reader_fit=reader_fit)  # fmt: skip
+    # every subject in the pool (no test subject): 3 subjects, one of them for validation
+    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / reader_fit, cfg, test_subjects=set()), stream=None)
+    meta = load_checkpoint(res.best).meta["training"]
+    val_subjects = set(meta["subjects_val"])
+    assert len(val_subjects) == 1 and meta["videos_val"] == 2
+    names = {e.name: e.subject for e in read_manifest(dataset)}
+    fitted = {names[n] for n in seen}
+    # five calls: read-out, fine-tuning, read-out again, upper reader's training and its read-out
+    assert len(seen) == 5 * (meta["videos_train"] + (meta["videos_val"] if reader_fit == "all" else 0))
+    if reader_fit == "train":
+        assert not fitted & val_subjects and "validation subjects held out" in meta["pose_readout"]["fitted_on"]
+    else:
+        assert val_subjects <= fitted and "validation videos" in meta["pose_readout"]["fitted_on"]
+    bad = TrainConfig(init=str(pose_init), reader_fit="val")
+    with pytest.raises(StanError, match="reader_fit"):
+        run_job(tp.train_posture(dataset, _spec(), tmp_path / "bad", bad))
+
+
 def test_training_needs_a_pose_resnet_and_the_local_view(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(StanError, match="pose-pretrained"):
         run_job(train(dataset, _spec(), tmp_path / "a", TrainConfig(epochs=1, val_fraction=0)), stream=None)

@@ -7,7 +7,9 @@ the same manifest, split, validation and output files as every other ``train`` r
    --arch cnn-narrow-... --views local``; generator joints, no labels), and stays frozen;
 2. its joint read-out (a linear layer on the last two feature maps) is fitted in closed form (ridge
    regression, ``ridge``) on the images of the training videos against the generator's joints (the
-   manifest's ``joints`` column — joints, not labels);
+   manifest's ``joints`` column — joints, not labels); with ``reader_fit="train"`` (``--reader-fit train``)
+   the read-outs, the fine-tuning and the upper-body reader leave the validation subjects out, so that
+   early stopping and the video bias see readings like a new subject's;
 3. the MIL heads learn from **video labels only**: each head's video logit is the log-mean-exp of its
    frames' logits (binary cross-entropy, the heads' losses averaged), AdamW, ``epochs`` passes over the
    training videos in batches of 8; the epoch with the lowest validation loss (of the averaged heads) is
@@ -274,6 +276,8 @@ def train_posture(
     t_start = time.monotonic()
     if spec.views != "local":
         raise StanError(f"the posture model reads the local view only: use --views local, not {spec.views}")
+    if cfg.reader_fit not in ("all", "train"):
+        raise StanError(f"reader_fit must be 'all' or 'train', not {cfg.reader_fit!r}")
     if not cfg.init:
         raise StanError(
             "the posture model needs a pose-pretrained ResNet: --init POSE.safetensors from "
@@ -312,16 +316,18 @@ def train_posture(
     model.eval()
     for p in model.backbone.parameters():
         p.requires_grad_(False)
-    joints = {s.name: _read_joints(manifest.parent / entries[s.name].extra["joints"], model.cfg.joints) for s in pool}
-    read_err = yield from fit_pose_readout(model, pool, joints, ridge)
+    # the videos the readers are fitted on: with "train", the validation subjects are read like new ones
+    fit = tr if cfg.reader_fit == "train" else pool
+    joints = {s.name: _read_joints(manifest.parent / entries[s.name].extra["joints"], model.cfg.joints) for s in fit}
+    read_err = yield from fit_pose_readout(model, fit, joints, ridge)
     reader_desc: dict = {}
     init_desc: dict = {}  # a posture --init: how its readers were made (the ResNets this model starts from)
     if isinstance(ck.model, PostureMIL):
         init_desc["init_pose_readout"] = ck.meta.get("training", {}).get("pose_readout")
     if cfg.reader_steps:  # fine-tune the first reader on the local views, then fit its read-out again
         err0 = read_err
-        train_err = yield from train_reader(model, pool, joints, steps=cfg.reader_steps, seed=cfg.seed, lr=READER_LR)
-        read_err = yield from fit_pose_readout(model, pool, joints, ridge)
+        train_err = yield from train_reader(model, fit, joints, steps=cfg.reader_steps, seed=cfg.seed, lr=READER_LR)
+        read_err = yield from fit_pose_readout(model, fit, joints, ridge)
         reader_desc = {
             "fine_tuning": {
                 "steps": cfg.reader_steps,
@@ -338,7 +344,7 @@ def train_posture(
         model.upper_backbone.load_state_dict(src.state_dict())
         usamples = yield from load_samples(manifest, spec, workers=cfg.workers, upper=True)
         upper = {s.name: s for s in usamples}
-        upool = [upper[s.name] for s in pool]
+        upool = [upper[s.name] for s in fit]
         upper_train_err = yield from train_reader(
             model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed
         )
@@ -408,7 +414,9 @@ def train_posture(
         **split_description(manifest, tr, val, test),
         "config": {**asdict(cfg), "ridge": ridge},
         "pose_readout": {
-            "fitted_on": "generator joints of the training and validation videos",
+            "fitted_on": "generator joints of the training and validation videos"
+            if cfg.reader_fit == "all"
+            else f"generator joints of the training videos ({len(fit)}); validation subjects held out",
             "error_view_px": round(read_err, 3),
             "init": str(cfg.init),
             **init_desc,

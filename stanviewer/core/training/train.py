@@ -66,6 +66,9 @@ class TrainConfig:
     workers: int = 1  # processes that decode videos not yet in the training cache
     upper_steps: int = 1500  # posture model: training steps of the upper-body pose reader
     reader_steps: int = 0  # posture model: fine-tuning steps of the first pose reader (0: kept as --init)
+    # posture model: videos the readers are fitted on (read-outs, fine-tuning, upper-body reader): "all" the
+    # training split, or "train" only, validation subjects held out (read like new subjects)
+    reader_fit: str = "all"
 
 
 @dataclass
