@@ -66,10 +66,13 @@ def prediction_text(session: Session) -> str:
     pt = (pred.get("probabilities") or {}).get(target)
     ptxt = f" (p = {p:.2f})" if isinstance(p, (int, float)) else ""
     extra = f", p({target}) = {pt:.2f}" if isinstance(pt, (int, float)) and target != cls else ""
+    if (a.meta.get("normalisation") or {}).get("clip_percentiles") is None and a.meta.get("normalisation"):
+        scale = "the model's per-frame probability, the same scale in every video"
+    else:
+        scale = f"scaled 0–1 per video ({_clip_text(a.meta)} percentile → 0–1)"
     return (
         f"<b>Model output</b> (not a diagnosis): predicted class <b>{cls}</b>{ptxt}{extra}. "
-        f"Curve: <b>{a.meta.get('method')}</b> score for '{target}', scaled 0–1 per video "
-        f"({_clip_text(a.meta)} percentile → 0–1)."
+        f"Curve: <b>{a.meta.get('method')}</b> score for '{target}', {scale}."
     )
 
 

@@ -303,6 +303,33 @@ def test_whole_video_analysis_scores_every_frame(trained: Checkpoint, dataset: P
     assert s.scores.shape == (n,) and s.meta["window"]["step"] == image_step(a.meta["video"]["fps"], 5.0)
 
 
+def test_new_models_score_frames_by_probability_and_old_files_keep_per_video_scaling(
+    trained: Checkpoint, dataset: Path, tmp_path: Path
+) -> None:
+    """A frame's score is its probability, sigmoid(logit), the same scale in every video; files written
+    before ``frame_scores`` existed keep the per-video 0-1 scaling their stored thresholds were calibrated on."""
+    from stanviewer.core.explain.result import normalise_scores
+    from stanviewer.core.models.bundled import describe
+
+    assert trained.meta["frame_scores"] == "probability"
+    old_meta = {k: v for k, v in trained.meta.items() if k != "frame_scores"}
+    old = load_checkpoint(save_checkpoint(tmp_path / "old.safetensors", trained.model, old_meta))
+    e = read_manifest(dataset)[0]
+    st = AnalysisSettings(method=METHOD, heatmaps=False)
+    with open_video(e.video) as r:
+        new_a = run_job(analyze_reader(r, trained, st), stream=None)
+        old_a = run_job(analyze_reader(r, old, st), stream=None)
+    np.testing.assert_allclose(new_a.raw, old_a.raw, atol=1e-6)  # the same evidence, two scales
+    np.testing.assert_allclose(new_a.scores, 1 / (1 + np.exp(-new_a.raw.astype(np.float64))), atol=1e-6)
+    np.testing.assert_allclose(old_a.scores, normalise_scores(old_a.raw), atol=1e-6)
+    assert old_a.scores.min() == 0.0 and old_a.scores.max() == 1.0
+    assert new_a.meta["normalisation"]["clip_percentiles"] is None
+    assert "probability" in new_a.meta["normalisation"]["kind"]
+    assert old_a.meta["normalisation"]["clip_percentiles"] is not None
+    assert "scores      per-frame probability" in describe(trained.path, trained.meta)
+    assert "scores      frame logits scaled 0-1 per video" in describe(old.path, old.meta)
+
+
 def test_partial_curves_while_reading(trained: Checkpoint, dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import stanviewer.core.explain.posture as post
 
@@ -321,6 +348,10 @@ def test_partial_curves_while_reading(trained: Checkpoint, dataset: Path, monkey
     assert len(partials) >= 2
     reached = [int(np.isfinite(c).sum()) for c in partials]
     assert reached == sorted(reached) and reached[0] > 0
+    # the growing curve is on the finished analysis' scale: probabilities, not rescaled per video
+    last = partials[-1]
+    ok = np.isfinite(last)
+    assert ok.any() and last[ok].min() > 0.0 and last[ok].max() < 1.0
 
 
 def test_methods_and_models_must_match(trained: Checkpoint, dataset: Path, tiny_checkpoint: Path) -> None:

@@ -12,8 +12,13 @@ median posture:
    the training density) -> the MIL head's logit per frame = the frame's raw score; the video's logit is
    their log-mean-exp minus the calibrated bias.
 
-Normalisation to [0, 1] is the same as for every method (per video, clipped to percentiles). While the
-read pass runs, partial curves (medians of the frames read so far) are reported about once a second.
+Scores in [0, 1]: models that say so in their metadata (``"frame_scores": "probability"``, every posture
+model trained since 2026-11-27) show each frame's **probability**, the sigmoid of its logit, the same
+scale in every video; older files keep the per-video normalisation of every other method (clipped to
+percentiles, then min-max), with which their stored thresholds were calibrated. The posture model's
+logits are learnt evidence on a common scale (the MIL loss ties them to video labels), so rescaling each
+video to [0, 1] stretched the normal repetitions of a compensated video up to mid-range scores. While
+the read pass runs, partial curves (the frames read so far) are reported about once a second.
 The frame logits are the model's own evidence. **Heatmaps** (a third pass, when asked for): the gradient of
 the video's frame logits with respect to each read frame's joints (through the posture features, context
 included), carried back through the pose reader to the pixels of that frame's local view — |vanilla
@@ -39,10 +44,11 @@ from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import VideoReader
 from stanviewer.core.views import local_view, normalise_images
 
-__all__ = ["METHOD", "analyze_posture", "frame_logits"]
+__all__ = ["METHOD", "analyze_posture", "frame_logits", "probability_scores"]
 
 METHOD = "posture"
 _PARTIAL_EVERY_S = 1.0
+PROBABILITY_KIND = "frame probability (sigmoid of the frame logit), not rescaled per video"
 
 
 def frame_logits(model: PostureMIL, joints: np.ndarray, rows_step: int) -> np.ndarray:
@@ -51,6 +57,12 @@ def frame_logits(model: PostureMIL, joints: np.ndarray, rows_step: int) -> np.nd
     with torch.no_grad():
         f = model.posture_features(torch.from_numpy(joints.astype(np.float64)), rows_step)
         return model.frame_logits(f.to(next(model.parameters()).device)).float().cpu().numpy()
+
+
+def probability_scores(checkpoint: Checkpoint) -> bool:
+    """Whether a posture model's frame scores are probabilities (its metadata says ``"frame_scores":
+    "probability"``) rather than per-video normalised logits (files made before that key existed)."""
+    return checkpoint.meta.get("frame_scores") == "probability"
 
 
 def analyze_posture(
@@ -72,6 +84,7 @@ def analyze_posture(
     t0 = time.monotonic()
     spec = checkpoint.spec
     model = checkpoint.model
+    absolute = probability_scores(checkpoint)
     if not isinstance(model, PostureMIL):
         raise StanError(f"the {METHOD!r} method needs a posture model; {checkpoint.name} is {spec.arch}")
     if st.method != METHOD:
@@ -138,7 +151,7 @@ def analyze_posture(
             flush()
             partial = None
             if time.monotonic() - last_partial >= _PARTIAL_EVERY_S and done >= 8:
-                partial = _partial(model, video_joints(done), rows[:done], n, fine // every)
+                partial = _partial(model, video_joints(done), rows[:done], n, fine // every, absolute)
                 last_partial = time.monotonic()
             yield Progress(done, total, "reading posture", partial=partial)
     if batch_imgs:
@@ -154,7 +167,7 @@ def analyze_posture(
             reader, model, st, Path(heatmap_path), (work, boxes, square), rows, qview, fine // every, device
         )
     raw = np.interp(np.arange(n), rows, logits) if len(rows) < n else logits.astype(np.float64)
-    scores = normalise_scores(raw)
+    scores = (1.0 / (1.0 + np.exp(-raw))).astype(np.float32) if absolute else normalise_scores(raw)
     video = float(model.video_logit(torch.from_numpy(logits)))
     p_t = 1.0 / (1.0 + math.exp(-video))
     other = next(c for c in spec.classes if c != spec.target)
@@ -186,8 +199,8 @@ def analyze_posture(
             "context_frames": [int(o) * fine for o in model.cfg.context],
         },
         "normalisation": {
-            "kind": "per-video min-max after clipping",
-            "clip_percentiles": list(CLIP_PERCENTILES),
+            "kind": PROBABILITY_KIND if absolute else "per-video min-max after clipping",
+            "clip_percentiles": None if absolute else list(CLIP_PERCENTILES),
             "raw_min": float(np.min(raw)),
             "raw_max": float(np.max(raw)),
             "aggregate": "frame logit",
@@ -217,7 +230,9 @@ def _batch(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return normalise_images(np.stack(images)).to(device)
 
 
-def _partial(model: PostureMIL, joints: np.ndarray, rows: np.ndarray, n: int, rows_step: int) -> PartialScores:
+def _partial(
+    model: PostureMIL, joints: np.ndarray, rows: np.ndarray, n: int, rows_step: int, absolute: bool = False
+) -> PartialScores:
     """The curve of the frames read so far (medians over them; they settle as the read pass goes on)."""
     lg = frame_logits(model, joints, max(1, rows_step)).astype(np.float64)
     raw_sum = np.zeros(n)
@@ -226,7 +241,7 @@ def _partial(model: PostureMIL, joints: np.ndarray, rows: np.ndarray, n: int, ro
     count[rows] = 1
     prob = np.zeros(n)
     prob[rows] = 1.0 / (1.0 + np.exp(-lg))
-    return PartialScores(raw_sum, count, prob, count.copy(), final=int(rows[-1]) + 1)
+    return PartialScores(raw_sum, count, prob, count.copy(), final=int(rows[-1]) + 1, absolute=absolute)
 
 
 def _heatmaps(

@@ -90,9 +90,10 @@ class PartialScores:
     prob_count: np.ndarray | None = None  # windows whose time span covers each frame (prob_sum's divisor)
     window_weighted: bool = False  # the method weights its scores by the window probability
     final: int | None = None  # frames before this one have all their windows scored (None: not known)
+    absolute: bool = False  # scores are probabilities (sigmoid of the raw score), not rescaled per video
 
     def curve(self) -> np.ndarray:
-        """Normalised scores of the frames reached so far; NaN elsewhere.
+        """Normalised scores (probabilities where ``absolute``) of the frames reached so far; NaN elsewhere.
 
         With ``final`` known, only frames before it are shown: at the frontier, windows of some sampling
         phases are done and others not, and their scattered frames drew a dashed curve (and flickering
@@ -115,7 +116,7 @@ class PartialScores:
                 raw[span] = np.interp(span, xs, raw[xs])
                 ok[span] = True
         if ok.any():
-            out[ok] = normalise_scores(raw[ok])
+            out[ok] = 1.0 / (1.0 + np.exp(-raw[ok])) if self.absolute else normalise_scores(raw[ok])
         return out
 
 

@@ -74,6 +74,12 @@ def describe(path: str | Path, meta: dict) -> str:
 
         feats = PostureConfig.from_dict(spec.get("backbone") or {}).features
         lines.append(f"evidence    posture of {', '.join(feats)} (each against the video's median posture)")
+        scale = (
+            "per-frame probability (sigmoid of the frame logit)"
+            if meta.get("frame_scores") == "probability"
+            else "frame logits scaled 0-1 per video"
+        )
+        lines.append(f"scores      {scale}")
     if "imported_from" in meta:
         imp = meta["imported_from"]
         lines.append(f"imported    {imp.get('file')} ({'; '.join(imp.get('notes', [])) or 'as is'})")

@@ -433,7 +433,9 @@ def train_posture(
     # nothing to resume (a run takes minutes): "last" is the same model as "best", the epoch kept
     best_path, last_path = out / "best.safetensors", out / "last.safetensors"
     for path in (best_path, last_path):
-        save_checkpoint(path, model, {"name": out.name, "training": training, "default_method": "posture"})
+        # frame scores are probabilities (sigmoid of the frame logit), not rescaled per video
+        meta = {"name": out.name, "training": training, "default_method": "posture", "frame_scores": "probability"}
+        save_checkpoint(path, model, meta)
     if test_rows:
         write_dict_rows(out / "test_videos.csv", test_rows)
     return TrainResult(best=best_path, last=last_path, history=history, val=val_m, test=test_m)
