@@ -150,6 +150,22 @@ def test_prediction_is_worded_as_model_output(qtbot) -> None:
     assert "diagnos" not in text.replace("not a diagnosis", "")
 
 
+def test_the_caption_says_which_scale_the_curve_uses(qtbot) -> None:
+    """Per-video 0-1 scaling (every gradient method) or a probability on one scale (posture models)."""
+    s = Session()
+    s.set_video(FakeReader(10))
+    a = analysis(np.zeros(10, np.float32))
+    a.meta["normalisation"] = {"kind": "per-video min-max after clipping", "clip_percentiles": [1, 99]}
+    s.set_analysis(a)
+    assert "scaled 0–1 per video (1st–99th percentile" in prediction_text(s)
+    b = analysis(np.zeros(10, np.float32))
+    b.meta["normalisation"] = {"kind": "frame probability", "clip_percentiles": None}
+    s.set_analysis(b)
+    text = prediction_text(s)
+    assert "per-frame probability, the same scale in every video" in text and "scaled 0–1" not in text
+    assert "diagnos" not in text.replace("not a diagnosis", "")
+
+
 def test_small_helpers() -> None:
     x, y = intervals_path([(2, 5), (9, 10)], 0.0, 1.0)
     assert x.tolist() == [1.5, 1.5, 4.5, 4.5, 8.5, 8.5, 9.5, 9.5] and y.tolist() == [0, 1, 1, 0] * 2
