@@ -216,7 +216,8 @@ def _draw_timeline(pg: _Pages) -> None:
     caption = "Lanes: the intervals of each tier (frames in presentation order)."
     if d.scores is not None:
         caption = (
-            "Curve: normalised score per frame; dashed: threshold; shaded: flagged segments (model tier). " + caption
+            "Curve: score per frame (scale: see Normalisation); dashed: threshold; shaded: flagged segments "
+            "(model tier). " + caption
         )
     pg.text(caption, 7, color=QColor(90, 90, 90))
     pg.y += 4

@@ -105,3 +105,17 @@ def test_export_command_writes_reports(qapp, labelled, tmp_path: Path, capsys) -
     assert main(args) == 0
     assert (out / "walk.pdf").read_bytes().startswith(b"%PDF")
     assert f"wrote {out / 'walk.pdf'}" in capsys.readouterr().out
+
+
+def test_the_normalisation_fact_names_the_scale(labelled) -> None:
+    """Per-video scaling shows its clip percentiles; a posture model's probabilities have none to show."""
+    import copy
+
+    from stanviewer.core.review.report_data import _facts
+
+    facts = dict(_facts(labelled.review, labelled.analysis, 0.5))
+    assert "per-video min-max after clipping, clip percentiles" in facts["Normalisation"]
+    prob = copy.deepcopy(labelled.analysis)
+    prob.meta["normalisation"] = {"kind": "frame probability (sigmoid of the frame logit)", "clip_percentiles": None}
+    text = dict(_facts(labelled.review, prob, 0.5))["Normalisation"]
+    assert text == "frame probability (sigmoid of the frame logit)"

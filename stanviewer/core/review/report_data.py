@@ -93,7 +93,8 @@ def _facts(review: Review, analysis: Any, threshold: float | None) -> list[tuple
             ("Method", f"{am.get('method', '?')}" + (f" {params}" if params else "")),
             (
                 "Normalisation",
-                f"{norm.get('kind', '?')}, clip percentiles {norm.get('clip_percentiles', '?')}"
+                f"{norm.get('kind', '?')}"
+                + (f", clip percentiles {norm['clip_percentiles']}" if norm.get("clip_percentiles") else "")
                 + (f", pixels -> frame: {norm['aggregate']}" if norm.get("aggregate") else ""),
             ),
         ]
