@@ -37,14 +37,21 @@ import numpy as np
 import torch
 
 from stanviewer.core.errors import StanError
-from stanviewer.core.explain.result import CLIP_PERCENTILES, Analysis, AnalysisSettings, PartialScores, normalise_scores
+from stanviewer.core.explain.result import (
+    CLIP_PERCENTILES,
+    Analysis,
+    AnalysisSettings,
+    PartialScores,
+    probability_scores,
+    shown_scores,
+)
 from stanviewer.core.models.checkpoint import Checkpoint
 from stanviewer.core.models.posture import PostureMIL, image_step, to_video, upper_square
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import VideoReader
 from stanviewer.core.views import local_view, normalise_images
 
-__all__ = ["METHOD", "analyze_posture", "frame_logits", "probability_scores"]
+__all__ = ["METHOD", "analyze_posture", "frame_logits"]
 
 METHOD = "posture"
 _PARTIAL_EVERY_S = 1.0
@@ -57,12 +64,6 @@ def frame_logits(model: PostureMIL, joints: np.ndarray, rows_step: int) -> np.nd
     with torch.no_grad():
         f = model.posture_features(torch.from_numpy(joints.astype(np.float64)), rows_step)
         return model.frame_logits(f.to(next(model.parameters()).device)).float().cpu().numpy()
-
-
-def probability_scores(checkpoint: Checkpoint) -> bool:
-    """Whether a posture model's frame scores are probabilities (its metadata says ``"frame_scores":
-    "probability"``) rather than per-video normalised logits (files made before that key existed)."""
-    return checkpoint.meta.get("frame_scores") == "probability"
 
 
 def analyze_posture(
@@ -84,7 +85,7 @@ def analyze_posture(
     t0 = time.monotonic()
     spec = checkpoint.spec
     model = checkpoint.model
-    absolute = probability_scores(checkpoint)
+    absolute = probability_scores(checkpoint.meta)  # files made before the key: per-video scaling
     if not isinstance(model, PostureMIL):
         raise StanError(f"the {METHOD!r} method needs a posture model; {checkpoint.name} is {spec.arch}")
     if st.method != METHOD:
@@ -167,7 +168,7 @@ def analyze_posture(
             reader, model, st, Path(heatmap_path), (work, boxes, square), rows, qview, fine // every, device
         )
     raw = np.interp(np.arange(n), rows, logits) if len(rows) < n else logits.astype(np.float64)
-    scores = (1.0 / (1.0 + np.exp(-raw))).astype(np.float32) if absolute else normalise_scores(raw)
+    scores = shown_scores(raw, absolute)
     video = float(model.video_logit(torch.from_numpy(logits)))
     p_t = 1.0 / (1.0 + math.exp(-video))
     other = next(c for c in spec.classes if c != spec.target)

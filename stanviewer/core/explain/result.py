@@ -116,7 +116,7 @@ class PartialScores:
                 raw[span] = np.interp(span, xs, raw[xs])
                 ok[span] = True
         if ok.any():
-            out[ok] = 1.0 / (1.0 + np.exp(-raw[ok])) if self.absolute else normalise_scores(raw[ok])
+            out[ok] = shown_scores(raw[ok], self.absolute)
         return out
 
 
@@ -140,6 +140,20 @@ class Analysis:
             return float((self.meta.get("video") or {}).get("fps"))
         except (TypeError, ValueError):
             return float("nan")
+
+
+def probability_scores(meta: dict) -> bool:
+    """Whether a model's metadata asks for frame scores as probabilities (``"frame_scores": "probability"``,
+    posture models) instead of the per-video scaling every other score gets."""
+    return meta.get("frame_scores") == "probability"
+
+
+def shown_scores(raw: np.ndarray, probability: bool) -> np.ndarray:
+    """The scores a curve shows (float32 in [0, 1]): ``sigmoid(raw)`` for probabilities, else per-video
+    :func:`normalise_scores`."""
+    if probability:
+        return (1.0 / (1.0 + np.exp(-np.asarray(raw, np.float64)))).astype(np.float32)
+    return normalise_scores(raw)
 
 
 def normalise_scores(raw: np.ndarray, percentiles: tuple[float, float] = CLIP_PERCENTILES) -> np.ndarray:

@@ -74,9 +74,11 @@ def describe(path: str | Path, meta: dict) -> str:
 
         feats = PostureConfig.from_dict(spec.get("backbone") or {}).features
         lines.append(f"evidence    posture of {', '.join(feats)} (each against the video's median posture)")
+        from stanviewer.core.explain.result import probability_scores
+
         scale = (
             "per-frame probability (sigmoid of the frame logit)"
-            if meta.get("frame_scores") == "probability"
+            if probability_scores(meta)
             else "frame logits scaled 0-1 per video"
         )
         lines.append(f"scores      {scale}")
