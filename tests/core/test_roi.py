@@ -630,3 +630,90 @@ def test_drop_side_blocks_removes_the_straight_strip_of_a_box_behind_the_legs() 
     assert not out[75:95, 60:66].any() and not out[75:95, 33:39].any()
     np.testing.assert_array_equal(out[:70], body[:70])
     np.testing.assert_array_equal(_drop_side_blocks(joined, 0.1, 0.08, 0.8), joined)  # thin 0: strips are limbs
+
+
+def test_drop_side_blocks_removes_a_level_sliver_beside_the_hips_only() -> None:
+    """Version 11: the lower edge of a cabinet behind the hips, a few pixels high and too thin for a strip,
+    goes when it reaches ``sliver`` x the height sideways; an upright sliver (a limb cut lengthwise by the
+    axis band's edge) stays, and with ``sliver`` 0 the level one stays too."""
+    from stanviewer.core.roi.motion import _drop_side_blocks
+
+    body = np.zeros((120, 100), np.uint8)
+    body[10:20, 45:55] = 1  # head
+    body[20:60, 40:60] = 1  # trunk
+    body[60:110, 45:50] = body[60:110, 50:55] = 1  # legs
+    joined = body.copy()
+    joined[58:61, 60:72] = 1  # 3 rows high, sticking out 0.12 x the height beyond the trunk
+    out = _drop_side_blocks(joined, 0.1, 0.08, 0.8, 0.05, sliver=0.08)
+    np.testing.assert_array_equal(out[:, 61:], body[:, 61:])
+    np.testing.assert_array_equal(_drop_side_blocks(joined, 0.1, 0.08, 0.8, 0.05), joined)  # sliver 0
+    upright = body.copy()
+    upright[30:60, 34:37] = 1  # an arm, 3 px wide, hanging beside the trunk
+    np.testing.assert_array_equal(_drop_side_blocks(upright, 0.1, 0.08, 0.8, 0.05, sliver=0.08), upright)
+
+
+def test_drop_top_block_ends_a_broad_poster_where_the_shoulders_begin() -> None:
+    """Version 11: a poster behind the head, wider than any head, followed by the shoulders (narrower than
+    the poster, wider than a head): without ``broad`` both count as one block and the body is cut at the
+    chest; with it the block ends at the shoulders and only the poster goes."""
+    from stanviewer.core.roi.motion import _drop_top_block
+
+    body = np.zeros((120, 100), np.uint8)
+    body[0:14, 20:80] = 1  # poster, 60 wide (0.5 x the height)
+    body[14:22, 38:62] = 1  # shoulders, 24 wide
+    body[22:26, 45:55] = 1  # neck / narrow rows
+    body[26:70, 38:62] = 1  # trunk
+    body[70:120, 42:48] = body[70:120, 52:58] = 1  # legs
+    cut = _drop_top_block(body)
+    assert not cut[14:22].any()  # v10: the shoulders went with the poster
+    kept = _drop_top_block(body, broad=0.25)
+    assert not kept[:14].any()
+    np.testing.assert_array_equal(kept[14:], body[14:])
+
+
+def test_motion_on_body_keeps_a_standing_blob_over_the_head() -> None:
+    """Version 11: a hand raised and lowered over the head gives a blob wholly over the body that stands
+    (higher than wide); a pendulum's blob is a flat arc and is still discounted."""
+    from stanviewer.core.roi.motion import _motion_on_body
+
+    fig = _figure()  # rows 5 to 54
+    hand = (25, 0, 31, 5)  # 6 wide, 5 high: not standing at 1.5
+    assert _motion_on_body(fig, hand, stand=1.5) == 0.0
+    raised = (25, 0, 28, 5)  # 3 wide, 5 high, wholly over the head's top
+    assert _motion_on_body(fig, raised) == 0.0
+    assert _motion_on_body(fig, raised, stand=1.5) == 1.0
+    assert _motion_on_body(fig, (10, 0, 50, 5), stand=1.5) == 0.0  # the pendulum's arc
+
+
+def test_below_motion_retries_a_body_that_starts_under_its_own_blob() -> None:
+    from stanviewer.core.roi.motion import _below_motion
+
+    leg_and_arm = np.zeros((120, 160), np.uint8)
+    leg_and_arm[60:110, 60:90] = 1  # 50 rows, under half the frame
+    blob = (60, 40, 90, 70)  # a hand moving over the shirt, 30 rows high
+    assert _below_motion(leg_and_arm, blob, 120, 0.25)  # starts 20 rows (0.67 of the blob) under its top
+    assert not _below_motion(leg_and_arm, blob, 120, 0.0)  # off
+    assert not _below_motion(leg_and_arm, (60, 55, 90, 85), 120, 0.25)  # starts 5 rows under: the arm's own
+    tall = np.zeros((120, 160), np.uint8)
+    tall[45:120, 60:90] = 1  # 75 rows: more than 0.6 of the frame, a whole person
+    assert not _below_motion(tall, (60, 20, 90, 50), 120, 0.25)
+
+
+def test_extend_up_does_not_climb_a_poster_edge_as_a_head() -> None:
+    """Version 11: over a body, a one-pixel line (a poster's edge) that climbs a long way and then meets the
+    wall looks like a head to v10; with ``line`` it adds nothing, while a real head is still found."""
+    from stanviewer.core.roi.motion import _extend_up
+
+    ref = np.full((100, 80, 3), 200, np.uint8)
+    body = np.zeros((100, 80), np.uint8)
+    body[40:95, 32:48] = 1  # height 55
+    ref[body > 0] = (60, 90, 160)
+    ref[20:40, 40:41] = (30, 30, 30)  # a line 20 rows (0.36 x the height) up, one pixel wide
+    out = _extend_up(ref, body, 0.5)
+    assert out[20:40, 40].all()  # v10 takes it
+    np.testing.assert_array_equal(_extend_up(ref, body, 0.5, line=0.1), body)
+    head = ref.copy()
+    head[20:40, 40:41] = 200
+    head[31:40, 36:44] = (40, 40, 40)  # a head, 8 wide
+    found = _extend_up(head, body, 0.5, line=0.1)
+    assert found[31:40, 36:44].all()

@@ -398,7 +398,13 @@ def _refine_body(
 
 
 def _drop_side_blocks(
-    body: np.ndarray, band: float, min_side: float, fill: float, thin: float = 0.0, straight: float = 0.97
+    body: np.ndarray,
+    band: float,
+    min_side: float,
+    fill: float,
+    thin: float = 0.0,
+    straight: float = 0.97,
+    sliver: float = 0.0,
 ) -> np.ndarray:
     """Remove filled blocks (a poster, window or cupboard that GrabCut joined to the body) from the sides.
 
@@ -408,7 +414,10 @@ def _drop_side_blocks(
     a leg, an arm held out) are thin or leave most of their box empty and stay. So does the strip of a
     box behind the legs that sticks out beside them, unless it fills at least ``straight`` of its
     bounding box and is at least ``thin`` x the height on both sides: a box's edges are straight and
-    upright, a limb's slant and end round (``thin`` 0: no such strips go)."""
+    upright, a limb's slant and end round (``thin`` 0: no such strips go). A level sliver thinner than
+    that (the lower edge of a cabinet behind the hips, a few pixels high) goes when it reaches at least
+    ``sliver`` x the height sideways and fills ``straight`` of its box; an upright sliver stays (a limb
+    cut lengthwise by the band's edge) (``sliver`` 0: none go)."""
     if not body.any():
         return body
     xc, top, bottom = _body_axis(body)
@@ -421,17 +430,28 @@ def _drop_side_blocks(
         _, _, bw, bh, area = (int(v) for v in stats[i])
         block = min(bw, bh) >= min_side * hh and area >= fill * bw * bh
         strip = thin > 0 and min(bw, bh) >= thin * hh and area >= straight * bw * bh
-        if block or strip:
+        level = sliver > 0 and bw >= sliver * hh and bw > bh and area >= straight * bw * bh
+        if block or strip or level:
             out[lab == i] = 0
     return out
 
 
-def _drop_top_block(body: np.ndarray, wide: float = 0.12, fill: float = 0.85, head: float = 0.04) -> np.ndarray:
+def _drop_top_block(
+    body: np.ndarray,
+    wide: float = 0.12,
+    fill: float = 0.85,
+    head: float = 0.04,
+    broad: float = 0.0,
+    narrowing: float = 0.9,
+) -> np.ndarray:
     """Remove a filled block sitting on the head (a window or poster above it, inside the axis band).
 
     From the top, rows at least ``wide`` x the body height wide and at least ``fill`` filled are a block
     when (within the upper 35% of the body) they are followed by ``head`` x the height of rows at most
-    0.6 times as wide: a head. Without such a narrower head below, nothing is removed."""
+    0.6 times as wide: a head. Without such a narrower head below, nothing is removed. A block wider
+    than ``broad`` x the height (no head is; 0: no such test) ends at its first row narrower than
+    ``narrowing`` x its median width so far: a poster's rows and then the shoulders' under it (narrower
+    than the poster, wider than a head) must not count as one block that cuts the body at the chest."""
     rows = np.nonzero(body.any(axis=1))[0]
     if len(rows) == 0:
         return body
@@ -446,6 +466,10 @@ def _drop_top_block(body: np.ndarray, wide: float = 0.12, fill: float = 0.85, he
         ext[i] = xs[-1] + 1 - xs[0] if len(xs) else 0
     n = 0
     while n < 0.35 * hh and ext[n] >= wide * hh and cnt[n] >= fill * ext[n]:
+        if broad > 0 and n > 0:
+            med = float(np.median(ext[:n]))
+            if med > broad * hh and ext[n] < narrowing * med:
+                break
         n += 1
     below = ext[n : n + nh]
     if n < 0.03 * hh or len(below) < nh or not (below > 0).all() or below.max() > 0.6 * np.median(ext[:n]):
@@ -555,6 +579,8 @@ def _extend_up(
     side: float = 0.3,
     min_dist: float = 20.0,
     slope: float = 0.06,
+    line: float = 0.0,
+    line_width: float = 0.04,
 ) -> np.ndarray:
     """Add a head that GrabCut cut off at the neck or the hair line: what sits on the body's top and
     differs from its own row of wall.
@@ -571,7 +597,9 @@ def _extend_up(
     that narrow upwards (the shoulders' slope, when the body ends below them), and is followed by rows
     of wall (3 % of the height, at least 2) before ``above`` x the height or the picture's top; a
     poster, window or door over the person goes on or is wider, and then nothing is added. A body that
-    already has its head gains nothing (wall above it).
+    already has its head gains nothing (wall above it). Nor does a line: a part that climbs at least
+    ``line`` x the height with a median row width under ``line_width`` x the height is the edge of a
+    poster or door over a head already found, not a head (``line`` 0: no such test).
 
     Returns:
         uint8 [h, w] 0/1 mask: ``body`` with the head, or ``body`` itself.
@@ -597,6 +625,12 @@ def _extend_up(
     clear = max(2, int(round(0.03 * hh)))
     gap = False
     width = np.inf  # rows wider than a head are shoulders while they narrow, for ``slope`` x the height
+    widths: list[int] = []
+
+    def head_like(y_end: int) -> bool:
+        climbed = top - y_end
+        return not (line > 0 and climbed >= line * hh and float(np.median(widths)) < line_width * hh)
+
     for y in range(top - 1, y0 - 1, -1):
         near = np.convolve(prev, np.ones(3), mode="same").astype(bool)
         row = differs[y - y0] & near
@@ -606,12 +640,14 @@ def _extend_up(
         gap = False
         if not row.any():  # wall: the head ended here if wall goes on for ``clear`` rows
             above_rows = differs[max(0, y - y0 - clear + 1) : y - y0 + 1] & near
-            return out if y - y0 + 1 >= clear and not above_rows.any() and width <= head * hh else body
+            ended = y - y0 + 1 >= clear and not above_rows.any() and width <= head * hh
+            return out if ended and head_like(y + 1) else body
         xs = np.nonzero(row)[0]
         wide = xs[-1] + 1 - xs[0]
         if wide > head * hh and (wide > width or width <= head * hh or top - y > slope * hh):
             return body
         width = wide
+        widths.append(int(wide))
         out[y, c0:c1] |= row.astype(np.uint8)
         prev = row
     return body
@@ -628,12 +664,32 @@ def _leg_only(body: np.ndarray, frame_h: int, thin: float = 0.15, short: float =
     return bool(bw < thin * bh and bh < short * frame_h)
 
 
-def _motion_on_body(body: np.ndarray, box: tuple[int, int, int, int], most: float = 0.7, fade: float = 0.2) -> float:
+def _below_motion(
+    body: np.ndarray, box: tuple[int, int, int, int], frame_h: int, low: float, short: float = 0.6
+) -> bool:
+    """Whether ``body`` (non-empty) starts more than ``low`` x its motion blob's height (``box``) under the
+    blob's top while shorter than ``short`` x the frame: a hand moving over the shirt gives a blob whose
+    rectangle starts mid-shirt, and GrabCut keeps a leg and the hanging arm, too wide for
+    :func:`_leg_only` (``low`` 0: never)."""
+    if low <= 0:
+        return False
+    ys = np.nonzero(body.any(axis=1))[0]
+    bh = int(ys[-1]) + 1 - int(ys[0])
+    return bool(bh < short * frame_h and int(ys[0]) - box[1] > low * max(1, box[3] - box[1]))
+
+
+def _motion_on_body(
+    body: np.ndarray, box: tuple[int, int, int, int], most: float = 0.7, fade: float = 0.2, stand: float = 0.0
+) -> float:
     """Weight of a candidate (1 or less) by where its motion blob (``box``) lies against its body (non-empty):
     1 while at most ``most`` of the blob's height lies above the body's top, falling to 0 at ``most +
     fade``. A patient's arm sweeps from the shoulder, so even an arm raised over the head leaves a good
     part of its blob beside the body (at most 0.6 above its top in the development sets); a pendulum or
-    lamp swinging over a cupboard or door grows a body of furniture that hangs below its blob."""
+    lamp swinging over a cupboard or door grows a body of furniture that hangs below its blob. A blob
+    more than ``stand`` x as high as wide keeps weight 1 (0: no such test): a pendulum's blob is a flat
+    arc, a hand raised and lowered over the head stands."""
+    if stand > 0 and box[3] - box[1] > stand * (box[2] - box[0]):
+        return 1.0
     ys = np.nonzero(body.any(axis=1))[0]
     above = (int(ys[0]) - box[1]) / max(1, box[3] - box[1])
     return float(np.clip((most + fade - above) / fade, 0.0, 1.0))
@@ -715,6 +771,11 @@ def analyse_chunk(
     below: float = 1.5,
     above: float = 0.3,
     retry_up: float = 0.35,
+    low: float = 0.25,
+    sliver: float = 0.08,
+    top_broad: float = 0.25,
+    stand: float = 1.5,
+    line: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes of a run of frames from a fixed camera (module docstring).
 
@@ -733,6 +794,16 @@ def analyse_chunk(
         retry_up: a candidate whose body looks like a single leg (:func:`_leg_only`) is segmented again
             from a rectangle starting ``retry_up`` x the frame height above its blob, and the new body
             is kept when it scores higher (0 turns it off).
+        low: so is a body that starts more than ``low`` x its blob's height under the blob's top
+            (:func:`_below_motion`; 0 turns it off).
+        sliver: level slivers beside the body at least this long (x its height) go
+            (:func:`_drop_side_blocks`; 0 turns it off).
+        top_broad: a block on the head wider than this (x the height) ends where its rows narrow
+            (:func:`_drop_top_block`; 0 turns it off).
+        stand: a blob more than this many times as high as wide is not discounted for lying above its
+            body (:func:`_motion_on_body`; 0 turns it off).
+        line: a part over the body climbing at least this far (x the height) as a thin line is not a
+            head (:func:`_extend_up`; 0 turns it off).
 
     Returns:
         ``(boxes float [T, 4] x0 y0 x1 y1 in working pixels with NaN rows, confidence float [T])``.
@@ -760,11 +831,12 @@ def analyse_chunk(
     for core, cbox, energy in _candidates(motion, candidates):
         score, body = segment(core, cbox, energy, 0.1)
         if body is not None and body.any():
-            score *= _motion_on_body(body, cbox)
-        if retry_up > 0 and body is not None and body.any() and _leg_only(body, h):
+            score *= _motion_on_body(body, cbox, stand=stand)
+        retry = body is not None and body.any() and (_leg_only(body, h) or _below_motion(body, cbox, h, low))
+        if retry_up > 0 and retry:
             score2, body2 = segment(core, cbox, energy, retry_up)
             if body2 is not None and body2.any():
-                score2 *= _motion_on_body(body2, cbox)
+                score2 *= _motion_on_body(body2, cbox, stand=stand)
             if score2 > score and body2 is not None:
                 score, body = score2, body2
         if body is not None and body.any():
@@ -773,10 +845,10 @@ def analyse_chunk(
         return boxes, conf
     body = max(found, key=lambda f: f[0])[1]
     if side_band > 0:
-        body = _drop_side_blocks(body, side_band, block_side, block_fill, block_strip)
-        body = _drop_top_block(body)
+        body = _drop_side_blocks(body, side_band, block_side, block_fill, block_strip, sliver=sliver)
+        body = _drop_top_block(body, broad=top_broad)
     body = _extend_down(ref, body, below)
-    body = _extend_up(ref, body, above)
+    body = _extend_up(ref, body, above, line=line)
     plaus = _plausibility(body, h)
     gate = _reach_gate(body, reach)
     for t in range(t_n):
@@ -806,7 +878,10 @@ class MotionProvider(RoiProvider):
     #: 9: a refinement that kept a block or a piece tries the body's next axes; heads over the shoulders and
     #: on striped walls (``_row_unlike``)
     #: 10: straight strips of boxes or posters beside the body are removed (``block_strip``)
-    version: ClassVar[int] = 10
+    #: 11: a body under its own motion is retried higher (``low``), level slivers beside it go (``sliver``),
+    #: a broad block on the head ends where its rows narrow (``top_broad``), a standing blob over the head
+    #: is not discounted (``stand``), a thin line is not a head (``line``)
+    version: ClassVar[int] = 11
     defaults: ClassVar[dict[str, Any]] = {
         "work_side": 160,
         "chunk": 900,
@@ -827,6 +902,11 @@ class MotionProvider(RoiProvider):
         "below": 1.5,
         "above": 0.3,
         "retry_up": 0.35,
+        "low": 0.25,
+        "sliver": 0.08,
+        "top_broad": 0.25,
+        "stand": 1.5,
+        "line": 0.1,
     }
 
     def __init__(self, **params: Any) -> None:
@@ -870,6 +950,11 @@ class MotionProvider(RoiProvider):
                 below=float(p["below"]),
                 above=float(p["above"]),
                 retry_up=float(p["retry_up"]),
+                low=float(p["low"]),
+                sliver=float(p["sliver"]),
+                top_broad=float(p["top_broad"]),
+                stand=float(p["stand"]),
+                line=float(p["line"]),
                 **kw,
             )
             w, h = reader.size
