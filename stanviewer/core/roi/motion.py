@@ -37,8 +37,12 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    who moves only a hand at hip height gives a blob so low that the rectangle starts in the middle of
    the shirt, whose colour then counts as background, and GrabCut keeps a single leg: a body that thin
    and short is segmented again from a rectangle ``retry_up`` x the frame height above the blob, and
-   the better-scoring body is kept. A candidate whose blob lies mostly above its body's top scores less
-   (:func:`_motion_on_body`: an arm sweeps from the shoulder, a pendulum over a cupboard does not).
+   the better-scoring body is kept; so is a body shorter than 0.6 x the frame that starts more than
+   ``low`` x its blob's height under the blob's top (a hand moving over the shirt: GrabCut keeps a leg
+   and the hanging arm). A candidate whose blob lies mostly above its body's top scores less
+   (:func:`_motion_on_body`: an arm sweeps from the shoulder, a pendulum over a cupboard does not),
+   unless the blob is more than ``stand`` x as high as wide (a hand raised and lowered over the head;
+   a pendulum's blob is a flat arc).
    GrabCut starts its colour models from random k-means centres, and a body can come out whole from one
    start and without its head from another, so each candidate is segmented ``votes`` times from fixed
    random seeds (the same video always gives the same boxes): its score is the mean, its body the
@@ -48,8 +52,11 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    and fill at least ``block_fill`` of their bounding box (limbs are thin or leave their box mostly
    empty), such parts at least ``block_strip`` x the height wide that fill 97 % of their box (the
    straight strip of a box behind the legs, or of a poster behind the head, that sticks out beside
-   the body: limbs slant and end round), and wide, filled rows on top of the body above a narrower
-   head (a window over the head).
+   the body: limbs slant and end round), level slivers thinner than that reaching ``sliver`` x the
+   height sideways (the lower edge of a cabinet behind the hips; upright slivers are limbs cut by the
+   band's edge), and wide, filled rows on top of the body above a narrower head (a window over the
+   head; a block wider than ``top_broad`` x the height ends at its first row narrower than 0.9 x its
+   median width, so a poster and the shoulders under it do not count as one block).
    Legs whose colour lies between the wall's and the floor's are lost by GrabCut (its colour models
    are global); under the body, down to ``below`` x its height, the pixels that differ from their own
    row of wall or floor beside the body and touch it are added (row by row, legs still stand out).
@@ -57,7 +64,8 @@ chunks of ``chunk`` frames (memory stays bounded on long videos; each chunk is a
    no pixel of its own rows of wall beside it (a striped wall's colours are all there) and sits on the
    body's top (over the shoulders, a gap of one row allowed) joins it, provided it ends below wall
    and is no wider than a head, after a few narrowing shoulder rows (a poster or window over the
-   person goes on or is wider and is not added).
+   person goes on or is wider and is not added), and is not a line (climbing ``line`` x the height or
+   more with a median width under 0.04 x the height: a poster's edge over a head already found).
 3. **Per frame**, the box bounds the static body and the moving pixels of that frame that touch it,
    within arm's reach (``reach`` x the body height) of the upper body, moved by that frame's camera
    shake back into the frame's own pixels. Its confidence is the body's plausibility (0 if no body
