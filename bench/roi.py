@@ -1,8 +1,10 @@
 """Benchmark of the ROI providers (issue 4) on synthetic videos that record the figure's true box.
 
-    python bench/roi.py [--data MANIFEST] [--subjects 6] [--videos-per-subject 4] [--seed 11] [--out FILE.md]
+    python bench/roi.py [--data MANIFEST[,MANIFEST...]] [--subjects 6] [--videos-per-subject 4] [--seed 11]
+                        [--out FILE.md]
 
-Without ``--data`` it generates a small set (half compensation videos, most with background
+Several manifests (comma-separated) are pooled into one table (subjects kept apart per manifest in the
+leak check). Without ``--data`` it generates a small set (half compensation videos, most with background
 distractors) under ``bench/.roi_data``. Prints Markdown tables:
 
 1. per provider (``motion``; ``none`` = whole frame; ``csv`` fed with the true boxes, a sanity row):
@@ -51,9 +53,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area - inter, 1e-9)
 
 
-def dataset(args: argparse.Namespace) -> Path:
+def dataset(args: argparse.Namespace) -> list[Path]:
     if args.data:
-        return Path(args.data)
+        return [Path(m) for m in args.data.split(",") if m]
     out = ROOT / "bench" / ".roi_data"
     manifest = out / "manifest.csv"
     if manifest.exists() and (out / "synth.json").exists():
@@ -63,19 +65,23 @@ def dataset(args: argparse.Namespace) -> Path:
             args.subjects,
             args.videos_per_subject,
         ):
-            return manifest
+            return [manifest]
     from stanviewer.core.synth import make_dataset
 
     print(f"generating {args.subjects}x{args.videos_per_subject} videos in {out} ...", file=sys.stderr)
-    return run_job(
-        make_dataset(out, subjects=args.subjects, videos_per_subject=args.videos_per_subject, seed=args.seed),
-        stream=sys.stderr,
-    )
+    return [
+        run_job(
+            make_dataset(out, subjects=args.subjects, videos_per_subject=args.videos_per_subject, seed=args.seed),
+            stream=sys.stderr,
+        )
+    ]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", help="manifest.csv of a synthetic set (with a boxes column)")
+    ap.add_argument(
+        "--data", help="manifest.csv of a synthetic set (with a boxes column); several, comma-separated, are pooled"
+    )
     ap.add_argument("--subjects", type=int, default=6)
     ap.add_argument("--videos-per-subject", type=int, default=4)
     ap.add_argument("--seed", type=int, default=11)
@@ -83,21 +89,23 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
     args = ap.parse_args()
 
-    manifest = dataset(args)
-    root = manifest.parent
-    entries = read_manifest(manifest)
-    meta_path = root / "synth.json"
-    distract = {}
-    if meta_path.exists():
-        distract = {v["name"]: int(v["distractors"]) for v in json.loads(meta_path.read_text())["videos"]}
-    labels = [int(e.label == "compensation") for e in entries]
-    groups = [e.subject for e in entries]
+    manifests = dataset(args)
+    items = []  # (manifest index, root, entry, has distractors)
+    for k, manifest in enumerate(manifests):
+        root = manifest.parent
+        meta_path = root / "synth.json"
+        distract = {}
+        if meta_path.exists():
+            distract = {v["name"]: int(v["distractors"]) for v in json.loads(meta_path.read_text())["videos"]}
+        items += [(k, root, e, distract.get(e.name, 0) > 0) for e in read_manifest(manifest)]
+    labels = [int(e.label == "compensation") for _, _, e, _ in items]
+    groups = [f"{k}:{e.subject}" for k, _, e, _ in items]  # the same subject name in two sets is two people
 
     rows, leak_rows = [], []
     for name in args.providers.split(","):
         ious, ious_d, per_video, frames, wall, cpu = [], [], [], 0, 0.0, 0.0
         sq, bx = [], []
-        for e in entries:
+        for _, root, e, has_distractors in items:
             truth_csv = root / e.extra["boxes"]
             params = {"file": truth_csv, "smooth": 0} if name == "csv" else {}
             with open_video(e.video) as r:
@@ -111,7 +119,7 @@ def main() -> int:
             v = iou(track.boxes.astype(np.float64), truth)
             ious.append(v)
             per_video.append(float(np.mean(v >= 0.7)))
-            if distract.get(e.name, 0) > 0:
+            if has_distractors:
                 ious_d.append(v)
             frames += n
             sq.append(square_features(track))
@@ -140,8 +148,8 @@ def main() -> int:
 
     n_frames = sum(len(v) for v in ious)
     text = [
-        f"Data: {manifest} ({len(entries)} videos, {n_frames} frames, {sum(labels)} compensation,"
-        f" {sum(1 for e in entries if distract.get(e.name, 0) > 0)} with distractors)",
+        f"Data: {', '.join(str(m) for m in manifests)} ({len(items)} videos, {n_frames} frames,"
+        f" {sum(labels)} compensation, {sum(1 for it in items if it[3])} with distractors)",
         "",
         "| provider | IoU>=0.7 | mean IoU | median IoU | IoU>=0.7, distractor videos (n) | worst video "
         "| frames/s (wall) | frames/s (CPU) |",
