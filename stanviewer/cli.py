@@ -393,6 +393,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --init: feed the head raw pooled (STAN) or frame (CNN) features (default: standardised)",
     )
+    p.add_argument(
+        "--video-centre",
+        action="store_true",
+        help="STAN, head only (--freeze-stages 4): the head reads each window's pooled features minus the median "
+        "of its video's window features, i.e. against the same person's usual posture in that recording",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--cv", help="cross-validation instead of the manifest split: loso or kfold:K")
@@ -445,6 +451,7 @@ def _train_parts(a: argparse.Namespace):
         # standardise features measured on a pretrained backbone (--init); from scratch the statistics of
         # random features would mean nothing and the trainer would hold BatchNorm at its initial statistics
         feature_norm=not a.no_feature_norm and a.init is not None,
+        video_centre=a.video_centre,
     )
     cfg = TrainConfig(
         epochs=a.epochs,

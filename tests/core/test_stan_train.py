@@ -172,3 +172,68 @@ def test_cross_validation_writes_one_row_per_fold_and_the_mean(dataset: Path, tm
     f1 = [r["f1"] for r in rows[:2]]
     assert float(table[2]["f1"]) == pytest.approx(sum(f1) / 2)
     assert (tmp_path / "cv" / "fold01" / "last.safetensors").exists()
+
+
+def test_video_centre_subtracts_the_video_median_before_the_head(tmp_path: Path) -> None:
+    from stanviewer.core.models.stan import video_centre
+
+    f = torch.tensor([[1.0, 10.0], [3.0, 30.0], [2.0, -5.0]])
+    assert torch.equal(video_centre(f), torch.tensor([2.0, 10.0]))
+    with pytest.raises(ValueError, match="window features"):
+        video_centre(torch.zeros(0, 2))
+    torch.manual_seed(0)
+    model = STAN(_spec(feature_norm=True, video_centre=True)).eval()
+    x = torch.randn(3, 3, 4, 32, 32)
+    with torch.no_grad():
+        feats = model.features(x)
+        with pytest.raises(RuntimeError, match="set_video_centre"):
+            model(x)
+        c = video_centre(feats)
+        model.set_video_centre(c)
+        assert torch.allclose(model(x), model.classifier(feats - c), atol=1e-6)
+        # an explicit centre per window (training scores several videos at once) overrides the stored one
+        rows = torch.stack([c, c + 1, c - 1])
+        assert torch.allclose(model.classify(feats, rows), model.classifier(feats - rows), atol=1e-6)
+        back = load_checkpoint(save_checkpoint(tmp_path / "c.safetensors", model))
+        assert back.spec.video_centre
+        from stanviewer.core.models.bundled import describe
+
+        assert "median window features" in describe(back.path, back.meta)
+        model.set_video_centre(None)
+        with pytest.raises(RuntimeError):
+            model(x)
+
+
+def test_video_centred_head_training_and_analysis(dataset: Path, tmp_path: Path) -> None:
+    """--video-centre: head-only training centres every video on its median window features; the analysis
+    measures the video's centre in a first pass; other training set-ups are refused with a clear message."""
+    import numpy as np
+
+    from stanviewer.core.errors import StanError
+    from stanviewer.core.explain.scoring import AnalysisSettings, analyze_reader
+    from stanviewer.core.manifest import read_manifest
+    from stanviewer.core.training.data import roi_for_video
+    from stanviewer.core.video import open_video
+
+    torch.manual_seed(0)
+    init_path = save_checkpoint(tmp_path / "init.safetensors", STAN(_spec(feature_norm=True)))
+    spec = _spec(feature_norm=True, video_centre=True)
+    cfg = TrainConfig(epochs=2, batch_videos=2, val_fraction=0, threads=1, max_windows=4, init=str(init_path))
+    cfg.freeze_stages = 4
+    res = run_job(train(dataset, spec, tmp_path / "A", cfg), stream=None)
+    ck = load_checkpoint(res.best)
+    assert ck.spec.video_centre and res.test["videos"] > 0 and np.isfinite(res.test["loss"])
+    # the head's standardisation was measured on centred features: their mean is ~0 by construction
+    assert float(ck.model.feat_mean.abs().max()) < float(ck.model.feat_std.max())
+    entry = next(e for e in read_manifest(dataset) if e.split == "test")
+    reader = open_video(dataset.parent / entry.video)
+    roi = roi_for_video(reader, "truth", entry, dataset.parent)
+    an = run_job(analyze_reader(reader, ck, AnalysisSettings(method="window", heatmaps=False), roi=roi), stream=None)
+    assert len(an.scores) == reader.frame_count and np.isfinite(an.window_prob).all()
+    for freeze in (2, 0):
+        cfg_b = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, init=str(res.best))
+        cfg_b.freeze_stages = freeze
+        with pytest.raises(StanError, match="--freeze-stages 4"):
+            run_job(train(dataset, spec, tmp_path / f"B{freeze}", cfg_b), stream=None)
+    with pytest.raises(StanError, match="STAN models"):
+        run_job(train(dataset, ModelSpec(arch="cnn-narrow-patch", video_centre=True), tmp_path / "C"), stream=None)

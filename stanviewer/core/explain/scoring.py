@@ -180,6 +180,10 @@ def analyze_reader(
     want_heat = st.heatmaps and method.per_pixel and heatmap_path is not None
     writer = HeatmapWriter(heatmap_path, n, rw, rh, st.heatmap_side) if want_heat else None
 
+    if getattr(spec, "video_centre", False):  # the head judges windows against this video's own median
+        centre = yield from _centre_pass(reader, spec, maker, model, device, step, work, st.batch)
+        model.set_video_centre(centre)
+
     raw_sum = np.zeros(n, np.float64)
     count = np.zeros(n, np.int32)
     weighted = bool(getattr(method, "window_weighted", False))
@@ -408,6 +412,62 @@ def analyze_reader(
         meta=meta,
         heatmap_path=heat_file,
     )
+
+
+def _centre_pass(reader: VideoReader, spec, maker: _ViewMaker, model, device, step: int, work, batch: int) -> Job:
+    """First pass of a ``video_centre`` model: the median pooled features of the video's windows (a job).
+
+    The windows are the ones training centred on (phase 0, stride T/2); frames are decoded once more and
+    only those of pending windows are kept, so memory does not grow with the video.
+    """
+    from stanviewer.core.models.stan import video_centre
+
+    n = reader.frame_count
+    plan = plan_windows(n, spec.frames, step, max(1, spec.frames // 2), "sampled")
+    needed: dict[int, int] = {}
+    for w in plan:
+        for f in set(w.tolist()):
+            needed[f] = needed.get(f, 0) + 1
+    images: dict[int, np.ndarray] = {}
+    feats: list[torch.Tensor] = []
+    ready: list[int] = []
+    w_next, done, last = 0, 0, time.monotonic()
+
+    def run(idx: list[int]) -> None:
+        x = np.stack([np.stack([images[int(f)] for f in plan[k]]) for k in idx])  # [B, T, V, S, S, 3]
+        t = normalise(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4, 5))))
+        with torch.no_grad():
+            feats.append(model.features(*(t[:, v].to(device) for v in range(t.shape[1]))).float().cpu())
+        for k in idx:
+            for f in set(plan[k].tolist()):
+                needed[f] -= 1
+                if needed[f] == 0:
+                    images.pop(f, None)
+
+    was_training = model.training
+    model.eval()
+    try:
+        for i, frame in reader.iter_frames(0, n, size=work):
+            if needed.get(i, 0) > 0:
+                images[i] = maker.make(i, frame)
+            while w_next < len(plan) and int(plan[w_next].max()) <= i:
+                ready.append(w_next)
+                w_next += 1
+            if len(ready) >= batch or (i == n - 1 and ready):
+                run(ready)
+                done += len(ready)
+                ready = []
+            now = time.monotonic()
+            if now - last > 0.25:
+                last = now
+                yield Progress(i + 1, n, f"reading the video's usual posture: frame {i + 1}/{n}")
+        if ready:
+            run(ready)
+    finally:
+        model.train(was_training)
+    if not feats:
+        raise StanError("no frame of the video could be read for the model's first pass")
+    return video_centre(torch.cat(feats))
 
 
 def analysis_header(reader: VideoReader, checkpoint: Checkpoint) -> dict:

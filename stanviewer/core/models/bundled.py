@@ -82,6 +82,8 @@ def describe(path: str | Path, meta: dict) -> str:
             else "frame logits scaled 0-1 per video"
         )
         lines.append(f"scores      {scale}")
+    if spec.get("video_centre"):
+        lines.append("evidence    each window's pooled features against the video's median window features")
     if "imported_from" in meta:
         imp = meta["imported_from"]
         lines.append(f"imported    {imp.get('file')} ({'; '.join(imp.get('notes', [])) or 'as is'})")

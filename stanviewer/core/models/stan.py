@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from stanviewer.core.models.uniformer import VARIANTS, UniFormer, UniFormerConfig
 from stanviewer.core.views import MEAN, STD, view_names
 
-__all__ = ["STAN", "ModelSpec", "build_model"]
+__all__ = ["STAN", "ModelSpec", "build_model", "video_centre"]
 
 
 @dataclass
@@ -37,6 +37,10 @@ class ModelSpec:
         local_margin: the local view masks pixels outside the ROI box widened by this fraction of its size
             on each side; ``None`` keeps the whole crop square (the posture model reads limbs that a
             motion box may cut off).
+        video_centre: STAN only: the head reads each window's pooled features minus the **video's median
+            window features** (per channel), so a window is judged against the same person's usual posture
+            in that recording rather than against the training population (set per video with
+            :meth:`STAN.set_video_centre`; measured in models/README.md).
     """
 
     arch: str = "tiny"
@@ -52,6 +56,7 @@ class ModelSpec:
     local_margin: float | None = 0.08  # local view: mask outside the ROI box widened by this; None: no mask
     head_hidden: int = 0  # 0: the backbone's linear head (official layout); > 0: a two-layer MLP head
     feature_norm: bool = False  # standardise pooled features (training-set mean/std buffers) before the head
+    video_centre: bool = False  # STAN: subtract the video's median window features before the head
     backbone: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -136,6 +141,7 @@ class STAN(FeatureNorm):
         else:
             self.mlp_head = None
         self._init_feature_norm(backbone.num_features)
+        self._centre: Tensor | None = None  # the current video's median pooled features (spec.video_centre)
         spec.backbone = {**backbone.cfg.to_dict(), "num_classes": len(spec.classes)}
 
     @property
@@ -157,13 +163,25 @@ class STAN(FeatureNorm):
         """One ``Tensor[B, 3, T, S, S]`` per view -> logits ``Tensor[B, classes]``."""
         return self.head(self.features(*clips))
 
-    def head(self, f: Tensor) -> Tensor:
-        """Pooled features ``Tensor[B, C4]`` -> logits (standardised first when the spec asks for it)."""
+    def head(self, f: Tensor, centre: Tensor | None = None) -> Tensor:
+        """Pooled features ``Tensor[B, C4]`` -> logits (centred on the video and standardised first when the
+        spec asks for it). ``centre`` (``Tensor[C4]``, or one row per window ``Tensor[B, C4]``) overrides the
+        centre set with :meth:`set_video_centre` (training scores windows of several videos at once)."""
+        if self.spec.video_centre:
+            c = centre if centre is not None else self._centre
+            if c is None:
+                raise RuntimeError("this model judges windows against their video: call set_video_centre first")
+            f = f - c.to(f)
         return self.classifier(self.standardise(f))
 
-    def classify(self, f: Tensor) -> Tensor:
+    def set_video_centre(self, centre: Tensor | None) -> None:
+        """The median pooled features ``Tensor[C4]`` of the video being scored (``spec.video_centre``); see
+        :func:`video_centre`. ``None`` forgets it."""
+        self._centre = None if centre is None else centre.detach().float()
+
+    def classify(self, f: Tensor, centre: Tensor | None = None) -> Tensor:
         """Same as :meth:`head` (the name shared with the per-frame CNN, whose ``head`` is a module)."""
-        return self.head(f)
+        return self.head(f, centre)
 
     @property
     def classifier(self) -> nn.Module:
@@ -175,6 +193,13 @@ class STAN(FeatureNorm):
         t = self.spec.target_index
         others = torch.cat([logits[:, :t], logits[:, t + 1 :]], 1)
         return logits[:, t] - torch.logsumexp(others, 1)
+
+
+def video_centre(features: Tensor) -> Tensor:
+    """The centre of a video's window features ``Tensor[W, C]``: the per-channel median over its windows."""
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise ValueError(f"expected window features [W, C] with W >= 1, got {tuple(features.shape)}")
+    return features.float().median(0).values
 
 
 def build_model(spec: ModelSpec) -> nn.Module:

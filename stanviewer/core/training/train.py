@@ -34,7 +34,7 @@ from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.framecnn import FrameCNN
 from stanviewer.core.models.registry import build_model
-from stanviewer.core.models.stan import STAN, ModelSpec
+from stanviewer.core.models.stan import STAN, ModelSpec, video_centre
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.data import VideoSample, load_samples, model_windows
 from stanviewer.core.training.mil import pool_scores
@@ -154,12 +154,17 @@ def evaluate_videos(
     spec = model.spec
     stride = cfg.eval_stride or max(1, spec.frames // 2)
     use_cache = feat_cache is not None and stride == max(1, spec.frames // 2)
+    centred = bool(getattr(spec, "video_centre", False))
     pooled = []
     for s in samples:
-        if use_cache:
+        if use_cache or centred:
             with torch.no_grad():
-                f = _cached_features(model, s, device, feat_cache).to(device)
-                ev = model.evidence(model.classify(f)).float().cpu()
+                if use_cache:
+                    f = _cached_features(model, s, device, feat_cache).to(device)
+                else:
+                    f = _window_features(model, _video_windows(s, spec, stride, None, 10**9), device).to(device)
+                c = video_centre(f) if centred else None
+                ev = model.evidence(model.classify(f, c) if centred else model.classify(f)).float().cpu()
         else:
             ev = window_evidence(model, _video_windows(s, spec, stride, None, 10**9), device)
         pooled.append(pool_scores(ev, cfg.pool, cfg.pool_r))
@@ -291,6 +296,8 @@ def _feature_stats(
     total, total_sq, n = None, None, 0
     for i, s in enumerate(samples):
         f = _cached_features(model, s, device, cache)
+        if getattr(model.spec, "video_centre", False):  # the head reads features minus the video's centre
+            f = f - video_centre(f)
         f = f.reshape(-1, f.shape[-1])  # STAN [W, C]; per-frame CNN [W, T, D] -> every frame's features
         f64 = f.double()
         total = f64.sum(0) if total is None else total + f64.sum(0)
@@ -401,6 +408,8 @@ def train(
     cfg = cfg or TrainConfig()
     from stanviewer.core.models.registry import family
 
+    if getattr(spec, "video_centre", False) and family(spec.arch) != "stan":
+        raise StanError(f"--video-centre applies to STAN models (tiny, small, base), not {spec.arch}")
     if family(spec.arch) == "posture":  # whole-video model: its own recipe (a few minutes, nothing to resume)
         from stanviewer.core.training.posture import train_posture
 
@@ -444,7 +453,9 @@ def train(
         ck = load_checkpoint(cfg.init)
         fm, fs = getattr(ck.model, "feat_mean", None), getattr(ck.model, "feat_std", None)
         measured = fm is not None and fs is not None and not (bool((fm == 0).all()) and bool((fs == 1).all()))
-        stats_from_init = measured and getattr(spec, "feature_norm", False)  # else measured below
+        # else measured below (also when the init's head read features centred differently)
+        same_centring = getattr(ck.spec, "video_centre", False) == getattr(spec, "video_centre", False)
+        stats_from_init = measured and getattr(spec, "feature_norm", False) and same_centring
         from stanviewer.core.models.framecnn import parse_arch
 
         def _cnn_backbone(arch: str) -> str | None:
@@ -475,6 +486,12 @@ def train(
     # T/2, no pixel augmentation; the window grid still moves by half a window from step to step)
     head_only = cfg.freeze_stages == 4 and isinstance(model, (STAN, FrameCNN))
     feat_cache: dict[str, torch.Tensor] | None = {} if head_only else None
+    centred = bool(getattr(model.spec, "video_centre", False))
+    if centred and not (head_only and isinstance(model, STAN)):
+        raise StanError(
+            "--video-centre trains the STAN head on a fixed backbone only: add --freeze-stages 4 (and --init a "
+            "pretrained STAN); the centre is the median of the video's window features"
+        )
     if getattr(model.spec, "feature_norm", False) and not resume and not stats_from_init:
         mean, std = yield from _feature_stats(model, tr, device, feat_cache)
         model.set_feature_stats(mean, std)
@@ -517,16 +534,20 @@ def train(
         for k in range(steps_per_epoch):
             batch = [pos[(k * half + j) % len(pos)] for j in range(half)]
             batch += [neg[(k * half + j) % len(neg)] for j in range(half)]
-            wins, owner = [], []
+            wins, owner, centres = [], [], []
             for b, s in enumerate(batch):
                 if head_only:
                     f = _cached_features(model, s, device, feat_cache)
+                    if centred:  # every window of the video, before the random choice below
+                        c = video_centre(f)
                     f = f[int(rng.integers(min(2, f.shape[0]))) :: 2]  # stride T, random half-window offset
                     if f.shape[0] > cfg.max_windows:
                         a = int(rng.integers(0, f.shape[0] - cfg.max_windows + 1))
                         f = f[a : a + cfg.max_windows]
                     wins.append(f)
                     owner += [b] * f.shape[0]
+                    if centred:
+                        centres.append(c.expand(f.shape[0], -1))
                     continue
                 x = _video_windows(s, spec, spec.frames, rng, cfg.max_windows)
                 if cfg.augment:
@@ -537,7 +558,8 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, cfg)
             if head_only:
-                logits = model.classify(torch.cat(wins).to(device))
+                feats = torch.cat(wins).to(device)
+                logits = model.classify(feats, torch.cat(centres).to(device)) if centred else model.classify(feats)
             else:
                 with torch.autocast(device.type, enabled=use_amp):
                     logits = model(*_to_views(np.concatenate(wins), device))
