@@ -487,11 +487,8 @@ def train(
     head_only = cfg.freeze_stages == 4 and isinstance(model, (STAN, FrameCNN))
     feat_cache: dict[str, torch.Tensor] | None = {} if head_only else None
     centred = bool(getattr(model.spec, "video_centre", False))
-    if centred and not (head_only and isinstance(model, STAN)):
-        raise StanError(
-            "--video-centre trains the STAN head on a fixed backbone only: add --freeze-stages 4 (and --init a "
-            "pretrained STAN); the centre is the median of the video's window features"
-        )
+    if centred and not isinstance(model, STAN):
+        raise StanError("--video-centre applies to STAN models (tiny, small, base)")
     if getattr(model.spec, "feature_norm", False) and not resume and not stats_from_init:
         mean, std = yield from _feature_stats(model, tr, device, feat_cache)
         model.set_feature_stats(mean, std)
@@ -521,6 +518,10 @@ def train(
         model.train()
         for m in frozen_mods:
             m.eval()  # frozen stages keep their BatchNorm statistics
+        if centred:
+            # the head reads differences between windows of one video, small against stochastic depth and
+            # dropout: fine-tune in eval mode (deterministic features, as head-only training saw them)
+            model.eval()
         if getattr(model.spec, "feature_norm", False):
             # the head reads features standardised with fixed statistics: BatchNorm on batch statistics would
             # shift those features (a precaution; the train-mode collapse seen first came from augmentation)
@@ -560,6 +561,15 @@ def train(
             if head_only:
                 feats = torch.cat(wins).to(device)
                 logits = model.classify(feats, torch.cat(centres).to(device)) if centred else model.classify(feats)
+            elif centred:
+                # the windows of a video (stride T, up to max_windows: a whole synthetic video) give its centre, as
+                # at inference; the gradient flows through the centre too (detached, the loss climbed from the
+                # second epoch: the backbone moved what the centre then cancelled)
+                with torch.autocast(device.type, enabled=use_amp):
+                    feats = model.features(*_to_views(np.concatenate(wins), device)).float()
+                own = owner_t.to(feats.device)
+                centres = torch.stack([video_centre(feats[own == b]) for b in range(len(batch))])
+                logits = model.classify(feats, centres[own])
             else:
                 with torch.autocast(device.type, enabled=use_amp):
                     logits = model(*_to_views(np.concatenate(wins), device))
