@@ -397,8 +397,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--video-centre",
         action="store_true",
         help="STAN: the head reads each window's pooled features minus the median of its video's window features, "
-        "i.e. against the same person's usual posture in that recording (fine-tuning: the median of the windows "
-        "of the step, no gradient through it)",
+        "i.e. against the same person's usual posture in that recording (fine-tuning: the median of each video's "
+        "windows of the step, with the gradient through it)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")

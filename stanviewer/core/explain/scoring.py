@@ -431,7 +431,7 @@ def _centre_pass(reader: VideoReader, spec, maker: _ViewMaker, model, device, st
     images: dict[int, np.ndarray] = {}
     feats: list[torch.Tensor] = []
     ready: list[int] = []
-    w_next, done, last = 0, 0, time.monotonic()
+    w_next, last = 0, time.monotonic()
 
     def run(idx: list[int]) -> None:
         x = np.stack([np.stack([images[int(f)] for f in plan[k]]) for k in idx])  # [B, T, V, S, S, 3]
@@ -455,7 +455,6 @@ def _centre_pass(reader: VideoReader, spec, maker: _ViewMaker, model, device, st
                 w_next += 1
             if len(ready) >= batch or (i == n - 1 and ready):
                 run(ready)
-                done += len(ready)
                 ready = []
             now = time.monotonic()
             if now - last > 0.25:

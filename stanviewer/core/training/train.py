@@ -518,7 +518,7 @@ def train(
         model.train()
         for m in frozen_mods:
             m.eval()  # frozen stages keep their BatchNorm statistics
-        if centred:
+        if centred and not head_only:
             # the head reads differences between windows of one video, small against stochastic depth and
             # dropout: fine-tune in eval mode (deterministic features, as head-only training saw them)
             model.eval()
@@ -568,8 +568,8 @@ def train(
                 with torch.autocast(device.type, enabled=use_amp):
                     feats = model.features(*_to_views(np.concatenate(wins), device)).float()
                 own = owner_t.to(feats.device)
-                centres = torch.stack([video_centre(feats[own == b]) for b in range(len(batch))])
-                logits = model.classify(feats, centres[own])
+                per_video = torch.stack([video_centre(feats[own == b]) for b in range(len(batch))])
+                logits = model.classify(feats, per_video[own])
             else:
                 with torch.autocast(device.type, enabled=use_amp):
                     logits = model(*_to_views(np.concatenate(wins), device))
