@@ -34,16 +34,7 @@ stamp "synth $SUBJECTS subjects x $VPS videos, seed $SEED, every subject in the 
 [ -f "$M" ] || $SV synth "$DATA" --subjects "$SUBJECTS" --videos-per-subject "$VPS" --seed "$SEED" \
     --workers "$WORKERS" > "$OUT/synth.log" 2>&1
 # every subject of this draw trains the reader (synth keeps at least one test subject: move it over)
-python3 - "$M" <<'PY'
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
-for r in rows:
-    r["split"] = "train"
-with open(sys.argv[1], "w", encoding="utf-8", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-PY
+python3 "$(dirname "$0")/all_train_split.py" "$M"
 cp "$M" "$OUT/reader_manifest.csv"
 VIEW=(--arch cnn-narrow-patch --frames 8 --views local --size 64 --sample-fps 5 --roi motion)
 stamp "motion boxes and local views of every video (cached; one pretraining step)"

@@ -117,6 +117,22 @@ class _ViewMaker:
         )
 
 
+def _frame_uses(plan: list[np.ndarray]) -> dict[int, int]:
+    """Frame -> number of windows of ``plan`` that use it (a frame's image is dropped when it reaches 0)."""
+    uses: dict[int, int] = {}
+    for w in plan:
+        for f in set(w.tolist()):
+            uses[f] = uses.get(f, 0) + 1
+    return uses
+
+
+def _window_clips(images: dict[int, np.ndarray], plan: list[np.ndarray], idx: list[int], device) -> tuple:
+    """One normalised ``Tensor[B, 3, T, S, S]`` per view for the windows ``idx`` of ``plan``."""
+    x = np.stack([np.stack([images[int(f)] for f in plan[k]]) for k in idx])  # [B, T, V, S, S, 3]
+    t = normalise(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4, 5))))  # [B, V, 3, T, S, S]
+    return tuple(t[:, v].to(device) for v in range(t.shape[1]))
+
+
 def analyze_reader(
     reader: VideoReader,
     checkpoint: Checkpoint,
@@ -194,10 +210,7 @@ def analyze_reader(
     prob_sum = np.zeros(n, np.float64)
     prob_cnt = np.zeros(n, np.int32)
     heat_acc: dict[int, np.ndarray] = {}
-    needed_by: dict[int, int] = {}  # frame -> number of pending windows that use it
-    for w in plan:
-        for f in set(w.tolist()):
-            needed_by[f] = needed_by.get(f, 0) + 1
+    needed_by = _frame_uses(plan)  # frame -> number of pending windows that use it
     images: dict[int, np.ndarray] = {}
     win_rows: list[dict] = []
     evid_all: list[float] = []
@@ -215,9 +228,7 @@ def analyze_reader(
 
     def run_batch(idx: list[int]) -> None:
         nonlocal done_units
-        x = np.stack([np.stack([images[int(f)] for f in plan[k]]) for k in idx])  # [B, T, V, S, S, 3]
-        t = normalise(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4, 5))))  # [B, V, 3, T, S, S]
-        clips = tuple(t[:, v].to(device) for v in range(len(views)))
+        clips = _window_clips(images, plan, idx, device)
         try:
             # on a GPU: mixed precision (bf16 where supported); inputs and their gradients stay float32
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -424,20 +435,15 @@ def _centre_pass(reader: VideoReader, spec, maker: _ViewMaker, model, device, st
 
     n = reader.frame_count
     plan = plan_windows(n, spec.frames, step, max(1, spec.frames // 2), "sampled")
-    needed: dict[int, int] = {}
-    for w in plan:
-        for f in set(w.tolist()):
-            needed[f] = needed.get(f, 0) + 1
+    needed = _frame_uses(plan)
     images: dict[int, np.ndarray] = {}
     feats: list[torch.Tensor] = []
     ready: list[int] = []
     w_next, last = 0, time.monotonic()
 
     def run(idx: list[int]) -> None:
-        x = np.stack([np.stack([images[int(f)] for f in plan[k]]) for k in idx])  # [B, T, V, S, S, 3]
-        t = normalise(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4, 5))))
         with torch.no_grad():
-            feats.append(model.features(*(t[:, v].to(device) for v in range(t.shape[1]))).float().cpu())
+            feats.append(model.features(*_window_clips(images, plan, idx, device)).float().cpu())
         for k in idx:
             for f in set(plan[k].tolist()):
                 needed[f] -= 1
