@@ -12,6 +12,11 @@ For every checkpoint (a model trained with some views) and every explanation met
 - beside every F1, the trivial baselines: every frame flagged; frames flagged at random at the same
   rate as the method flagged (seeded); (b) every frame of videos predicted positive.
 
+On videos made by ``stanviewer synth`` (a ``synth.json`` beside their ``videos/`` folder), a breakdown of
+protocol a by **compensation kind and view** (:func:`~stanviewer.core.synth.reps.recall_by_kind`): the
+share of each kind's labelled frames flagged at the calibrated threshold, and the share of the frames of
+normal repetitions flagged (false alarms) — which compensations an explanation finds and which it misses.
+
 ``sanity=True`` adds the model-randomisation check (Adebayo et al. 2018): weights re-initialised top
 down (head, then stage 4, 3, 2, 1 and the stem, cumulatively); frame F1 and the Spearman rank
 correlation with the trained model's scores should fall.
@@ -39,6 +44,7 @@ from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint
 from stanviewer.core.models.registry import family
 from stanviewer.core.progress import Job, Progress, nested
+from stanviewer.core.synth.reps import recall_by_kind
 from stanviewer.core.video import open_video
 
 __all__ = ["EvalConfig", "EvalReport", "evaluate", "oracle_window_scores", "rank_corr"]
@@ -64,6 +70,7 @@ class EvalReport:
     frame_rows: list[dict]
     sanity_rows: list[dict]
     markdown: str
+    kind_rows: list[dict] = field(default_factory=list)
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -258,6 +265,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
     video_rows: list[dict] = []
     frame_rows: list[dict] = []
     sanity_rows: list[dict] = []
+    kind_rows: list[dict] = []
     for cpath in checkpoints:
         ck = load_checkpoint(cpath)
         tgt = ck.spec.target
@@ -297,6 +305,12 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
             th_b, _ = calibrate_threshold(_protocol_b(cb))
             test_a = [(v.scores, v.labels) for v in test if v.entry.label == tgt]
             ra = _pooled(test_a, th_a)
+            kinds = recall_by_kind(
+                (v.entry.video, flags_from_segments(segments_from_scores(v.scores, th_a), len(v.labels)), v.labels)
+                for v in test
+                if v.entry.label == tgt
+            )
+            kind_rows += [{"model": ck.name, "method": method, "threshold": th_a, **r} for r in kinds]
             frame_rows.append(
                 {
                     "model": ck.name,
@@ -380,10 +394,12 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
     _write_csv(out / "frame_level.csv", frame_rows)
     if sanity_rows:
         _write_csv(out / "sanity.csv", sanity_rows)
-    md = markdown_report(video_rows, frame_rows, sanity_rows)
+    if kind_rows:
+        _write_csv(out / "by_kind.csv", kind_rows)
+    md = markdown_report(video_rows, frame_rows, sanity_rows, kind_rows)
     with atomic_write(out / "report.md") as f:
         f.write(md)
-    return EvalReport(video_rows, frame_rows, sanity_rows, md)
+    return EvalReport(video_rows, frame_rows, sanity_rows, md, kind_rows)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -395,7 +411,9 @@ def _f(x: float) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
-def markdown_report(video_rows: list[dict], frame_rows: list[dict], sanity_rows: list[dict]) -> str:
+def markdown_report(
+    video_rows: list[dict], frame_rows: list[dict], sanity_rows: list[dict], kind_rows: list[dict] | None = None
+) -> str:
     out = [
         "### Video-level classification (test subjects)",
         "",
@@ -437,6 +455,23 @@ def markdown_report(video_rows: list[dict], frame_rows: list[dict], sanity_rows:
             out.append(
                 f"| {r['model']} | {r['method']} | {r['randomised']} | {_f(r['f1'])} | {_f(r['trained_f1'])} | "
                 f"{r['rank_corr']:.2f} |"
+            )
+    if kind_rows:
+        out += [
+            "",
+            "### By compensation kind (synthetic test videos; protocol a, long sequence)",
+            "",
+            "Share of each kind's labelled frames flagged at the calibrated threshold (recall); for normal "
+            "repetitions of the same videos, the share of their frames flagged (false alarms). A repetition "
+            "with two kinds counts under its first.",
+            "",
+            "| model | method | kind | view | repetitions | frames | flagged |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in kind_rows:
+            out.append(
+                f"| {r['model']} | {r['method']} | {r['kind']} | {r['view']} | {r['repetitions']} | {r['frames']} | "
+                f"{_f(r['share_flagged'])} |"
             )
     return "\n".join(out) + "\n"
 

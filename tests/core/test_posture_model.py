@@ -388,6 +388,11 @@ def test_evaluate_uses_the_posture_method_and_skips_the_short_sequence(trained: 
     assert {r["method"] for r in rep.frame_rows} == {METHOD}
     assert {r["sequence"] for r in rep.frame_rows} == {"long"}
     assert rep.video_rows[0]["videos"] == 2
+    # generated videos: protocol a broken down by compensation kind, in the CSV and the report
+    assert rep.kind_rows and {r["method"] for r in rep.kind_rows} == {METHOD}
+    assert any(r["view"] == "all" for r in rep.kind_rows)
+    assert all(0.0 <= r["share_flagged"] <= 1.0 for r in rep.kind_rows if r["frames"])
+    assert (tmp_path / "ev" / "by_kind.csv").is_file() and "By compensation kind" in rep.markdown
 
 
 def test_heatmaps_follow_the_pose_reader_gradient(trained: Checkpoint, dataset: Path, tmp_path: Path) -> None:

@@ -171,3 +171,39 @@ def test_workers_render_the_same_files(tmp_path: Path) -> None:
             assert ra.frame_count == rb.frame_count
             assert np.array_equal(ra.frame(ra.frame_count // 2), rb.frame(rb.frame_count // 2))
     assert any("2 processes" in p.message for p in seen)
+
+
+def test_recall_by_kind_counts_labelled_frames_per_kind_and_false_alarms_on_normal_reps(tmp_path: Path) -> None:
+    from stanviewer.core.synth.reps import NORMAL_REP, recall_by_kind, video_reps, view_name
+
+    rep = {"raise_s": 1.0, "hold_s": 0.0, "lower_s": 1.0, "peak": 90.0, "amp": 0.1, "comp2": None, "amp2": 0.0}
+    spec = {
+        "name": "S01_V01",
+        "fps": 10.0,
+        "yaw": 85.0,
+        "reps": [{**rep, "start": 0.0, "comp": "hike"}, {**rep, "start": 3.0, "comp": None}],
+    }
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "synth.json").write_text(json.dumps({"videos": [spec]}), encoding="utf-8")
+    video = tmp_path / "videos" / "S01_V01.mp4"
+    reps = video_reps(video)
+    assert reps is not None and [(r.kind, r.view, r.start, r.end) for r in reps] == [
+        ("hike", "side", 0, 20),
+        (NORMAL_REP, "side", 30, 50),
+    ]
+    labels = np.zeros(60, np.uint8)
+    labels[5:16] = 1  # 11 labelled frames in the hike
+    flags = np.zeros(60, bool)
+    flags[10:40] = True  # 6 of them flagged; 10 of the normal repetition's 20 frames flagged
+    other = tmp_path / "elsewhere" / "clip.mp4"  # no generator record: skipped
+    rows = recall_by_kind([(video, flags, labels), (other, flags, labels)])
+    by = {(r["kind"], r["view"]): r for r in rows}
+    assert set(by) == {("hike", "side"), ("hike", "all"), (NORMAL_REP, "side"), (NORMAL_REP, "all")}
+    assert by["hike", "side"]["frames"] == 11 and by["hike", "side"]["flagged"] == 6
+    assert by["hike", "all"]["share_flagged"] == pytest.approx(6 / 11)
+    assert by[NORMAL_REP, "side"]["share_flagged"] == pytest.approx(10 / 20)
+    assert rows[-1]["kind"] == NORMAL_REP  # compensation kinds first
+    assert video_reps(other) is None
+    (tmp_path / "synth.json").write_text("{not json", encoding="utf-8")
+    assert video_reps(video) is None  # a damaged record reads as none, not as an error
+    assert [view_name(y) for y in (0.0, -10.0, 40.0, -90.0)] == ["front", "front", "oblique", "side"]
