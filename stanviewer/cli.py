@@ -389,6 +389,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "pose-pretrained on other subjects, e.g. by scripts/gpu_reader_pretrain.sh)",
     )
     p.add_argument(
+        "--readout-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="posture model: in the joint read-out fits, an image weighs 1 + W * (d / 0.03)^2, d being how far "
+        "the generator's shoulders stand from their usual height above the neck (body heights); rare postures "
+        "such as a shoulder hike are then read less shrunk towards the average (default 0: every image alike)",
+    )
+    p.add_argument(
         "--no-feature-norm",
         action="store_true",
         help="with --init: feed the head raw pooled (STAN) or frame (CNN) features (default: standardised)",
@@ -471,6 +480,7 @@ def _train_parts(a: argparse.Namespace):
         upper_steps=a.upper_steps,
         reader_steps=a.reader_steps,
         reader_fit=a.reader_fit,
+        readout_weight=a.readout_weight,
         device=a.device,
         workers=a.workers,
     )

@@ -473,3 +473,61 @@ def test_single_images_normalise_like_one_frame_clips_whatever_their_strides() -
     assert x.shape == (3, 3, 8, 8) and x.dtype == torch.float32
     assert torch.equal(x, normalise(np.ascontiguousarray(flipped)[:, None])[:, :, 0])
     assert torch.equal(normalise_images(imgs).flip(-1), x)
+
+
+def test_readout_weights_grow_with_the_shoulders_distance_from_their_usual_height() -> None:
+    from stanviewer.core.training.data import VideoSample
+    from stanviewer.core.training.posture import READOUT_WEIGHT_SCALE, readout_weights
+
+    j = _figure(40)
+    height = 170.0  # head to ankles of the stick figure
+    j[10:20, JOINT_NAMES.index("shoulder_l"), 1] -= READOUT_WEIGHT_SCALE * height  # a hike of 0.03 heights
+    s = VideoSample("v", "S", 1, np.zeros((20, 1, 4, 4, 3), np.uint8), np.arange(0, 40, 2), 4, 2, None, 40, 10.0)
+    assert np.array_equal(readout_weights(s, j, 0.0), np.ones(20))
+    w = readout_weights(s, j, 4.0)
+    assert np.allclose(w[5:10], 5.0) and np.allclose(np.delete(w, np.arange(5, 10)), 1.0)
+
+
+def test_a_weighted_readout_is_the_weighted_ridge_solution(dataset: Path) -> None:
+    """The read-out fit with weights solves the weighted ridge problem on standardised maps (checked against
+    a direct solution), and weight 0 is the plain fit."""
+    from stanviewer.core.training.data import load_samples
+    from stanviewer.core.training.posture import _maps, _read_joints, _targets, fit_pose_readout, readout_weights
+
+    spec = _spec()
+    torch.manual_seed(0)
+    model = PostureMIL(spec).eval()
+    model.cfg.mirror = False
+    samples = run_job(load_samples(dataset, spec), stream=None)[:2]
+    entries = {e.name: e for e in read_manifest(dataset)}
+    joints = {s.name: _read_joints(dataset.parent / entries[s.name].extra["joints"], 17) for s in samples}
+    run_job(fit_pose_readout(model, samples, joints, ridge=3.0, weight=0.0), stream=None)
+    plain = (model.pose.weight.detach().clone(), model.pose.bias.detach().clone())
+    run_job(fit_pose_readout(model, samples, joints, ridge=3.0, weight=4.0), stream=None)
+
+    m = torch.cat([_maps(model, s) for s in samples])
+    y = torch.cat(
+        [_targets(s, joints[s.name], spec.size, False).reshape(len(s.frame_index), -1) for s in samples]
+    ).double()
+    w = torch.from_numpy(np.concatenate([readout_weights(s, joints[s.name], 4.0) for s in samples]))[:, None]
+    assert w.max() > 1.0  # the generated videos' shoulders do move
+    mu, sd = m.mean(0), m.std(0, unbiased=False) + 1e-6
+    z = (m - mu) / sd
+    zc, yc = z - (w * z).sum(0) / w.sum(), y - (w * y).sum(0) / w.sum()
+    a = zc.T @ (w * zc) + 3.0 * float(w.mean()) * torch.eye(z.shape[1], dtype=torch.float64)
+    coef = torch.linalg.solve(a, zc.T @ (w * yc))
+    pred = z @ coef + ((w * y).sum(0) / w.sum() - ((w * z).sum(0) / w.sum()) @ coef)
+    got = z.float() @ model.pose.weight.detach().T + model.pose.bias.detach()
+    assert torch.allclose(got.double(), pred, atol=2e-3)
+    assert not torch.allclose(model.pose.weight, plain[0])  # the weighting changed the fit
+    assert model.pose.weight.shape == plain[0].shape and model.pose.bias.shape == plain[1].shape
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan")])
+def test_a_negative_or_missing_readout_weight_is_refused(dataset: Path, pose_init: Path, tmp_path: Path,
+                                                          weight: float) -> None:  # fmt: skip
+    from stanviewer.core.training.posture import train_posture
+
+    cfg = TrainConfig(init=str(pose_init), readout_weight=weight)
+    with pytest.raises(StanError, match="read-out weight"):
+        run_job(train_posture(dataset, _spec(), tmp_path / "bad", cfg), stream=None)

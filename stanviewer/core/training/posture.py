@@ -170,47 +170,79 @@ def train_reader(
     return float(np.mean(errs[-100:])) if errs else float("nan")
 
 
+#: shoulder deviation (body heights) at which a frame's read-out weight is ``1 + weight`` (:func:`readout_weights`)
+READOUT_WEIGHT_SCALE = 0.03
+
+
+def readout_weights(s: VideoSample, joints: np.ndarray, weight: float) -> np.ndarray:
+    """Each image's weight in the read-out fit: ``1 + weight * (d / 0.03)**2``, where ``d`` is how far the
+    generator's shoulders stand from their usual height above the neck in that video (the larger side,
+    in body heights: head to mid-ankles, the video's median). Rare postures such as a shoulder hike
+    otherwise count for little and are read shrunk towards the average (measured: a hike read at 0.26 of
+    its height on new subjects). Joints only, never labels. ``weight`` 0: every image weighs 1."""
+    n = len(s.frame_index)
+    if weight <= 0 or n == 0:
+        return np.ones(n)
+    j = np.asarray(joints, np.float64)[np.clip(s.frame_index, 0, len(joints) - 1)]
+    idx = {name: k for k, name in enumerate(JOINT_NAMES)}
+    feet = (j[:, idx["ankle_l"]] + j[:, idx["ankle_r"]]) / 2
+    height = max(float(np.median(np.linalg.norm(j[:, idx["head"]] - feet, axis=1))), 1e-6)
+    neck = j[:, idx["neck"], 1]
+    above = np.stack([neck - j[:, idx["shoulder_l"], 1], neck - j[:, idx["shoulder_r"], 1]], 1) / height
+    d = np.abs(above - np.median(above, 0)).max(1)
+    return 1.0 + weight * (d / READOUT_WEIGHT_SCALE) ** 2
+
+
 def fit_pose_readout(
     model: PostureMIL,
     samples: list[VideoSample],
     joints: dict[str, np.ndarray],
     ridge: float = 10.0,
     upper: bool = False,
+    weight: float = 0.0,
 ) -> Job[float]:
     """Fit ``model.pose`` (and its standardisation) by ridge regression; returns the training error in
     view pixels (mean joint distance). With ``model.cfg.mirror`` the mirror images (and their mirrored
     joints) are fitted too, so that the read-out reads both alike. ``upper``: the upper-body reader's
-    read-out (``model.upper_pose``) on upper-body images."""
+    read-out (``model.upper_pose``) on upper-body images. ``weight`` > 0: a weighted fit, images with the
+    shoulders away from their usual height weighing more (:func:`readout_weights`); the standardisation
+    stays unweighted and the ridge is scaled by the mean weight, so that ``weight`` 0 is the plain fit."""
     d = model.read_mean.numel()
     linear = model.upper_pose if upper else model.pose
     out = linear.out_features
     nj = out // 2
-    n, s1 = 0, torch.zeros(d, dtype=torch.float64)
+    n, s1, sq = 0, torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+    sw, s1w = 0.0, torch.zeros(d, dtype=torch.float64)
     xx = torch.zeros(d, d, dtype=torch.float64)
     xy = torch.zeros(d, out, dtype=torch.float64)
     sy = torch.zeros(out, dtype=torch.float64)
     for k, s in enumerate(samples):
         t = _targets(s, joints[s.name], model.spec.size, upper)
+        wv = torch.from_numpy(readout_weights(s, joints[s.name], weight))[:, None]
         for mirrored in (False, True) if model.cfg.mirror else (False,):
             m = _maps(model, s, mirrored=mirrored, upper=upper)
             y = (mirror_joints(t) if mirrored else t)[:, :nj].reshape(len(m), -1).double()
             n += len(m)
             s1 += m.sum(0)
-            xx += m.T @ m
-            xy += m.T @ y
-            sy += y.sum(0)
+            sq += (m * m).sum(0)
+            sw += float(wv.sum())
+            s1w += (wv * m).sum(0)
+            xx += m.T @ (wv * m)
+            xy += m.T @ (wv * y)
+            sy += (wv * y).sum(0)
         yield Progress(k + 1, len(samples), f"fitting the joint read-out: {s.name}")
     mu = s1 / n
-    var = (xx.diagonal() / n - mu**2).clamp_min(0)
+    var = (sq / n - mu**2).clamp_min(0)
     sd = var.sqrt() + 1e-6
-    zz = (xx - n * torch.outer(mu, mu)) / torch.outer(sd, sd)
-    zy = (xy - torch.outer(mu, sy)) / sd[:, None]
-    w = torch.linalg.solve(zz + ridge * torch.eye(d, dtype=torch.float64), zy)  # [d, out]
+    mw, yw = s1w / sw, sy / sw  # weighted means (= the plain means without weighting)
+    zz = (xx - sw * torch.outer(mw, mw)) / torch.outer(sd, sd)
+    zy = (xy - sw * torch.outer(mw, yw)) / sd[:, None]
+    w = torch.linalg.solve(zz + ridge * (sw / n) * torch.eye(d, dtype=torch.float64), zy)  # [d, out]
     with torch.no_grad():
         (model.upper_mean if upper else model.read_mean).copy_(mu.float())
         (model.upper_std if upper else model.read_std).copy_(sd.float())
         linear.weight.copy_(w.T.float())
-        linear.bias.copy_((sy / n).float())
+        linear.bias.copy_((yw - ((mw - mu) / sd) @ w).float())
     err = []
     for s in samples[:: max(1, len(samples) // 20)]:
         with torch.no_grad():
@@ -276,6 +308,8 @@ def train_posture(
     t_start = time.monotonic()
     if spec.views != "local":
         raise StanError(f"the posture model reads the local view only: use --views local, not {spec.views}")
+    if not np.isfinite(cfg.readout_weight) or cfg.readout_weight < 0:
+        raise StanError(f"the read-out weight must be a number >= 0, not {cfg.readout_weight}")
     if cfg.reader_fit not in ("all", "train"):
         raise StanError(f"reader_fit must be 'all' or 'train', not {cfg.reader_fit!r}")
     if not cfg.init:
@@ -319,7 +353,7 @@ def train_posture(
     # the videos the readers are fitted on: with "train", the validation subjects are read like new ones
     fit = tr if cfg.reader_fit == "train" else pool
     joints = {s.name: _read_joints(manifest.parent / entries[s.name].extra["joints"], model.cfg.joints) for s in fit}
-    read_err = yield from fit_pose_readout(model, fit, joints, ridge)
+    read_err = yield from fit_pose_readout(model, fit, joints, ridge, weight=cfg.readout_weight)
     reader_desc: dict = {}
     init_desc: dict = {}  # a posture --init: how its readers were made (the ResNets this model starts from)
     if isinstance(ck.model, PostureMIL):
@@ -327,7 +361,7 @@ def train_posture(
     if cfg.reader_steps:  # fine-tune the first reader on the local views, then fit its read-out again
         err0 = read_err
         train_err = yield from train_reader(model, fit, joints, steps=cfg.reader_steps, seed=cfg.seed, lr=READER_LR)
-        read_err = yield from fit_pose_readout(model, fit, joints, ridge)
+        read_err = yield from fit_pose_readout(model, fit, joints, ridge, weight=cfg.readout_weight)
         reader_desc = {
             "fine_tuning": {
                 "steps": cfg.reader_steps,
@@ -348,7 +382,7 @@ def train_posture(
         upper_train_err = yield from train_reader(
             model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed
         )
-        upper_err = yield from fit_pose_readout(model, upool, joints, ridge, upper=True)
+        upper_err = yield from fit_pose_readout(model, upool, joints, ridge, upper=True, weight=cfg.readout_weight)
         model.eval()
 
     feats: dict[str, torch.Tensor] = {}
@@ -418,6 +452,9 @@ def train_posture(
             if cfg.reader_fit == "all"
             else f"generator joints of the training videos ({len(fit)}); validation subjects held out",
             "error_view_px": round(read_err, 3),
+            "weighting": f"1 + {cfg.readout_weight:g} * (shoulder deviation / {READOUT_WEIGHT_SCALE:g} body heights)^2"
+            if cfg.readout_weight
+            else "none",
             "init": str(cfg.init),
             **init_desc,
             **reader_desc,

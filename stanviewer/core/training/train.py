@@ -69,6 +69,9 @@ class TrainConfig:
     # posture model: videos the readers are fitted on (read-outs, fine-tuning, upper-body reader): "all" the
     # training split, or "train" only, validation subjects held out (read like new subjects)
     reader_fit: str = "all"
+    # posture model: weight of images with the shoulders away from their usual height in the read-out fits
+    # (0: every image alike; see training.posture.readout_weights)
+    readout_weight: float = 0.0
 
 
 @dataclass
