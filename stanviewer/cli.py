@@ -257,6 +257,12 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
         help="make one long video of this many seconds (scale tests) instead of a data set",
     )
     p.add_argument("--workers", type=int, default=1, help="render videos in this many processes (same files)")
+    p.add_argument(
+        "--pose-data",
+        action="store_true",
+        help="every video compensates in every repetition: posture variety for label-free pose pretraining "
+        "(one class only, not for training or evaluating a classifier)",
+    )
     p.set_defaults(run=_run_synth)
 
 
@@ -277,6 +283,7 @@ def _run_synth(a: argparse.Namespace) -> int:
             reps=(lo, hi),
             codec=a.codec,
             workers=a.workers,
+            pose_data=a.pose_data,
         )
     manifest = run_job(job)
     print(f"wrote {manifest}")

@@ -207,3 +207,26 @@ def test_recall_by_kind_counts_labelled_frames_per_kind_and_false_alarms_on_norm
     (tmp_path / "synth.json").write_text("{not json", encoding="utf-8")
     assert video_reps(video) is None  # a damaged record reads as none, not as an error
     assert [view_name(y) for y in (0.0, -10.0, 40.0, -90.0)] == ["front", "front", "oblique", "side"]
+
+
+def test_pose_data_compensates_in_every_repetition_and_leaves_normal_sets_unchanged(tmp_path: Path) -> None:
+    from stanviewer.core.synth import random_subject, random_video_spec
+
+    def reps(every: bool, comp: bool, seed: int) -> list:
+        rng = np.random.default_rng(seed)
+        subject = random_subject(rng, "S01")
+        return random_video_spec(rng, subject, "V", comp, reps=(4, 6), every_rep=every).reps
+
+    for seed in range(20):
+        assert all(r.comp for r in reps(True, True, seed))
+        assert not any(r.comp for r in reps(True, False, seed))  # a normal video stays normal
+    # the option does not change what a seed draws without it
+    assert reps(False, True, 3) == reps(False, True, 3)
+    manifest = run_job(
+        make_dataset(tmp_path / "pose", subjects=1, videos_per_subject=2, reps=(1, 2), seed=4, pose_data=True),
+        stream=None,
+    )
+    meta = json.loads((manifest.parent / "synth.json").read_text(encoding="utf-8"))
+    assert meta["pose_data"] is True
+    assert all(v["compensation"] and all(r["comp"] for r in v["reps"]) for v in meta["videos"])
+    assert {e.label for e in read_manifest(manifest)} == {CLASSES[1]}

@@ -153,8 +153,10 @@ def random_video_spec(
     reps: tuple[int, int] = (3, 5),
     duration: float | None = None,
     codec: str = "h264",
+    every_rep: bool = False,
 ) -> VideoSpec:
-    """Draw a video of ``subject``; ``duration`` (seconds) repeats exercises to fill a long video."""
+    """Draw a video of ``subject``; ``duration`` (seconds) repeats exercises to fill a long video.
+    ``every_rep``: a compensation video compensates in every repetition (pose data, see ``make_dataset``)."""
     view = rng.random()
     if view < 0.45:
         yaw = float(rng.uniform(-15, 15))
@@ -182,6 +184,8 @@ def random_video_spec(
         kinds, p = _comp_types(yaw)
         n = len(out)
         k = n if rng.random() < 0.15 else int(rng.integers(1, max(2, n)))
+        if every_rep:
+            k = n
         chosen = rng.choice(n, size=min(k, n), replace=False)
         for i in chosen:
             rep = out[int(i)]
@@ -389,6 +393,7 @@ def make_dataset(
     codec: str = "h264",
     long_seconds: float | None = None,
     workers: int = 1,
+    pose_data: bool = False,
 ) -> Job[Path]:
     """Generate a data set (a job: yields :class:`Progress`, returns the manifest path).
 
@@ -396,6 +401,10 @@ def make_dataset(
     when there are two or more) form the test split. ``long_seconds`` makes every video that long.
     ``workers`` > 1 renders videos in that many processes; the files are the same either way (every
     video has its own seed, drawn before rendering starts).
+
+    ``pose_data``: every video compensates in every repetition — posture variety for label-free pose
+    pretraining (the readers otherwise see a shoulder hike in a few per cent of their images and read it
+    shrunk). Such a set has one class only: it is not for training or evaluating a classifier.
     """
     if subjects < 1 or videos_per_subject < 1:
         raise StanError("subjects and videos per subject must be at least 1")
@@ -407,7 +416,7 @@ def make_dataset(
     test_ids = {s.subject for s in subj[subjects - n_test :]}
     specs: list[VideoSpec] = []
     for s in subj:
-        flags = [v % 2 == 1 for v in range(videos_per_subject)]
+        flags = [pose_data or v % 2 == 1 for v in range(videos_per_subject)]
         root.shuffle(flags)
         for v, comp in enumerate(flags):
             specs.append(
@@ -419,6 +428,7 @@ def make_dataset(
                     reps=reps,
                     duration=long_seconds,
                     codec=codec,
+                    every_rep=pose_data,
                 )
             )
     rows = yield from _render_all(specs, out, workers)
@@ -430,6 +440,7 @@ def make_dataset(
     meta = {
         "generator": "stanviewer.core.synth",
         "seed": seed,
+        "pose_data": pose_data,
         "subjects": subjects,
         "videos_per_subject": videos_per_subject,
         "test_subjects": sorted(test_ids),
