@@ -405,6 +405,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "such as a shoulder hike are then read less shrunk towards the average (default 0: every image alike)",
     )
     p.add_argument(
+        "--reader-data",
+        type=Path,
+        metavar="MANIFEST",
+        help="posture model: more videos with a joints column (e.g. `synth --pose-data`) for its pose readers "
+        "(read-outs, fine-tuning, upper-body reader) only; their labels are ignored and the heads never see them",
+    )
+    p.add_argument(
         "--no-feature-norm",
         action="store_true",
         help="with --init: feed the head raw pooled (STAN) or frame (CNN) features (default: standardised)",
@@ -488,6 +495,7 @@ def _train_parts(a: argparse.Namespace):
         reader_steps=a.reader_steps,
         reader_fit=a.reader_fit,
         readout_weight=a.readout_weight,
+        reader_data=str(a.reader_data) if a.reader_data else None,
         device=a.device,
         workers=a.workers,
     )

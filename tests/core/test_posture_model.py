@@ -531,3 +531,46 @@ def test_a_negative_or_missing_readout_weight_is_refused(dataset: Path, pose_ini
     cfg = TrainConfig(init=str(pose_init), readout_weight=weight)
     with pytest.raises(StanError, match="read-out weight"):
         run_job(train_posture(dataset, _spec(), tmp_path / "bad", cfg), stream=None)
+
+
+def test_reader_data_feeds_the_readers_only(
+    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--reader-data: its videos (joints, any label) join every reader fit under names of their own; the
+    heads never see them."""
+    import stanviewer.core.training.posture as tp
+
+    seen: list[str] = []
+
+    def spy(fn):
+        def wrapped(model, samples, *args, **kwargs):
+            seen.extend(s.name for s in samples)
+            return (yield from fn(model, samples, *args, **kwargs))
+
+        return wrapped
+
+    monkeypatch.setattr(tp, "fit_pose_readout", spy(tp.fit_pose_readout))
+    monkeypatch.setattr(tp, "train_reader", spy(tp.train_reader))
+    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=1, reader_data=str(dataset))
+    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "rd", cfg), stream=None)
+    meta = load_checkpoint(res.best).meta["training"]
+    n_extra = len(read_manifest(dataset))
+    assert meta["pose_readout"]["reader_data"] == {"manifest": dataset.name, "videos": n_extra}
+    extra = [n for n in seen if n.startswith(tp.READER_DATA_PREFIX)]
+    # read-out, upper reader's training and its read-out: each sees the training videos and every extra one
+    assert len(extra) == 3 * n_extra and len(seen) == 3 * (meta["videos_train"] + n_extra)
+    # a reader data set without joints is refused before anything is fitted
+    bad = tmp_path / "nojoints.csv"
+    rows = dataset.read_text(encoding="utf-8").splitlines()
+    header = rows[0].split(",")
+    keep = [i for i, c in enumerate(header) if c != "joints"]
+    base = dataset.parent
+    lines = [",".join(header[i] for i in keep)]
+    for r in rows[1:]:
+        cells = r.split(",")
+        cells[0] = str(base / cells[0])
+        lines.append(",".join(cells[i] for i in keep))
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg_bad = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=1, reader_data=str(bad))
+    with pytest.raises(StanError, match="joints column"):
+        run_job(tp.train_posture(dataset, _spec(), tmp_path / "rd-bad", cfg_bad), stream=None)

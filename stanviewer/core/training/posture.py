@@ -284,6 +284,30 @@ def _video_metrics(model: PostureMIL, feats: dict[str, torch.Tensor], samples: l
     return video_metrics(samples, pooled, model.spec.target_index)
 
 
+READER_DATA_PREFIX = "reader-data:"  # names of --reader-data videos (kept apart from the manifest's own)
+
+
+def _reader_data(
+    manifest: Path, spec: ModelSpec, workers: int, joints: dict[str, np.ndarray], n_joints: int, upper: bool = False
+) -> Job[list[VideoSample]]:
+    """The videos of ``--reader-data`` (every split; their labels are ignored), renamed so that their names
+    cannot meet the training manifest's; their joints go into ``joints`` (``n_joints`` 0: already there)."""
+    if not manifest.is_file():
+        raise StanError("the reader data manifest does not exist", manifest)
+    entries = {e.name: e for e in read_manifest(manifest)}
+    missing = [n for n, e in entries.items() if not e.extra.get("joints")]
+    if missing:
+        raise StanError(f"reader data needs a joints column for every video: {missing[0]} has none", manifest)
+    samples = yield from load_samples(manifest, spec, workers=workers, upper=upper)
+    out = [replace(s, name=READER_DATA_PREFIX + s.name) for s in samples]
+    if n_joints:
+        for s in samples:
+            joints[READER_DATA_PREFIX + s.name] = _read_joints(
+                manifest.parent / entries[s.name].extra["joints"], n_joints
+            )
+    return out
+
+
 def train_posture(
     manifest: str | Path,
     spec: ModelSpec,
@@ -353,6 +377,10 @@ def train_posture(
     # the videos the readers are fitted on: with "train", the validation subjects are read like new ones
     fit = tr if cfg.reader_fit == "train" else pool
     joints = {s.name: _read_joints(manifest.parent / entries[s.name].extra["joints"], model.cfg.joints) for s in fit}
+    extra, extra_upper = [], []  # --reader-data: more videos for the readers (joints only, never the heads)
+    if cfg.reader_data:
+        extra = yield from _reader_data(Path(cfg.reader_data), spec, cfg.workers, joints, model.cfg.joints)
+        fit = [*fit, *extra]
     read_err = yield from fit_pose_readout(model, fit, joints, ridge, weight=cfg.readout_weight)
     reader_desc: dict = {}
     init_desc: dict = {}  # a posture --init: how its readers were made (the ResNets this model starts from)
@@ -378,6 +406,9 @@ def train_posture(
         model.upper_backbone.load_state_dict(src.state_dict())
         usamples = yield from load_samples(manifest, spec, workers=cfg.workers, upper=True)
         upper = {s.name: s for s in usamples}
+        if extra:
+            extra_upper = yield from _reader_data(Path(cfg.reader_data), spec, cfg.workers, joints, 0, upper=True)
+            upper.update({s.name: s for s in extra_upper})
         upool = [upper[s.name] for s in fit]
         upper_train_err = yield from train_reader(
             model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed
@@ -456,6 +487,7 @@ def train_posture(
             if cfg.readout_weight
             else "none",
             "init": str(cfg.init),
+            **({"reader_data": {"manifest": Path(cfg.reader_data).name, "videos": len(extra)}} if extra else {}),
             **init_desc,
             **reader_desc,
             **upper_desc,

@@ -72,6 +72,8 @@ class TrainConfig:
     # posture model: weight of images with the shoulders away from their usual height in the read-out fits
     # (0: every image alike; see training.posture.readout_weights)
     readout_weight: float = 0.0
+    # posture model: a manifest of more videos with joints for the pose readers only (never the heads)
+    reader_data: str | None = None
 
 
 @dataclass
