@@ -235,12 +235,8 @@ def test_training_from_a_posture_model_without_fine_tuning(dataset: Path, traine
     assert pr["init_pose_readout"] == trained.meta["training"]["pose_readout"]
 
 
-@pytest.mark.parametrize("reader_fit", ["all", "train"])
-def test_reader_fit_train_holds_the_validation_subjects_out_of_every_reader(
-    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader_fit: str
-) -> None:
-    """--reader-fit train: read-outs, fine-tuning and the upper-body reader never see a validation video, so
-    early stopping and the video bias are set on readings like a new subject's; "all" (default) uses them."""
+def _spy_on_reader_fits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the samples every read-out fit and reader training is given, in call order."""
     import stanviewer.core.training.posture as tp
 
     seen: list[str] = []
@@ -254,6 +250,18 @@ def test_reader_fit_train_holds_the_validation_subjects_out_of_every_reader(
 
     monkeypatch.setattr(tp, "fit_pose_readout", spy(tp.fit_pose_readout))
     monkeypatch.setattr(tp, "train_reader", spy(tp.train_reader))
+    return seen
+
+
+@pytest.mark.parametrize("reader_fit", ["all", "train"])
+def test_reader_fit_train_holds_the_validation_subjects_out_of_every_reader(
+    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader_fit: str
+) -> None:
+    """--reader-fit train: read-outs, fine-tuning and the upper-body reader never see a validation video, so
+    early stopping and the video bias are set on readings like a new subject's; "all" (default) uses them."""
+    import stanviewer.core.training.posture as tp
+
+    seen = _spy_on_reader_fits(monkeypatch)
     cfg = TrainConfig(epochs=1, val_fraction=0.34, threads=1, init=str(pose_init), upper_steps=1, reader_steps=1,
                       reader_fit=reader_fit)  # fmt: skip
     # every subject in the pool (no test subject): 3 subjects, one of them for validation
@@ -540,17 +548,7 @@ def test_reader_data_feeds_the_readers_only(
     heads never see them."""
     import stanviewer.core.training.posture as tp
 
-    seen: list[str] = []
-
-    def spy(fn):
-        def wrapped(model, samples, *args, **kwargs):
-            seen.extend(s.name for s in samples)
-            return (yield from fn(model, samples, *args, **kwargs))
-
-        return wrapped
-
-    monkeypatch.setattr(tp, "fit_pose_readout", spy(tp.fit_pose_readout))
-    monkeypatch.setattr(tp, "train_reader", spy(tp.train_reader))
+    seen = _spy_on_reader_fits(monkeypatch)
     cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=1, reader_data=str(dataset))
     res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "rd", cfg), stream=None)
     meta = load_checkpoint(res.best).meta["training"]
