@@ -7,7 +7,7 @@ import csv
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -100,3 +100,34 @@ def write_dict_rows(path: str | Path, rows: list[dict], float_format: str | None
             if float_format:
                 r = {k: (format(v, float_format) if isinstance(v, float) else v) for k, v in r.items()}
             w.writerow(r)
+
+
+def distinct_names(paths: Sequence[str | Path]) -> list[str]:
+    """One output name per path: the file name without extension where no other path of ``paths`` has it,
+    else prefixed with as many parent folder names as make it unique (``p01/trial1.mp4``,
+    ``p02/trial1.mp4`` -> ``p01_trial1``, ``p02_trial1``), so that outputs of a batch never overwrite
+    each other. The same path always gets the same name."""
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    stems = [Path(p).stem for p in paths]
+    depth = [0] * len(paths)
+
+    def name(i: int) -> str:
+        d = depth[i]
+        folders = list(parts[i][-1 - d : -1]) if d else []
+        return "_".join([f.strip("/\\") for f in folders if f.strip("/\\")] + [stems[i]])
+
+    while True:
+        groups: dict[str, list[int]] = {}
+        for i in range(len(paths)):
+            groups.setdefault(name(i), []).append(i)
+        grow = [
+            i
+            for g in groups.values()
+            if len({parts[j] for j in g}) > 1  # different files under one name
+            for i in g
+            if depth[i] < len(parts[i]) - 1
+        ]
+        if not grow:
+            return [name(i) for i in range(len(paths))]
+        for i in grow:
+            depth[i] += 1

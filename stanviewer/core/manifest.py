@@ -8,7 +8,9 @@ Every error names the file and the line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +33,13 @@ class ManifestEntry:
     split: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     line: int = 0
+    key: str = ""  # set by read_manifest where two videos share a file name
 
     @property
     def name(self) -> str:
-        return self.video.stem
+        """The video's name within its manifest: the file name without extension, or, where two videos of
+        the manifest share one (``p01/trial1.mp4``, ``p02/trial1.mp4``), its path without extension."""
+        return self.key or self.video.stem
 
     def extra_path(self, column: str, root: Path) -> Path | None:
         v = self.extra.get(column)
@@ -98,7 +103,28 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         )
     if not out:
         raise LabelError("lists no videos", path)
+    _unique_names(out, root, path)
     return out
+
+
+def _unique_names(entries: list[ManifestEntry], root: Path, path: Path) -> None:
+    """Give videos that share a file name their path (relative to the manifest where possible) as name,
+    so that every name is unique; a video listed twice is an error (it would count twice)."""
+    first: dict[Path, int] = {}
+    for e in entries:
+        where = Path(os.path.normpath(e.video))
+        if where in first:
+            raise LabelError(f"line {e.line}: {e.video.name} is listed twice (first on line {first[where]})", path)
+        first[where] = e.line
+    stems: dict[str, int] = {}
+    for e in entries:
+        stems[e.video.stem] = stems.get(e.video.stem, 0) + 1
+    for e in entries:
+        if stems[e.video.stem] > 1:
+            p = Path(os.path.normpath(e.video))
+            with contextlib.suppress(ValueError):  # outside the manifest's folder: the whole path
+                p = p.relative_to(Path(os.path.normpath(root)))
+            e.key = p.with_suffix("").as_posix()
 
 
 def read_frame_labels(path: str | Path, n_frames: int | None = None) -> np.ndarray:

@@ -51,3 +51,23 @@ def test_printed_segments_default_to_the_apps_seconds() -> None:
     assert printed_segment_options(ns, fps) == SegmentOptions(1, 0)
     one = argparse.Namespace(min_seconds=0.4, merge_seconds=0.4, min_frames=None, merge_gap=None)
     assert printed_segment_options(one, float("nan")) == SegmentOptions(1, 0)  # frame rate unknown
+
+
+@pytest.mark.slow
+def test_analyze_keeps_videos_of_the_same_name_apart(
+    tiny_checkpoint: Path, make_video: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """p01/trial1.mp4 and p02/trial1.mp4 get an output folder each (one used to overwrite the other); a
+    video given twice is analysed once."""
+    for patient, n in (("p01", 24), ("p02", 30)):
+        (tmp_path / patient).mkdir()
+        shutil.copy(make_video(f"same_{patient}.mp4", n), tmp_path / patient / "trial1.mp4")
+    out = tmp_path / "results"
+    videos = [str(tmp_path / "p01" / "trial1.mp4"), str(tmp_path / "p02" / "trial1.mp4")]
+    args = ["analyze", *videos, videos[0], "--checkpoint", str(tiny_checkpoint), "--method", "window"]
+    assert main([*args, "--out", str(out), "--no-heatmaps"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("predicted") == 2
+    for patient, n in (("p01", 24), ("p02", 30)):
+        scores = (out / f"{patient}_trial1" / "scores.csv").read_text(encoding="utf-8").splitlines()
+        assert len(scores) == n + 1  # header + one row per frame of that video

@@ -1,11 +1,11 @@
-"""The shared CSV writer of evaluate and train."""
+"""The shared CSV writer of evaluate and train; the distinct output names of batch commands."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from stanviewer.core.fileio import write_dict_rows
+from stanviewer.core.fileio import distinct_names, write_dict_rows
 
 
 def test_columns_in_order_of_first_appearance_and_floats_formatted(tmp_path: Path) -> None:
@@ -21,3 +21,16 @@ def test_plain_values_without_a_float_format(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     write_dict_rows(path, [{"loss": 0.5, "epoch": 1}])
     assert path.read_text().splitlines() == ["loss,epoch", "0.5,1"]
+
+
+def test_distinct_names_prefix_parent_folders_only_where_file_names_meet(tmp_path: Path) -> None:
+    paths = [
+        tmp_path / "a" / "p01" / "trial1.mp4",
+        tmp_path / "b" / "p01" / "trial1.mp4",
+        tmp_path / "c" / "p02" / "trial1.mp4",
+        tmp_path / "Übung 3" / "trial2.mp4",
+        tmp_path / "a" / "p01" / "trial1.mp4",  # the same file again: the same name
+    ]
+    assert distinct_names(paths) == ["a_p01_trial1", "b_p01_trial1", "p02_trial1", "trial2", "a_p01_trial1"]
+    assert distinct_names([tmp_path / "x" / "v.mp4", tmp_path / "Übung 1" / "v.avi"]) == ["x_v", "Übung 1_v"]
+    assert distinct_names([]) == []

@@ -83,6 +83,33 @@ def test_missing_or_folder(tmp_path: Path) -> None:
         read_frame_labels(tmp_path)
 
 
+def test_videos_sharing_a_file_name_get_their_paths_as_names(tmp_path: Path) -> None:
+    """p01/trial1.mp4 and p02/trial1.mp4 (a common layout) must not become one name: names key every
+    per-video table of training and evaluation (joints, splits, features)."""
+    text = (
+        "video,subject,label\n"
+        "p01/trial1.mp4,p01,normal\n"
+        "p02/trial1.mp4,p02,compensation\n"
+        "p02/trial2.mp4,p02,normal\n"
+        f"{tmp_path.parent / 'elsewhere' / 'trial2.mp4'},p03,normal\n"
+    )
+    entries = read_manifest(_write(tmp_path / "m.csv", text))
+    names = [e.name for e in entries]
+    assert names[:3] == ["p01/trial1", "p02/trial1", "p02/trial2"]
+    assert names[3] == (tmp_path.parent / "elsewhere" / "trial2").as_posix()  # outside the manifest's folder
+    assert len(set(names)) == 4
+    # unique file names keep the short name
+    (e,) = read_manifest(_write(tmp_path / "one.csv", "video,subject,label\np01/trial1.mp4,p01,normal\n"))
+    assert e.name == "trial1"
+
+
+def test_a_video_listed_twice_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "m.csv", "video,subject,label\nv/a.mp4,S1,normal\nw.mp4,S1,normal\n./v/a.mp4,S2,normal\n")
+    with pytest.raises(LabelError, match=r"line 4: a\.mp4 is listed twice \(first on line 2\)") as e:
+        read_manifest(path)
+    assert str(path) in str(e.value)
+
+
 # -------------------------------------------------------------------------------------- frame labels
 def test_good_frame_labels_any_order(tmp_path: Path) -> None:
     path = _write(tmp_path / "l.csv", "frame,label\n2,1\n0,0\n1,1\n3,0\n")

@@ -572,3 +572,39 @@ def test_reader_data_feeds_the_readers_only(
     cfg_bad = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=1, reader_data=str(bad))
     with pytest.raises(StanError, match="joints column"):
         run_job(tp.train_posture(dataset, _spec(), tmp_path / "rd-bad", cfg_bad), stream=None)
+
+
+def test_reader_data_from_folders_with_the_same_file_names_keeps_each_videos_joints(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """Two draws both holding S01_V01.mp4 (the usual case when data sets are combined): every video must
+    be read with its own joints, not the other folder's (the names once collided and mixed them up)."""
+    import shutil
+
+    import stanviewer.core.training.posture as tp
+
+    rows = dataset.read_text(encoding="utf-8").splitlines()
+    header = rows[0].split(",")
+    lines = [rows[0]]
+    for tag in ("a", "b"):
+        shutil.copytree(dataset.parent, tmp_path / tag, ignore=shutil.ignore_patterns("*.csv"), dirs_exist_ok=True)
+        for sub in ("labels", "joints", "boxes"):
+            shutil.copytree(dataset.parent / sub, tmp_path / tag / sub, dirs_exist_ok=True)
+        for r in rows[1:]:
+            cells = r.split(",")
+            lines.append(",".join(f"{tag}/{c}" if header[i] in ("video", "frame_labels", "boxes", "joints") and c
+                                  else c for i, c in enumerate(cells)))  # fmt: skip
+    # folder b's joints differ from folder a's
+    for p in (tmp_path / "b" / "joints").glob("*.csv"):
+        body = p.read_text(encoding="utf-8").splitlines()
+        moved = [",".join([r.split(",")[0]] + [str(float(v) + 7.0) for v in r.split(",")[1:]]) for r in body[1:]]
+        p.write_text("\n".join([body[0], *moved]) + "\n", encoding="utf-8")
+    both = tmp_path / "both.csv"
+    both.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    joints: dict[str, np.ndarray] = {}
+    samples = run_job(tp._reader_data(both, _spec(), 1, joints, 17), stream=None)
+    names = [s.name for s in samples]
+    assert len(samples) == 2 * (len(rows) - 1) and len(set(names)) == len(names) == len(joints)
+    for e in read_manifest(both):
+        want = tp._read_joints(e.extra_path("joints", both.parent), 17)
+        np.testing.assert_array_equal(joints[tp.READER_DATA_PREFIX + e.name], want)

@@ -111,3 +111,33 @@ def test_export_reports_failures_per_video(
     assert "no analysis found" in captured.out
     assert main(["export", str(videos / "a.mp4"), "--what", "pictures", "--out", str(tmp_path / "o")]) == 2
     assert "--what takes labels, clips, report" in capsys.readouterr().err
+
+
+def test_export_keeps_videos_of_the_same_name_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """p01/trial1.mp4 and p02/trial1.mp4: two label files, two sets of clips, each from its own review and
+    analysis (found in `analyze --out`'s distinct folders), none overwriting the other."""
+    analyses = tmp_path / "analyses"
+    spans = {"p01": ((5, 11),), "p02": ((14, 20),)}
+    for k, patient in enumerate(spans):
+        (tmp_path / patient).mkdir()
+        v = make_video(tmp_path / patient / "trial1.mp4", n=30 + k)
+        with open_video(v) as r:
+            times = r.times()
+        fake_analysis(analyses / f"{patient}_trial1", v, bump_scores(30 + k, spans[patient]), times, threshold=0.5)
+        review = open_review(v, user="ann")
+        review.labels.set_label("annotator", 2 + 10 * k, 8 + 10 * k, "compensation")
+        review.save()
+    out = tmp_path / "out"
+    videos = [str(tmp_path / p / "trial1.mp4") for p in spans]
+    args = ["export", *videos, videos[0], "--what", "labels,clips", "--out", str(out), "--analysis", str(analyses)]
+    assert main([*args, *RAW]) == 0
+    capsys.readouterr()
+    for k, patient in enumerate(spans):
+        video = tmp_path / patient / "trial1.mp4"
+        with open_video(video) as r:
+            times = FrameTimes.from_reader(r)
+        got = {t.name: t.spans() for t in import_labels(out / f"{patient}_trial1.intervals.csv", times)}
+        assert got["annotator"] == [(2 + 10 * k, 8 + 10 * k, "compensation")]
+        assert got["model"] == [(*spans[patient][0], "compensation")]
+    clips = sorted(c.name for c in (out / "clips").glob("*.mp4"))
+    assert clips == ["p01_trial1_model_f000005-000011.mp4", "p02_trial1_model_f000014-000020.mp4"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.explain.scoring import AnalysisSettings
 from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
 from stanviewer.core.explain.store import analyze_video
-from stanviewer.core.fileio import fingerprint
+from stanviewer.core.fileio import distinct_names, fingerprint
 from stanviewer.core.manifest import read_frame_labels, read_manifest
 from stanviewer.core.progress import run_job
 
@@ -30,7 +31,8 @@ class Item:
 
 
 def expand_inputs(inputs: list[Path]) -> list[Item]:
-    """Videos from files, folders (their video files, sorted) and manifest.csv files."""
+    """Videos from files, folders (their video files, sorted) and manifest.csv files; a video given twice
+    is listed once."""
     items: list[Item] = []
     for p in inputs:
         if p.is_dir():
@@ -42,7 +44,14 @@ def expand_inputs(inputs: list[Path]) -> list[Item]:
             items += [Item(e.video, e.frame_labels) for e in read_manifest(p)]
         else:
             items.append(Item(p))
-    return items
+    seen: set[str] = set()
+    unique = []
+    for it in items:
+        key = os.path.abspath(it.video)
+        if key not in seen:
+            seen.add(key)
+            unique.append(it)
+    return unique
 
 
 def _fmt_time(t: float) -> str:
@@ -74,9 +83,10 @@ def run_analyze(a: argparse.Namespace) -> int:
         heatmaps=not a.no_heatmaps,
     )
     items = expand_inputs(list(a.inputs))
+    names = distinct_names([it.video for it in items])  # p01/trial1.mp4 and p02/trial1.mp4 -> two folders
     failed = 0
     for k, item in enumerate(items):
-        name = item.video.stem
+        name = names[k]
         out = (a.out / name) if a.out else None
         try:
             labels = None

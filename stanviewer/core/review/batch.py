@@ -17,6 +17,8 @@ the result lists what was written and what failed.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 
 from stanviewer.core.errors import LabelError, StanError
 from stanviewer.core.explain.segments import DEFAULT_MERGE_SECONDS, DEFAULT_MIN_SECONDS, SegmentOptions
+from stanviewer.core.fileio import distinct_names
 from stanviewer.core.progress import Job, Progress, nested
 from stanviewer.core.review.formats import EXTENSIONS, export_labels
 from stanviewer.core.review.model import MODEL_TIER
@@ -37,7 +40,7 @@ WHAT = ("labels", "clips", "report")
 
 
 def expand(inputs: Sequence[str | Path]) -> list[Path]:
-    """Video paths from files, folders, manifests and review files (in the order given)."""
+    """Video paths from files, folders, manifests and review files (in the order given, each once)."""
     out: list[Path] = []
     for raw in inputs:
         p = Path(raw)
@@ -54,7 +57,14 @@ def expand(inputs: Sequence[str | Path]) -> list[Path]:
             out += [e.video for e in read_manifest(p)]
         else:
             out.append(p)
-    return out
+    seen: set[str] = set()
+    unique = []
+    for v in out:  # a video given twice is exported once
+        key = os.path.abspath(v)
+        if key not in seen:
+            seen.add(key)
+            unique.append(v)
+    return unique
 
 
 @dataclass
@@ -72,14 +82,29 @@ class Prepared:
 
 def _find_analysis(video: VideoRef, analysis: Path | None) -> Path | None:
     if analysis is not None:
-        for cand in (analysis, analysis / Path(video.path).stem):
-            if (cand / "analysis.json").exists():
+        # the folder itself, or the video's folder in `analyze --out`: its file name, or that name prefixed
+        # with parent folders where a batch held two videos of one name; the one of this video wins
+        stem = Path(video.path).stem
+        cands = [analysis, analysis / stem]
+        if analysis.is_dir():
+            cands += sorted(q for q in analysis.iterdir() if q.is_dir() and q.name.endswith("_" + stem))
+        cands = [c for c in cands if (c / "analysis.json").exists()]
+        for cand in cands:
+            if _analysis_fingerprint(cand) == video.fingerprint:
                 return cand
-        return None
+        return cands[0] if cands else None
     from stanviewer.core.explain.store import cached_analyses
 
     found = cached_analyses(video.fingerprint)
     return found[0] if found else None
+
+
+def _analysis_fingerprint(folder: Path) -> str | None:
+    try:
+        meta = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
+        return str(meta["video"]["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def proposal_info(analysis: Any, folder: Path | None = None) -> dict[str, Any]:
@@ -177,6 +202,7 @@ def export_job(
     writer_fn = report_writer
     if "report" in what and writer_fn is None:
         res.notes.append("reports skipped: the PDF report needs stanviewer.qt.report (PySide6)")
+    stems = distinct_names(videos)  # two trial1.mp4 of different folders must not share an output file
     for k, video in enumerate(videos):
         name = Path(video).name
         yield Progress(k, len(videos), f"{name}: preparing")
@@ -191,7 +217,7 @@ def export_job(
             )
             res.notes += [f"{name}: {n}" for n in prep.notes]
             review = prep.review
-            stem = Path(video).stem
+            stem = stems[k]
             if "labels" in what:
                 scores_csv = prep.analysis_folder / "scores.csv" if prep.analysis_folder else None
                 path = out / (stem + EXTENSIONS[fmt])
@@ -230,6 +256,7 @@ def export_job(
                         threshold=prep.threshold,
                         heatmaps=None if a is None else a.heatmap_path,
                         provenance=review.labels.proposal.meta if review.labels.proposal else None,
+                        stem=stem,
                     )
                     clips = yield from nested(job, k, len(videos), name)
                     res.written += clips

@@ -93,9 +93,12 @@ def requests_from_tier(tier: Tier) -> list[ClipRequest]:
     return [ClipRequest(iv.start, iv.end, tier.name, iv.label) for iv in tier.intervals]
 
 
-def clip_name(video: str | Path, req: ClipRequest | None, merged_tier: str | None = None) -> str:
-    """``<video stem>_<tier>_f<start>-<end>.mp4`` (frames 0-based, end exclusive) or ``_<tier>_clips.mp4``."""
-    stem = Path(video).stem
+def clip_name(
+    video: str | Path, req: ClipRequest | None, merged_tier: str | None = None, stem: str | None = None
+) -> str:
+    """``<video stem>_<tier>_f<start>-<end>.mp4`` (frames 0-based, end exclusive) or ``_<tier>_clips.mp4``;
+    ``stem`` replaces the video's file name (a batch's distinct name)."""
+    stem = stem or Path(video).stem
     if req is None:
         return f"{stem}_{_safe(merged_tier or 'segments')}_clips.mp4"
     return f"{stem}_{_safe(req.tier)}_f{req.start:06d}-{req.end:06d}.mp4"
@@ -142,6 +145,7 @@ def export_clips(
     heatmaps: str | Path | None = None,
     provenance: dict[str, Any] | None = None,
     cancel: threading.Event | None = None,
+    stem: str | None = None,
 ) -> Job[list[Path]]:
     """Export ``clips`` of ``video`` into ``out_dir``; returns the clip paths (sidecars beside them).
 
@@ -155,6 +159,7 @@ def export_clips(
         heatmaps: the analysis' ``heatmaps.zip`` for the heatmap burn-in.
         provenance: model/method/threshold/normalisation/target of the analysis, for the sidecar.
         cancel: set it to stop; the job then raises :class:`~stanviewer.core.errors.Cancelled`.
+        stem: the clips' name prefix instead of the video's file name (see :func:`clip_name`).
     """
     from stanviewer.core.video import open_video
 
@@ -189,7 +194,7 @@ def export_clips(
             done = 0
             produced: list[str] = []
             for group in groups:
-                name = clip_name(video, None if o.merged else group[0], _merged_tier(group) if o.merged else None)
+                name = clip_name(video, None if o.merged else group[0], _merged_tier(group) if o.merged else None, stem)
                 writer = _make_writer(staging / name, info, o)
                 entries = []
                 k = 0  # frames written to this clip
