@@ -246,3 +246,25 @@ def test_kill_9_mid_editing_loses_at_most_two_seconds(tmp_path: Path, env_with_r
     assert not missing, f"edits older than 2 s lost: {missing}"
     assert got[0] == "saved"
     assert open_review(video).labels.tier("annotator").spans() == [(0, 1, "saved")]  # explicit save untouched
+
+
+def test_a_project_folder_keeps_two_videos_of_one_file_name_apart(tmp_path: Path) -> None:
+    """p01/trial1.mp4 and p02/trial1.mp4 reviewed into one project folder: each keeps its own labels (the
+    second used to be refused as "another video"); a changed video at the same path is still refused."""
+    proj = tmp_path / "project"
+    videos = []
+    for k, patient in enumerate(("p01", "p02")):
+        (tmp_path / patient).mkdir()
+        videos.append(make_video(tmp_path / patient / "trial1.mp4", fps=25 + 5 * k))
+    for k, v in enumerate(videos):
+        r = open_review(v, proj, user="ann")
+        assert not r.labels.spans()["annotator"]  # a new review, not the other video's
+        r.labels.set_label("annotator", 2 + 10 * k, 6 + 10 * k, "x")
+        r.save()
+    names = {p.name for p in proj.iterdir()}
+    assert len(names) == 2 and "trial1.mp4.stanreview.json" in names  # the second: trial1.mp4.<fp>.stanreview.json
+    for k, v in enumerate(videos):
+        assert open_review(v, proj).labels.spans()["annotator"] == [(2 + 10 * k, 6 + 10 * k, "x")]
+    make_video(videos[0], fps=50)  # the first video changed in place
+    with pytest.raises(VideoMismatchError):
+        open_review(videos[0], proj)

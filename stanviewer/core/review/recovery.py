@@ -229,7 +229,7 @@ def find_recovery(video: str | Path, project: str | Path | None = None) -> Recov
         # Not a blanket catch: these are what indexing and len() raise on a record of the wrong shape.
         log.warning("ignoring unreadable recovery file %s: %s", rec, e)
         return None
-    target = review_path(video, project)
+    target = review_path(video, project, fp)
     saved = None
     if target.exists():
         try:

@@ -1,7 +1,8 @@
 """The review file of one video: versioned JSON, written atomically, tied to the video by its fingerprint.
 
 Where: next to the video as ``<video file name>.stanreview.json`` (``clip.mp4.stanreview.json``), or in
-a chosen project folder under the same name (:func:`review_path`). Written with
+a chosen project folder under the same name (:func:`review_path`; two videos of one file name in a
+project folder are told apart by fingerprint). Written with
 :func:`~stanviewer.core.fileio.atomic_write` (temporary file, fsync, rename): a reader sees the old or
 the new file, never half of one. Schema (``version`` 1)::
 
@@ -103,11 +104,29 @@ class VideoRef:
         return cls(str(d["path"]), str(d["fingerprint"]), int(d["frames"]), float(d["fps"]), float(d["duration_s"]))
 
 
-def review_path(video: str | Path, project: str | Path | None = None) -> Path:
-    """``<video>.stanreview.json`` beside the video, or in ``project`` when given."""
+def review_path(video: str | Path, project: str | Path | None = None, video_fp: str | None = None) -> Path:
+    """``<video>.stanreview.json`` beside the video, or in ``project`` when given.
+
+    In a project folder two videos may share a file name (``p01/trial1.mp4``, ``p02/trial1.mp4``). With
+    the video's fingerprint ``video_fp``, the second one's review goes to ``trial1.mp4.<video_fp[:12]>.stanreview.json``
+    when ``trial1.mp4.stanreview.json`` belongs to a video at another path with other content (the same
+    path with other content is a changed video: the plain name, so that opening it reports the mismatch).
+    """
     v = Path(video)
     folder = Path(project) if project is not None else v.parent
-    return folder / (v.name + SUFFIX)
+    plain = folder / (v.name + SUFFIX)
+    if project is None or not video_fp:
+        return plain
+    alt = folder / f"{v.name}.{video_fp[:12]}{SUFFIX}"
+    if alt.exists() or not plain.exists():
+        return alt if alt.exists() else plain
+    try:
+        stored = read_review_dict(plain)["video"]
+        other_path = Path(str(stored["path"])).resolve() != v.resolve()
+        other_content = str(stored["fingerprint"]) != video_fp
+    except (LabelError, KeyError, TypeError):
+        return plain  # unreadable: opening it reports why
+    return alt if other_path and other_content else plain
 
 
 class Review:
@@ -336,7 +355,7 @@ def open_review(
     first and offer to restore.
     """
     ref = video if isinstance(video, VideoRef) else VideoRef.open(video)
-    path = review_path(ref.path, project)
+    path = review_path(ref.path, project, ref.fingerprint)
     if path.exists():
         return load_review(path, ref, allow_other_video=allow_other_video, user=user)
     return Review(ref, LabelsModel(ref.frames, tiers, user=user), path)
