@@ -199,7 +199,9 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--burn-in", action="store_true", help="burn heatmap, timestamp and score strip into clips")
     p.add_argument("--merged", action="store_true", help="one clip file per video instead of one per segment")
     p.add_argument("--project", type=Path, help="project folder holding the review files")
-    p.add_argument("--analysis", type=Path, help="analysis folder, or a folder of <video stem>/ analyses")
+    p.add_argument(
+        "--analysis", type=Path, help="analysis folder, or the folder of `analyze --out` (one subfolder per video)"
+    )
     p.add_argument("--force", action="store_true", help="use review files even if their video fingerprint differs")
     p.set_defaults(run=_run_export)
 
