@@ -7,9 +7,11 @@ import csv
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
+
+_T = TypeVar("_T")
 
 MIB = 1 << 20
 
@@ -131,3 +133,15 @@ def distinct_names(paths: Sequence[str | Path]) -> list[str]:
             return [name(i) for i in range(len(paths))]
         for i in grow:
             depth[i] += 1
+
+
+def each_file_once(items: Sequence[_T], path_of: Callable[[_T], str | Path] = Path) -> list[_T]:
+    """``items`` in their order without those whose file (``path_of(item)``, made absolute) came before."""
+    seen: set[str] = set()
+    out = []
+    for it in items:
+        key = os.path.abspath(path_of(it))
+        if key not in seen:
+            seen.add(key)
+            out.append(it)
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from stanviewer.core.errors import StanError
 from stanviewer.core.explain.scoring import AnalysisSettings
 from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
 from stanviewer.core.explain.store import analyze_video
-from stanviewer.core.fileio import distinct_names, fingerprint
+from stanviewer.core.fileio import distinct_names, each_file_once, fingerprint
 from stanviewer.core.manifest import read_frame_labels, read_manifest
 from stanviewer.core.progress import run_job
 
@@ -44,14 +43,7 @@ def expand_inputs(inputs: list[Path]) -> list[Item]:
             items += [Item(e.video, e.frame_labels) for e in read_manifest(p)]
         else:
             items.append(Item(p))
-    seen: set[str] = set()
-    unique = []
-    for it in items:
-        key = os.path.abspath(it.video)
-        if key not in seen:
-            seen.add(key)
-            unique.append(it)
-    return unique
+    return each_file_once(items, lambda it: it.video)
 
 
 def _fmt_time(t: float) -> str:

@@ -49,6 +49,7 @@ __all__ = [
     "UPPER_JOINTS",
     "PostureConfig",
     "PostureMIL",
+    "body_height",
     "image_step",
     "log_mean_exp",
     "mirror_joints",
@@ -168,6 +169,12 @@ def smooth_rows(p: Tensor, sigma: float) -> Tensor:
     return torch.tensordot(p[idx], k, dims=([1], [0]))
 
 
+def body_height(p: Tensor) -> Tensor:
+    """A video's body height from joints ``p`` ``[N, J, 2]``: the median over rows of head to mid-ankles."""
+    feet = (p[:, _ANKLES[0]] + p[:, _ANKLES[1]]) / 2
+    return torch.quantile((p[:, _HEAD] - feet).norm(dim=1), 0.5).clamp_min(1e-6)
+
+
 def posture_features(
     p: Tensor, offsets: list[int] | tuple[int, ...], smooth: float = 0.0, joints: list[int] | None = None
 ) -> Tensor:
@@ -181,9 +188,7 @@ def posture_features(
     p = p[:, :FEATURE_JOINTS].to(torch.float64) if p.shape[1] > FEATURE_JOINTS else p.to(torch.float64)
     p = smooth_rows(p, smooth)
     n = p.shape[0]
-    feet = (p[:, _ANKLES[0]] + p[:, _ANKLES[1]]) / 2
-    height = torch.quantile((p[:, _HEAD] - feet).norm(dim=1), 0.5).clamp_min(1e-6)
-    q = (p - p[:, _PELVIS : _PELVIS + 1]) / height
+    q = (p - p[:, _PELVIS : _PELVIS + 1]) / body_height(p)
     q = q - torch.quantile(q, 0.5, dim=0, keepdim=True)
     if joints is not None:
         q = q[:, list(joints)]

@@ -18,7 +18,6 @@ the result lists what was written and what failed.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 from stanviewer.core.errors import LabelError, StanError
 from stanviewer.core.explain.segments import DEFAULT_MERGE_SECONDS, DEFAULT_MIN_SECONDS, SegmentOptions
-from stanviewer.core.fileio import distinct_names
+from stanviewer.core.fileio import distinct_names, each_file_once
 from stanviewer.core.progress import Job, Progress, nested
 from stanviewer.core.review.formats import EXTENSIONS, export_labels
 from stanviewer.core.review.model import MODEL_TIER
@@ -57,14 +56,7 @@ def expand(inputs: Sequence[str | Path]) -> list[Path]:
             out += [e.video for e in read_manifest(p)]
         else:
             out.append(p)
-    seen: set[str] = set()
-    unique = []
-    for v in out:  # a video given twice is exported once
-        key = os.path.abspath(v)
-        if key not in seen:
-            seen.add(key)
-            unique.append(v)
-    return unique
+    return each_file_once(out)  # a video given twice is exported once
 
 
 @dataclass

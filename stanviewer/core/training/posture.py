@@ -41,6 +41,7 @@ from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.posture import (
     JOINT_NAMES,
     PostureMIL,
+    body_height,
     log_mean_exp,
     mirror_joints,
     to_video,
@@ -185,8 +186,7 @@ def readout_weights(s: VideoSample, joints: np.ndarray, weight: float) -> np.nda
         return np.ones(n)
     j = np.asarray(joints, np.float64)[np.clip(s.frame_index, 0, len(joints) - 1)]
     idx = {name: k for k, name in enumerate(JOINT_NAMES)}
-    feet = (j[:, idx["ankle_l"]] + j[:, idx["ankle_r"]]) / 2
-    height = max(float(np.median(np.linalg.norm(j[:, idx["head"]] - feet, axis=1))), 1e-6)
+    height = float(body_height(torch.from_numpy(j)))
     neck = j[:, idx["neck"], 1]
     above = np.stack([neck - j[:, idx["shoulder_l"], 1], neck - j[:, idx["shoulder_r"], 1]], 1) / height
     d = np.abs(above - np.median(above, 0)).max(1)
