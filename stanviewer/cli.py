@@ -381,6 +381,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--init is a posture model that has one, else with the first reader's ResNet)",
     )
     p.add_argument(
+        "--upper-lift",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="posture model: while its upper-body reader trains, half the images get one shoulder moved up or "
+        "down by up to F of the image side (a smooth warp; the joint targets move with it), so that the reader "
+        "follows a shoulder's place rather than the figure's usual build (default 0: off; measured with 0.12: "
+        "no gain on new synthetic subjects, docs/posture.md)",
+    )
+    p.add_argument(
         "--reader-steps",
         type=int,
         default=0,
@@ -494,6 +504,7 @@ def _train_parts(a: argparse.Namespace):
         init=str(a.init) if a.init else None,
         freeze_stages=a.freeze_stages,
         upper_steps=a.upper_steps,
+        upper_lift=a.upper_lift,
         reader_steps=a.reader_steps,
         reader_fit=a.reader_fit,
         readout_weight=a.readout_weight,

@@ -608,3 +608,66 @@ def test_reader_data_from_folders_with_the_same_file_names_keeps_each_videos_joi
     for e in read_manifest(both):
         want = tp._read_joints(e.extra_path("joints", both.parent), 17)
         np.testing.assert_array_equal(joints[tp.READER_DATA_PREFIX + e.name], want)
+
+
+def test_lift_shoulder_moves_the_image_and_the_shoulder_target_together() -> None:
+    """The shoulder-lift augmentation: the shoulder's target moves by the drawn displacement and the image
+    moves with it (a dot drawn at each joint is found at the joint's new target); the head, far away, stays."""
+    import cv2
+
+    from stanviewer.core.training.posture import lift_shoulder
+
+    y = torch.tensor([[0.0, -0.6], [0.0, -0.3], [0.3, -0.25], [-0.3, -0.25]])
+    px = (y.numpy() + 1) / 2 * 64 - 0.5
+    img = np.zeros((64, 64, 3), np.float32)
+    for x0, y0 in np.round(px).astype(int):
+        img[y0, x0] = 255
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    rng = np.random.default_rng(3)
+    moved = 0
+    for _ in range(6):
+        out, y2 = lift_shoulder(img, y, rng, 0.12)
+        p2 = (y2.numpy() + 1) / 2 * 64 - 0.5
+        for j in range(4):
+            x0, y0 = np.round(p2[j]).astype(int)
+            win = out[y0 - 3 : y0 + 4, x0 - 3 : x0 + 4, 0]
+            iy, ix = np.unravel_index(win.argmax(), win.shape)
+            assert abs(ix - 3) <= 1 and abs(iy - 3) <= 1, (j, p2[j])
+        shift = np.abs(p2[2:, 1] - px[2:, 1])
+        assert abs(p2[0, 1] - px[0, 1]) <= 0.1 * shift.max() + 1e-6  # the head hardly moves
+        assert np.allclose(p2[:, 0], px[:, 0])  # vertical only
+        assert shift.max() <= 0.12 * 64 + 1e-6
+        moved += shift.max() > 1
+    assert moved >= 4
+    same, y3 = lift_shoulder(img, y, rng, 0.0)
+    assert np.allclose(same, img, atol=1e-3) and torch.allclose(y3, y, atol=1e-6)
+
+
+@pytest.mark.parametrize("lift", [0.12, -0.1, 0.5, float("nan")])
+def test_upper_lift_reaches_the_upper_readers_training_and_its_record(
+    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lift: float
+) -> None:
+    """--upper-lift: the upper-body reader trains with it (and the first reader without it); it is written into
+    the file's training record; values outside 0-0.25 are refused."""
+    import stanviewer.core.training.posture as tp
+
+    calls: list[tuple[bool, float]] = []
+    real = tp.train_reader
+
+    def spy(model, samples, joints, **kw):
+        calls.append((kw.get("upper", False), kw.get("lift", 0.0)))
+        return (yield from real(model, samples, joints, **kw))
+
+    monkeypatch.setattr(tp, "train_reader", spy)
+    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=2, reader_steps=1,
+                      upper_lift=lift)  # fmt: skip
+    if not 0 <= lift <= 0.25:
+        with pytest.raises(StanError, match="shoulder lift"):
+            run_job(tp.train_posture(dataset, _spec(), tmp_path / "bad", cfg), stream=None)
+        assert not calls
+        return
+    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "lift", cfg), stream=None)
+    assert calls == [(False, 0.0), (True, lift)]
+    meta = load_checkpoint(res.best).meta["training"]
+    assert meta["pose_readout"]["upper_body"]["shoulder_lift"] == lift
+    assert meta["config"]["upper_lift"] == lift

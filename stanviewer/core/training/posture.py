@@ -56,7 +56,7 @@ from stanviewer.core.views import normalise_images
 if TYPE_CHECKING:
     from stanviewer.core.training.train import TrainConfig
 
-__all__ = ["fit_pose_readout", "train_posture", "train_reader", "video_bias"]
+__all__ = ["fit_pose_readout", "lift_shoulder", "train_posture", "train_reader", "video_bias"]
 
 
 def _read_joints(path: Path, joints: int) -> np.ndarray:
@@ -99,6 +99,46 @@ READER_LR = 5e-4
 UPPER_TRAIN_JOINTS = 9
 
 
+#: radius (Gaussian sigma) of :func:`lift_shoulder`'s displacement, as a fraction of the image side
+LIFT_RADIUS = 0.1
+_SHOULDERS = (JOINT_NAMES.index("shoulder_l"), JOINT_NAMES.index("shoulder_r"))
+
+
+def lift_shoulder(
+    img: np.ndarray, y: torch.Tensor, rng: np.random.Generator, amplitude: float
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Move one shoulder of an image up or down, as a shoulder hike (or a depression) would.
+
+    ``img`` ``[S, S, 3]`` (any dtype), ``y`` its joints ``[J, 2]`` in view coordinates ``[-1, 1]`` (J >= 4,
+    the order of ``JOINT_NAMES``). One shoulder (either, at random) is displaced vertically by ``d``, drawn
+    uniformly within ``amplitude`` (a fraction of the image side), by a smooth warp: a Gaussian bump of
+    sigma ``LIFT_RADIUS`` of the side centred on the moved shoulder. The shoulder's target moves by ``d``
+    exactly; every other joint by the warp at its place (the neck a little, the head hardly). Images and
+    targets stay consistent, so the reader learns that a shoulder's place in the image, not the figure's
+    usual build, says where the shoulder is: the hikes it reads on new subjects are otherwise shrunk to
+    about a fifth (docs/posture.md).
+    """
+    import cv2
+
+    size = img.shape[0]
+    side = _SHOULDERS[int(rng.integers(2))]
+    d = float(rng.uniform(-amplitude, amplitude)) * size  # pixels, + = down (image rows)
+    r = LIFT_RADIUS * size
+    px = (y.numpy().astype(np.float64) + 1) / 2 * size - 0.5  # pixel-centre coordinates
+    sx, sy = px[side]
+    gx, gy = np.meshgrid(np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64))
+    # output pixel (x, y) shows the input at (x, y - d * g), g centred where the shoulder lands
+    g = np.exp(-((gx - sx) ** 2 + (gy - sy - d) ** 2) / (2 * r * r))
+    out = cv2.remap(
+        np.ascontiguousarray(img), gx.astype(np.float32), (gy - d * g).astype(np.float32),
+        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
+    moved = px.copy()
+    moved[:, 1] += d * np.exp(-((px[:, 0] - sx) ** 2 + (px[:, 1] - sy) ** 2) / (2 * r * r))
+    moved[side, 1] = sy + d
+    return out, torch.from_numpy(((moved + 0.5) / size * 2 - 1).astype(np.float32))
+
+
 def train_reader(
     model: PostureMIL,
     samples: list[VideoSample],
@@ -109,11 +149,15 @@ def train_reader(
     seed: int = 0,
     batch: int = 128,
     lr: float = 1e-3,
+    lift: float = 0.0,
 ) -> Job[float]:
     """Train one pose reader's ResNet on its images against the generator's joints: single images, a
     linear layer on the last two feature maps (dropped afterwards), smooth L1, AdamW with warm-up and
     cosine decay, brightness/contrast jitter and mirror images. The ResNet is then frozen in evaluation
     mode. Returns the last 100 steps' mean error in view pixels.
+
+    ``lift`` > 0: half the images get one shoulder moved up or down by up to that fraction of the image
+    side (:func:`lift_shoulder`).
 
     ``upper``: the upper-body reader on upper-body images, ``UPPER_TRAIN_JOINTS`` joints, the linear layer
     from random weights. Otherwise the first reader on local-view images, all joints, the linear layer
@@ -150,6 +194,8 @@ def train_reader(
                 i = int(rng.integers(s.images.shape[0]))
                 img = jitter_brightness(s.images[i, 0], rng)
                 y = tg[k][min(i, len(tg[k]) - 1)]
+                if lift > 0 and rng.random() < 0.5:
+                    img, y = lift_shoulder(img, y, rng, lift)
                 if rng.random() < 0.5:
                     img, y = img[:, ::-1], mirror_joints(y)
                 xs.append(img)
@@ -334,6 +380,8 @@ def train_posture(
         raise StanError(f"the posture model reads the local view only: use --views local, not {spec.views}")
     if not np.isfinite(cfg.readout_weight) or cfg.readout_weight < 0:
         raise StanError(f"the read-out weight must be a number >= 0, not {cfg.readout_weight}")
+    if not np.isfinite(cfg.upper_lift) or not 0 <= cfg.upper_lift <= 0.25:
+        raise StanError(f"the shoulder lift must be a fraction of the image side from 0 to 0.25, not {cfg.upper_lift}")
     if cfg.reader_fit not in ("all", "train"):
         raise StanError(f"reader_fit must be 'all' or 'train', not {cfg.reader_fit!r}")
     if not cfg.init:
@@ -411,7 +459,7 @@ def train_posture(
             upper.update({s.name: s for s in extra_upper})
         upool = [upper[s.name] for s in fit]
         upper_train_err = yield from train_reader(
-            model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed
+            model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed, lift=cfg.upper_lift
         )
         upper_err = yield from fit_pose_readout(model, upool, joints, ridge, upper=True, weight=cfg.readout_weight)
         model.eval()
@@ -471,6 +519,7 @@ def train_posture(
         upper_desc["upper_body"] = {
             "joints": list(JOINT_NAMES[: model.cfg.upper]),
             "steps": cfg.upper_steps,
+            **({"shoulder_lift": cfg.upper_lift} if cfg.upper_lift else {}),
             # no steps (--upper-steps 0): the upper reader reads with the ResNet it started from
             "train_error_view_px": round(upper_train_err, 3) if np.isfinite(upper_train_err or np.nan) else None,
             "readout_error_view_px": round(float(upper_err or 0.0), 3),

@@ -65,6 +65,9 @@ class TrainConfig:
     freeze_stages: int = 0  # keep the first N backbone stages fixed (4: the whole backbone, only the head learns)
     workers: int = 1  # processes that decode videos not yet in the training cache
     upper_steps: int = 1500  # posture model: training steps of the upper-body pose reader
+    # posture model: the upper-body reader's training moves one shoulder of half its images up or down by up
+    # to this fraction of the image side (0: off; see training.posture.lift_shoulder)
+    upper_lift: float = 0.0
     reader_steps: int = 0  # posture model: fine-tuning steps of the first pose reader (0: kept as --init)
     # posture model: videos the readers are fitted on (read-outs, fine-tuning, upper-body reader): "all" the
     # training split, or "train" only, validation subjects held out (read like new subjects)
