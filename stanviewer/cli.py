@@ -391,6 +391,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "no gain on new synthetic subjects, docs/posture.md)",
     )
     p.add_argument(
+        "--upper-readout",
+        choices=["linear", "softargmax"],
+        default="linear",
+        help="posture model: its upper-body reader's read-out: 'linear' (ridge regression on the ResNet's last "
+        "two feature maps; default, the bundled file's) or 'softargmax' (a heatmap per joint on its first three "
+        "stages, trained with it; offline it found more shoulder hikes, not yet confirmed: docs/posture.md)",
+    )
+    p.add_argument(
         "--reader-steps",
         type=int,
         default=0,
@@ -505,6 +513,7 @@ def _train_parts(a: argparse.Namespace):
         freeze_stages=a.freeze_stages,
         upper_steps=a.upper_steps,
         upper_lift=a.upper_lift,
+        upper_readout=a.upper_readout,
         reader_steps=a.reader_steps,
         reader_fit=a.reader_fit,
         readout_weight=a.readout_weight,

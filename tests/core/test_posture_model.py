@@ -671,3 +671,71 @@ def test_upper_lift_reaches_the_upper_readers_training_and_its_record(
     meta = load_checkpoint(res.best).meta["training"]
     assert meta["pose_readout"]["upper_body"]["shoulder_lift"] == lift
     assert meta["config"]["upper_lift"] == lift
+
+
+def test_a_heatmap_readout_reads_the_peak_cell_and_old_configs_stay_linear() -> None:
+    """HeatmapReadout: a sharp heatmap on one cell reads that cell's centre (view coordinates); a config
+    without ``upper_readout`` (files written before it) reads with the linear read-out; unknown ones fail."""
+    from stanviewer.core.models.posture import HeatmapReadout
+
+    head = HeatmapReadout(channels=2, joints=1, grid=4)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.zero_()
+        head.conv[2].weight[0, 0, 0, 0] = 1.0  # the heatmap is the first hidden channel
+        head.conv[0].weight[0, 0, 1, 1] = 100.0  # which copies input channel 0
+    m = torch.zeros(1, 2, 4, 4)
+    m[0, 0, 2, 1] = 1.0  # row 2, column 1
+    q = head([m])
+    assert torch.allclose(q, torch.tensor([[[(1.5 / 4) * 2 - 1, (2.5 / 4) * 2 - 1]]]), atol=1e-3)
+    old = {k: v for k, v in PostureConfig().to_dict().items() if k != "upper_readout"}
+    assert PostureConfig.from_dict(old).upper_readout == "linear"
+    spec = _spec()
+    spec.classes = ["normal", "compensation"]
+    spec.backbone = {**PostureConfig().to_dict(), "upper_readout": "argmax"}
+    with pytest.raises(ValueError, match="upper-body read-out"):
+        PostureMIL(spec)
+
+
+def test_training_a_softargmax_upper_reader_keeps_its_heatmaps(
+    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--upper-readout softargmax: the heatmap read-out trains with the upper-body reader and is saved with
+    it (no ridge fit for that reader); the file reads with it; a later --init keeps it with --upper-steps 0."""
+    import stanviewer.core.training.posture as tp
+
+    fits: list[bool] = []
+    real_fit = tp.fit_pose_readout
+
+    def spy(model, samples, joints, *a, **kw):
+        fits.append(kw.get("upper", False))
+        return (yield from real_fit(model, samples, joints, *a, **kw))
+
+    monkeypatch.setattr(tp, "fit_pose_readout", spy)
+    sam = {"upper_readout": "softargmax"}
+    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=3, **sam)
+    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "sam", cfg), stream=None)
+    assert fits == [False]  # the first reader's ridge read-out only
+    ck = load_checkpoint(res.best)
+    m = ck.model
+    assert isinstance(m, PostureMIL) and m.cfg.upper_readout == "softargmax"
+    assert ck.meta["training"]["pose_readout"]["upper_body"]["readout"] == "softargmax"
+    fresh = PostureMIL(ck.spec)
+    assert _changed(m.upper_heat, fresh.upper_heat)  # trained, and loaded back from the file
+    x = torch.rand(2, 3, 32, 32)
+    q = m.joints(x, x)
+    assert q.shape == (2, len(JOINT_NAMES), 2) and torch.isfinite(q).all()
+    # the upper joints come from the heatmaps (the linear read-out is unused)
+    with torch.no_grad():
+        m.upper_pose.weight.normal_()
+    assert torch.allclose(m.joints(x, x), q)
+    again = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(res.best), upper_steps=0,
+                        upper_readout="softargmax")  # fmt: skip
+    m2 = load_checkpoint(run_job(tp.train_posture(dataset, _spec(), tmp_path / "again", again), stream=None).best)
+    assert not _changed(m2.model.upper_heat, m.upper_heat)
+    none = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=0, **sam)
+    with pytest.raises(StanError, match="soft-argmax"):
+        run_job(tp.train_posture(dataset, _spec(), tmp_path / "none", none), stream=None)
+    bad = TrainConfig(init=str(pose_init), upper_readout="argmax")
+    with pytest.raises(StanError, match="upper-body read-out"):
+        run_job(tp.train_posture(dataset, _spec(), tmp_path / "bad", bad), stream=None)

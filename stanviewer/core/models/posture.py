@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from stanviewer.core.models.resnet import VARIANTS as RESNETS
 from stanviewer.core.models.resnet import ResNet, ResNetConfig
@@ -47,6 +48,9 @@ __all__ = [
     "MIRROR",
     "TRUNK_FEATURES",
     "UPPER_JOINTS",
+    "UPPER_READOUTS",
+    "UPPER_READ_JOINTS",
+    "HeatmapReadout",
     "PostureConfig",
     "PostureMIL",
     "body_height",
@@ -103,6 +107,40 @@ def mirror_joints(q: Tensor) -> Tensor:
     return torch.stack([-q[..., 0], q[..., 1]], -1)
 
 
+#: joints the upper-body reader is trained on and its soft-argmax read-out reads (head to wrists and the
+#: pelvis: all that the upper-body image usually shows); the model keeps the first ``PostureConfig.upper``
+UPPER_READ_JOINTS = 9
+#: the upper-body reader's read-outs (``PostureConfig.upper_readout``)
+UPPER_READOUTS = ("linear", "softargmax")
+
+
+class HeatmapReadout(nn.Module):
+    """Joints as the softmax-weighted mean position of one heatmap each (soft-argmax).
+
+    Feature maps of several stages are resampled to ``grid`` × ``grid`` (averaged down or bilinearly up) and
+    joined; a 3×3 convolution (64 channels, ReLU) and a 1×1 convolution give ``joints`` heatmaps. The read
+    position moves with the figure in the image, where a linear regression on coarse flattened maps shrinks
+    rare postures (a shoulder hike) towards the usual one (docs/posture.md).
+    """
+
+    def __init__(self, channels: int, joints: int, grid: int) -> None:
+        super().__init__()
+        self.grid = grid
+        self.conv = nn.Sequential(nn.Conv2d(channels, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, joints, 1))
+        g = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2 - 1  # cell centres in [-1, 1]
+        self.register_buffer("gx", g.repeat(grid), persistent=False)
+        self.register_buffer("gy", g.repeat_interleave(grid), persistent=False)
+
+    def forward(self, maps: list[Tensor]) -> Tensor:
+        def fit(m: Tensor) -> Tensor:
+            if m.shape[-1] > self.grid:
+                return F.adaptive_avg_pool2d(m, self.grid)
+            return F.interpolate(m, size=self.grid, mode="bilinear", align_corners=False)
+
+        h = self.conv(torch.cat([fit(m) for m in maps], 1)).flatten(2).softmax(-1)  # [N, J, grid²]
+        return torch.stack([h @ self.gx, h @ self.gy], -1)
+
+
 @dataclass
 class PostureConfig:
     """Architecture of a :class:`PostureMIL` (stored as ``spec.backbone`` in checkpoints)."""
@@ -122,6 +160,10 @@ class PostureConfig:
     # joints (names of the first FEATURE_JOINTS of JOINT_NAMES) the posture features are made of; files
     # written before this option existed use all FEATURE_JOINTS
     features: list[str] = field(default_factory=lambda: list(TRUNK_FEATURES))
+    # the upper-body reader's read-out: "linear" (ridge regression on its flattened last two feature maps;
+    # files written before this option existed) or "softargmax" (a heatmap per joint on its first three
+    # stages at a quarter of the image size; each joint the heatmap's softmax-weighted mean position)
+    upper_readout: str = "linear"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -228,12 +270,21 @@ class PostureMIL(nn.Module):
         self.register_buffer("read_mean", torch.zeros(d))
         self.register_buffer("read_std", torch.ones(d))
         self.pose = nn.Linear(d, cfg.joints * 2)
+        if cfg.upper_readout not in UPPER_READOUTS:
+            raise ValueError(f"the upper-body read-out must be one of {UPPER_READOUTS}, not {cfg.upper_readout!r}")
         if cfg.upper:  # the upper-body reader: its own ResNet (same shape), standardisation and read-out
             self.upper_backbone = ResNet(ResNetConfig.from_dict(cfg.resnet))
             self.upper_backbone.load_state_dict(backbone.state_dict())
             self.register_buffer("upper_mean", torch.zeros(d))
             self.register_buffer("upper_std", torch.ones(d))
             self.upper_pose = nn.Linear(d, cfg.upper * 2)
+            if cfg.upper_readout == "softargmax":
+                with torch.no_grad():
+                    was = backbone.training
+                    backbone.eval()
+                    maps = self._stages(backbone, torch.zeros(1, 3, spec.size, spec.size))
+                    backbone.train(was)
+                self.upper_heat = HeatmapReadout(sum(m.shape[1] for m in maps), UPPER_READ_JOINTS, maps[0].shape[-1])
         self.feature_joints = cfg.feature_index()
         self.mil = nn.ModuleList(self._mlp(len(self.feature_joints) * 2 * len(cfg.context), cfg.hidden)
                                  for _ in range(max(1, cfg.heads)))  # fmt: skip
@@ -246,6 +297,18 @@ class PostureMIL(nn.Module):
             layers += [nn.Linear(n_in, h), nn.ReLU()]
             n_in = h
         return nn.Sequential(*layers, nn.Linear(n_in, 1))
+
+    @staticmethod
+    def _stages(bb: ResNet, x: Tensor) -> list[Tensor]:
+        """The ResNet's first three stages' feature maps of images ``[N, 3, S, S]``."""
+        l1 = bb.layer1(bb.maxpool(bb.relu(bb.bn1(bb.conv1(x)))))
+        l2 = bb.layer2(l1)
+        return [l1, l2, bb.layer3(l2)]
+
+    def upper_heat_joints(self, x: Tensor) -> Tensor:
+        """The soft-argmax read-out's ``UPPER_READ_JOINTS`` joints of upper-body images ``[N, 3, S, S]`` in
+        their own view coordinates ``[-1, 1]``: ``[N, UPPER_READ_JOINTS, 2]``."""
+        return self.upper_heat(self._stages(self.upper_backbone, x))
 
     def _maps(self, x: Tensor, upper: bool = False) -> Tensor:
         """The ResNet's last two feature maps of images ``[N, 3, S, S]``, flattened: ``[N, D]`` (``upper``:
@@ -263,6 +326,8 @@ class PostureMIL(nn.Module):
     def raw_joints(self, x: Tensor, upper: bool = False) -> Tensor:
         """The read-out of images ``[N, 3, S, S]`` as they are (no mirror image): ``[N, J, 2]`` (``upper``:
         the upper-body reader's ``cfg.upper`` joints of upper-body images, in their own coordinates)."""
+        if upper and self.cfg.upper_readout == "softargmax":
+            return self.upper_heat_joints(x)[:, : self.cfg.upper]
         if upper:
             return self.upper_pose(self.read_features(x, True)).view(x.shape[0], self.cfg.upper, 2)
         return self.pose(self.read_features(x)).view(x.shape[0], self.cfg.joints, 2)
@@ -316,7 +381,12 @@ class PostureMIL(nn.Module):
         bbs = [self.backbone, *([self.upper_backbone] if self.cfg.upper else [])]
         return {
             # the per-frame head and the joint read-outs under it
-            "head": [*self.mil, self.pose, *([self.upper_pose] if self.cfg.upper else [])],
+            "head": [
+                *self.mil,
+                self.pose,
+                *([self.upper_pose] if self.cfg.upper else []),
+                *([self.upper_heat] if hasattr(self, "upper_heat") else []),
+            ],
             "blocks4": [bb.layer4 for bb in bbs],
             "blocks3": [bb.layer3 for bb in bbs],
             "blocks2": [bb.layer2 for bb in bbs],

@@ -40,6 +40,9 @@ from stanviewer.core.metrics import prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.posture import (
     JOINT_NAMES,
+    UPPER_READ_JOINTS,
+    UPPER_READOUTS,
+    PostureConfig,
     PostureMIL,
     body_height,
     log_mean_exp,
@@ -56,7 +59,7 @@ from stanviewer.core.views import normalise_images
 if TYPE_CHECKING:
     from stanviewer.core.training.train import TrainConfig
 
-__all__ = ["fit_pose_readout", "lift_shoulder", "train_posture", "train_reader", "video_bias"]
+__all__ = ["fit_pose_readout", "lift_shoulder", "readout_error", "train_posture", "train_reader", "video_bias"]
 
 
 def _read_joints(path: Path, joints: int) -> np.ndarray:
@@ -96,7 +99,7 @@ READER_LR = 5e-4
 
 #: joints the upper-body reader's ResNet is trained on (head to wrists and the pelvis: all that the
 #: upper-body image usually shows); its read-out then keeps the first ``cfg.upper``
-UPPER_TRAIN_JOINTS = 9
+UPPER_TRAIN_JOINTS = UPPER_READ_JOINTS
 
 
 #: radius (Gaussian sigma) of :func:`lift_shoulder`'s displacement, as a fraction of the image side
@@ -169,7 +172,13 @@ def train_reader(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     tg = [_targets(s, joints[s.name], model.spec.size, upper)[:, :nj] for s in samples]
-    head = torch.nn.Linear(model.read_mean.numel(), nj * 2)
+    heat = upper and model.cfg.upper_readout == "softargmax"
+    head: torch.nn.Module
+    if heat:  # the soft-argmax read-out trains with the ResNet and stays with it
+        head = model.upper_heat
+        head.train()
+    else:
+        head = torch.nn.Linear(model.read_mean.numel(), nj * 2)
     if not upper:  # the ridge read-out with its standardisation folded in
         with torch.no_grad():
             w = model.pose.weight / model.read_std
@@ -202,7 +211,7 @@ def train_reader(
                 ys.append(y)
             x = normalise_images(np.stack(xs).astype(np.uint8))
             y = torch.stack(ys)
-            pred = head(model._maps(x, upper)).view(len(xs), nj, 2)
+            pred = model.upper_heat_joints(x) if heat else head(model._maps(x, upper)).view(len(xs), nj, 2)
             loss = F.smooth_l1_loss(pred, y, beta=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -212,7 +221,8 @@ def train_reader(
             yield Progress(step + 1, steps, f"training {what}: error {np.mean(errs[-100:]):.2f} px")
     finally:
         bb.eval()
-        for p in bb.parameters():
+        head.eval()
+        for p in params:
             p.requires_grad_(False)
     return float(np.mean(errs[-100:])) if errs else float("nan")
 
@@ -289,6 +299,14 @@ def fit_pose_readout(
         (model.upper_std if upper else model.read_std).copy_(sd.float())
         linear.weight.copy_(w.T.float())
         linear.bias.copy_((yw - ((mw - mu) / sd) @ w).float())
+    return readout_error(model, samples, joints, upper)
+
+
+def readout_error(
+    model: PostureMIL, samples: list[VideoSample], joints: dict[str, np.ndarray], upper: bool = False
+) -> float:
+    """A reader's mean joint error (view pixels) on every 20th of ``samples``, read as the model reads."""
+    nj = model.cfg.upper if upper else model.cfg.joints
     err = []
     for s in samples[:: max(1, len(samples) // 20)]:
         with torch.no_grad():
@@ -416,6 +434,11 @@ def train_posture(
     if not any(s.label == target for s in tr) or all(s.label == target for s in tr):
         raise StanError("training needs videos of both classes")
 
+    if cfg.upper_readout not in UPPER_READOUTS:
+        raise StanError(f"the upper-body read-out must be one of {UPPER_READOUTS}, not {cfg.upper_readout!r}")
+    if cfg.upper_readout != "linear":
+        arch = spec.backbone or PostureConfig().to_dict()
+        spec = replace(spec, backbone={**arch, "upper_readout": cfg.upper_readout})
     model = build_model(spec)
     assert isinstance(model, PostureMIL)
     model.backbone.load_state_dict(ck.model.backbone.state_dict())
@@ -452,6 +475,14 @@ def train_posture(
         # it starts from the --init's upper-body reader where it has one, else from its (first) ResNet
         src = ck.model.upper_backbone if getattr(ck.model.cfg, "upper", 0) else ck.model.backbone
         model.upper_backbone.load_state_dict(src.state_dict())
+        heat = model.cfg.upper_readout == "softargmax"
+        if heat and hasattr(ck.model, "upper_heat"):  # the --init's soft-argmax read-out is the start too
+            model.upper_heat.load_state_dict(ck.model.upper_heat.state_dict())
+        elif heat and not cfg.upper_steps:
+            raise StanError(
+                "the soft-argmax read-out is trained with the upper-body reader: give --upper-steps, or --init a "
+                "posture model that has one"
+            )
         usamples = yield from load_samples(manifest, spec, workers=cfg.workers, upper=True)
         upper = {s.name: s for s in usamples}
         if extra:
@@ -461,7 +492,10 @@ def train_posture(
         upper_train_err = yield from train_reader(
             model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed, lift=cfg.upper_lift
         )
-        upper_err = yield from fit_pose_readout(model, upool, joints, ridge, upper=True, weight=cfg.readout_weight)
+        if heat:  # trained with the ResNet: nothing to fit
+            upper_err = readout_error(model, upool, joints, upper=True)
+        else:
+            upper_err = yield from fit_pose_readout(model, upool, joints, ridge, upper=True, weight=cfg.readout_weight)
         model.eval()
 
     feats: dict[str, torch.Tensor] = {}
@@ -520,6 +554,7 @@ def train_posture(
             "joints": list(JOINT_NAMES[: model.cfg.upper]),
             "steps": cfg.upper_steps,
             **({"shoulder_lift": cfg.upper_lift} if cfg.upper_lift else {}),
+            "readout": model.cfg.upper_readout,
             # no steps (--upper-steps 0): the upper reader reads with the ResNet it started from
             "train_error_view_px": round(upper_train_err, 3) if np.isfinite(upper_train_err or np.nan) else None,
             "readout_error_view_px": round(float(upper_err or 0.0), 3),

@@ -68,6 +68,8 @@ class TrainConfig:
     # posture model: the upper-body reader's training moves one shoulder of half its images up or down by up
     # to this fraction of the image side (0: off; see training.posture.lift_shoulder)
     upper_lift: float = 0.0
+    # posture model: the upper-body reader's read-out, "linear" (ridge) or "softargmax" (heatmaps, trained with it)
+    upper_readout: str = "linear"
     reader_steps: int = 0  # posture model: fine-tuning steps of the first pose reader (0: kept as --init)
     # posture model: videos the readers are fitted on (read-outs, fine-tuning, upper-body reader): "all" the
     # training split, or "train" only, validation subjects held out (read like new subjects)
