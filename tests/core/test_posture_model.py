@@ -720,6 +720,9 @@ def test_training_a_softargmax_upper_reader_keeps_its_heatmaps(
     m = ck.model
     assert isinstance(m, PostureMIL) and m.cfg.upper_readout == "softargmax"
     assert ck.meta["training"]["pose_readout"]["upper_body"]["readout"] == "softargmax"
+    from stanviewer.core.models.bundled import describe
+
+    assert "its upper-body image (heatmap read-out)" in describe(ck.path, ck.meta)
     fresh = PostureMIL(ck.spec)
     assert _changed(m.upper_heat, fresh.upper_heat)  # trained, and loaded back from the file
     x = torch.rand(2, 3, 32, 32)

@@ -47,7 +47,8 @@ def _posture_reading(spec: dict) -> str:
     from stanviewer.core.models.posture import PostureConfig
 
     cfg = PostureConfig.from_dict(spec.get("backbone") or {})
-    extra = [*(["its mirror image"] if cfg.mirror else []), *(["its upper-body image"] if cfg.upper else [])]
+    upper = "its upper-body image" + (" (heatmap read-out)" if cfg.upper_readout == "softargmax" else "")
+    extra = [*(["its mirror image"] if cfg.mirror else []), *([upper] if cfg.upper else [])]
     return f" and {' and '.join(extra)}" if extra else ""
 
 
