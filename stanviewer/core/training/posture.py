@@ -160,7 +160,8 @@ def train_reader(
     mode. Returns the last 100 steps' mean error in view pixels.
 
     ``lift`` > 0: half the images get one shoulder moved up or down by up to that fraction of the image
-    side (:func:`lift_shoulder`).
+    side (:func:`lift_shoulder`). A model whose upper-body read-out is ``softargmax`` trains that read-out
+    (``model.upper_heat``) in place of the linear layer and keeps it.
 
     ``upper``: the upper-body reader on upper-body images, ``UPPER_TRAIN_JOINTS`` joints, the linear layer
     from random weights. Otherwise the first reader on local-view images, all joints, the linear layer
