@@ -265,6 +265,7 @@ class PostureMIL(nn.Module):
         with torch.no_grad():
             was = backbone.training
             backbone.eval()
+            maps = self._stages(backbone, torch.zeros(1, 3, spec.size, spec.size))  # shapes only
             d = self._maps(torch.zeros(1, 3, spec.size, spec.size)).shape[1]
             backbone.train(was)
         self.register_buffer("read_mean", torch.zeros(d))
@@ -279,11 +280,6 @@ class PostureMIL(nn.Module):
             self.register_buffer("upper_std", torch.ones(d))
             self.upper_pose = nn.Linear(d, cfg.upper * 2)
             if cfg.upper_readout == "softargmax":
-                with torch.no_grad():
-                    was = backbone.training
-                    backbone.eval()
-                    maps = self._stages(backbone, torch.zeros(1, 3, spec.size, spec.size))
-                    backbone.train(was)
                 self.upper_heat = HeatmapReadout(sum(m.shape[1] for m in maps), UPPER_READ_JOINTS, maps[0].shape[-1])
         self.feature_joints = cfg.feature_index()
         self.mil = nn.ModuleList(self._mlp(len(self.feature_joints) * 2 * len(cfg.context), cfg.hidden)
@@ -314,7 +310,7 @@ class PostureMIL(nn.Module):
         """The ResNet's last two feature maps of images ``[N, 3, S, S]``, flattened: ``[N, D]`` (``upper``:
         the upper-body reader's ResNet)."""
         bb = self.upper_backbone if upper else self.backbone
-        l3 = bb.layer3(bb.layer2(bb.layer1(bb.maxpool(bb.relu(bb.bn1(bb.conv1(x)))))))
+        l3 = self._stages(bb, x)[2]
         return torch.cat([bb.layer4(l3).flatten(1), l3.flatten(1)], 1)
 
     def read_features(self, x: Tensor, upper: bool = False) -> Tensor:
