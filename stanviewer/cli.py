@@ -399,6 +399,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "stages, trained with it; offline it found more shoulder hikes, not yet confirmed: docs/posture.md)",
     )
     p.add_argument(
+        "--upper-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="posture model: while its upper-body reader trains, each image is drawn with probability "
+        "proportional to 1 + W * (d / 0.03)^2, d being how far the generator's shoulders stand from their usual "
+        "height above the neck (in body heights; joints, never labels), so that rare postures such as a shoulder "
+        "hike fill more of each batch (default 0: every image alike)",
+    )
+    p.add_argument(
         "--reader-steps",
         type=int,
         default=0,
@@ -514,6 +524,7 @@ def _train_parts(a: argparse.Namespace):
         upper_steps=a.upper_steps,
         upper_lift=a.upper_lift,
         upper_readout=a.upper_readout,
+        upper_weight=a.upper_weight,
         reader_steps=a.reader_steps,
         reader_fit=a.reader_fit,
         readout_weight=a.readout_weight,

@@ -742,3 +742,56 @@ def test_training_a_softargmax_upper_reader_keeps_its_heatmaps(
     bad = TrainConfig(init=str(pose_init), upper_readout="argmax")
     with pytest.raises(StanError, match="upper-body read-out"):
         run_job(tp.train_posture(dataset, _spec(), tmp_path / "bad", bad), stream=None)
+
+
+def test_image_draws_follow_the_readout_weights() -> None:
+    """--upper-weight: images are drawn in proportion to their read-out weights (a hike of 0.06 body heights
+    weighs 1 + 4·2² = 17 with W = 4), and each draw names a real image of its sample."""
+    from stanviewer.core.training.data import VideoSample
+    from stanviewer.core.training.posture import READOUT_WEIGHT_SCALE, image_draws
+
+    j = _figure(40)
+    j[10:20, JOINT_NAMES.index("shoulder_l"), 1] -= 2 * READOUT_WEIGHT_SCALE * 170.0
+    imgs = np.zeros((20, 1, 4, 4, 3), np.uint8)
+    a = VideoSample("a", "S", 1, imgs, np.arange(0, 40, 2), 4, 2, None, 40, 10.0)
+    b = VideoSample("b", "S", 0, imgs[:12], np.arange(0, 24, 2), 4, 2, None, 24, 10.0)
+    draws = image_draws([a, b], {"a": j, "b": _figure(24)}, 4.0)
+    ks, within = draws.sample(np.random.default_rng(0), 40000)
+    assert set(np.unique(ks)) == {0, 1}
+    assert within.min() >= 0 and within[ks == 0].max() == 19 and within[ks == 1].max() == 11
+    hike = (ks == 0) & (within >= 5) & (within < 10)
+    expected = 5 * 17 / (5 * 17 + 15 + 12)  # five hike images of weight 17 among 27 of weight 1
+    assert abs(hike.mean() - expected) < 0.01
+    plain = image_draws([a, b], {"a": j, "b": _figure(24)}, 0.0)
+    ks0, _ = plain.sample(np.random.default_rng(1), 32000)
+    assert abs((ks0 == 0).mean() - 20 / 32) < 0.01
+
+
+@pytest.mark.parametrize("weight", [4.0, -1.0, float("nan")])
+def test_upper_weight_reaches_the_upper_readers_training_and_its_record(
+    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weight: float
+) -> None:
+    """--upper-weight: the upper-body reader trains with weighted draws (the first reader without); the file's
+    training record says so; negative or missing weights are refused before any training."""
+    import stanviewer.core.training.posture as tp
+
+    calls: list[tuple[bool, float]] = []
+    real = tp.train_reader
+
+    def spy(model, samples, joints, **kw):
+        calls.append((kw.get("upper", False), kw.get("weight", 0.0)))
+        return (yield from real(model, samples, joints, **kw))
+
+    monkeypatch.setattr(tp, "train_reader", spy)
+    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=2, reader_steps=1,
+                      upper_weight=weight)  # fmt: skip
+    if not weight >= 0:
+        with pytest.raises(StanError, match="draw weight"):
+            run_job(tp.train_posture(dataset, _spec(), tmp_path / "bad", cfg), stream=None)
+        assert not calls
+        return
+    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "w", cfg), stream=None)
+    assert calls == [(False, 0.0), (True, weight)]
+    meta = load_checkpoint(res.best).meta["training"]
+    assert meta["pose_readout"]["upper_body"]["draw_weighting"].startswith("1 + 4 *")
+    assert meta["config"]["upper_weight"] == weight

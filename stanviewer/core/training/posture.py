@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +59,16 @@ from stanviewer.core.views import normalise_images
 if TYPE_CHECKING:
     from stanviewer.core.training.train import TrainConfig
 
-__all__ = ["fit_pose_readout", "lift_shoulder", "readout_error", "train_posture", "train_reader", "video_bias"]
+__all__ = [
+    "ImageDraws",
+    "fit_pose_readout",
+    "image_draws",
+    "lift_shoulder",
+    "readout_error",
+    "train_posture",
+    "train_reader",
+    "video_bias",
+]
 
 
 def _read_joints(path: Path, joints: int) -> np.ndarray:
@@ -153,6 +162,7 @@ def train_reader(
     batch: int = 128,
     lr: float = 1e-3,
     lift: float = 0.0,
+    weight: float = 0.0,
 ) -> Job[float]:
     """Train one pose reader's ResNet on its images against the generator's joints: single images, a
     linear layer on the last two feature maps (dropped afterwards), smooth L1, AdamW with warm-up and
@@ -162,6 +172,10 @@ def train_reader(
     ``lift`` > 0: half the images get one shoulder moved up or down by up to that fraction of the image
     side (:func:`lift_shoulder`). A model whose upper-body read-out is ``softargmax`` trains that read-out
     (``model.upper_heat``) in place of the linear layer and keeps it.
+
+    ``weight`` > 0: images are drawn with probability proportional to :func:`readout_weights` (the shoulders'
+    distance from their usual height; joints, never labels), so that rare postures such as a shoulder hike
+    fill more of each batch. 0: every image alike (the draws of runs made before this option).
 
     ``upper``: the upper-body reader on upper-body images, ``UPPER_TRAIN_JOINTS`` joints, the linear layer
     from random weights. Otherwise the first reader on local-view images, all joints, the linear layer
@@ -174,6 +188,7 @@ def train_reader(
     torch.manual_seed(seed)
     tg = [_targets(s, joints[s.name], model.spec.size, upper)[:, :nj] for s in samples]
     heat = upper and model.cfg.upper_readout == "softargmax"
+    draw = image_draws(samples, joints, weight) if weight > 0 else None
     head: torch.nn.Module
     if heat:  # the soft-argmax read-out trains with the ResNet and stays with it
         head = model.upper_heat
@@ -199,9 +214,13 @@ def train_reader(
             for g in opt.param_groups:
                 g["lr"] = lr_now
             xs, ys = [], []
-            for k in rng.integers(len(samples), size=batch):
+            if draw is None:  # (the random draws in this order, as runs made before weighting had them)
+                ks, within = rng.integers(len(samples), size=batch), None
+            else:
+                ks, within = draw.sample(rng, batch)
+            for j, k in enumerate(ks):
                 s = samples[k]
-                i = int(rng.integers(s.images.shape[0]))
+                i = int(rng.integers(s.images.shape[0])) if within is None else int(within[j])
                 img = jitter_brightness(s.images[i, 0], rng)
                 y = tg[k][min(i, len(tg[k]) - 1)]
                 if lift > 0 and rng.random() < 0.5:
@@ -232,6 +251,11 @@ def train_reader(
 READOUT_WEIGHT_SCALE = 0.03
 
 
+def _weighting(weight: float) -> str:
+    """How :func:`readout_weights` weighs images, in words for a checkpoint's training record."""
+    return f"1 + {weight:g} * (shoulder deviation / {READOUT_WEIGHT_SCALE:g} body heights)^2"
+
+
 def readout_weights(s: VideoSample, joints: np.ndarray, weight: float) -> np.ndarray:
     """Each image's weight in the read-out fit: ``1 + weight * (d / 0.03)**2``, where ``d`` is how far the
     generator's shoulders stand from their usual height above the neck in that video (the larger side,
@@ -248,6 +272,29 @@ def readout_weights(s: VideoSample, joints: np.ndarray, weight: float) -> np.nda
     above = np.stack([neck - j[:, idx["shoulder_l"], 1], neck - j[:, idx["shoulder_r"], 1]], 1) / height
     d = np.abs(above - np.median(above, 0)).max(1)
     return 1.0 + weight * (d / READOUT_WEIGHT_SCALE) ** 2
+
+
+@dataclass
+class ImageDraws:
+    """Weighted draws of (sample, image) pairs: cumulative probabilities over every image of every sample."""
+
+    cum: np.ndarray  # [images]: cumulative probability, the last one 1
+    offsets: np.ndarray  # [samples + 1]: index of each sample's first image in ``cum``
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` draws: each one's sample index and image index within that sample."""
+        flat = np.minimum(np.searchsorted(self.cum, rng.random(n), side="right"), len(self.cum) - 1)
+        ks = np.searchsorted(self.offsets, flat, side="right") - 1
+        return ks, flat - self.offsets[ks]
+
+
+def image_draws(samples: list[VideoSample], joints: dict[str, np.ndarray], weight: float) -> ImageDraws:
+    """Draws of training images with probability proportional to :func:`readout_weights` (a sample's images
+    beyond its weights take its last weight)."""
+    w = [readout_weights(s, joints[s.name], weight) for s in samples]
+    w = [wk[np.minimum(np.arange(s.images.shape[0]), len(wk) - 1)] for wk, s in zip(w, samples)]
+    flat = np.concatenate(w)
+    return ImageDraws(np.cumsum(flat) / flat.sum(), np.cumsum([0, *(len(wk) for wk in w)]))
 
 
 def fit_pose_readout(
@@ -399,6 +446,8 @@ def train_posture(
         raise StanError(f"the posture model reads the local view only: use --views local, not {spec.views}")
     if not np.isfinite(cfg.readout_weight) or cfg.readout_weight < 0:
         raise StanError(f"the read-out weight must be a number >= 0, not {cfg.readout_weight}")
+    if not np.isfinite(cfg.upper_weight) or cfg.upper_weight < 0:
+        raise StanError(f"the upper-body reader's draw weight must be a number >= 0, not {cfg.upper_weight}")
     if not np.isfinite(cfg.upper_lift) or not 0 <= cfg.upper_lift <= 0.25:
         raise StanError(f"the shoulder lift must be a fraction of the image side from 0 to 0.25, not {cfg.upper_lift}")
     if cfg.reader_fit not in ("all", "train"):
@@ -491,7 +540,14 @@ def train_posture(
             upper.update({s.name: s for s in extra_upper})
         upool = [upper[s.name] for s in fit]
         upper_train_err = yield from train_reader(
-            model, upool, joints, upper=True, steps=cfg.upper_steps, seed=cfg.seed, lift=cfg.upper_lift
+            model,
+            upool,
+            joints,
+            upper=True,
+            steps=cfg.upper_steps,
+            seed=cfg.seed,
+            lift=cfg.upper_lift,
+            weight=cfg.upper_weight,
         )
         if heat:  # trained with the ResNet: nothing to fit
             upper_err = readout_error(model, upool, joints, upper=True)
@@ -555,6 +611,7 @@ def train_posture(
             "joints": list(JOINT_NAMES[: model.cfg.upper]),
             "steps": cfg.upper_steps,
             **({"shoulder_lift": cfg.upper_lift} if cfg.upper_lift else {}),
+            **({"draw_weighting": _weighting(cfg.upper_weight)} if cfg.upper_weight else {}),
             "readout": model.cfg.upper_readout,
             # no steps (--upper-steps 0): the upper reader reads with the ResNet it started from
             "train_error_view_px": round(upper_train_err, 3) if np.isfinite(upper_train_err or np.nan) else None,
@@ -568,9 +625,7 @@ def train_posture(
             if cfg.reader_fit == "all"
             else f"generator joints of the training videos ({len(fit)}); validation subjects held out",
             "error_view_px": round(read_err, 3),
-            "weighting": f"1 + {cfg.readout_weight:g} * (shoulder deviation / {READOUT_WEIGHT_SCALE:g} body heights)^2"
-            if cfg.readout_weight
-            else "none",
+            "weighting": _weighting(cfg.readout_weight) if cfg.readout_weight else "none",
             "init": str(cfg.init),
             **({"reader_data": {"manifest": Path(cfg.reader_data).name, "videos": len(extra)}} if extra else {}),
             **init_desc,

@@ -70,6 +70,9 @@ class TrainConfig:
     upper_lift: float = 0.0
     # posture model: the upper-body reader's read-out, "linear" (ridge) or "softargmax" (heatmaps, trained with it)
     upper_readout: str = "linear"
+    # posture model: the upper-body reader's training draws images with the shoulders away from their usual
+    # height this much more often (0: every image alike; see training.posture.readout_weights)
+    upper_weight: float = 0.0
     reader_steps: int = 0  # posture model: fine-tuning steps of the first pose reader (0: kept as --init)
     # posture model: videos the readers are fitted on (read-outs, fine-tuning, upper-body reader): "all" the
     # training split, or "train" only, validation subjects held out (read like new subjects)
