@@ -396,7 +396,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         default="linear",
         help="posture model: its upper-body reader's read-out: 'linear' (ridge regression on the ResNet's last "
         "two feature maps; default, the bundled file's) or 'softargmax' (a heatmap per joint on its first three "
-        "stages, trained with it; offline it found more shoulder hikes, not yet confirmed: docs/posture.md)",
+        "stages, trained with it; the most accurate reader on new subjects, but no confirmed frame F1 gain over "
+        "four runs: docs/posture.md)",
     )
     p.add_argument(
         "--upper-weight",
@@ -406,7 +407,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="posture model: while its upper-body reader trains, each image is drawn with probability "
         "proportional to 1 + W * (d / 0.03)^2, d being how far the generator's shoulders stand from their usual "
         "height above the neck (in body heights; joints, never labels), so that rare postures such as a shoulder "
-        "hike fill more of each batch (default 0: every image alike)",
+        "hike fill more of each batch (default 0: every image alike; measured with 4: it reads more of a hike "
+        "and more rise where there is none, frame F1 -2.9 on new synthetic subjects, docs/posture.md)",
     )
     p.add_argument(
         "--reader-steps",
