@@ -750,6 +750,14 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for video_level.csv, frame_level.csv, report.md")
     p.add_argument("--coverage", choices=["full", "sampled"], default="sampled")
     p.add_argument("--calib-videos", type=int, default=40, help="training videos used to calibrate thresholds")
+    p.add_argument(
+        "--calib-from",
+        choices=["train", "val"],
+        default="train",
+        help="where the calibration videos come from: 'train', the manifest's training split (default), or "
+        "'val', only the videos of the subjects each checkpoint held out for validation (named in its training "
+        "record; for a posture model trained with --reader-fit train they are read like new subjects' videos)",
+    )
     p.add_argument("--test-videos", type=int, help="at most this many test videos (default: all)")
     p.add_argument("--no-short", action="store_true", help="skip the short-sequence (one clip) evaluation")
     p.add_argument("--sanity", action="store_true", help="add the model-randomisation check")
@@ -773,6 +781,7 @@ def _run_evaluate(a: argparse.Namespace) -> int:
         methods=[m.strip() for m in a.methods.split(",") if m.strip()],
         coverage=a.coverage,
         calib_videos=a.calib_videos,
+        calib_from=a.calib_from,
         test_videos=a.test_videos,
         short=not a.no_short,
         sanity=a.sanity,

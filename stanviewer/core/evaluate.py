@@ -55,6 +55,10 @@ class EvalConfig:
     methods: list[str] = field(default_factory=lambda: ["window", "vanilla", "smoothgrad", "gradcam"])
     coverage: str = "sampled"
     calib_videos: int = 40  # training videos used for calibration (per protocol), chosen with a seed
+    # where they come from: "train", the manifest's training split; "val", only the videos of the subjects
+    # the checkpoint held out for validation (its training record's subjects_val): for a posture model
+    # trained with --reader-fit train they are read like new subjects' videos
+    calib_from: str = "train"
     test_videos: int | None = None  # cap on test videos (None: all)
     short: bool = True
     sanity: bool = False
@@ -101,6 +105,33 @@ class _Scored:
     scores: np.ndarray
     predicted_target: bool
     evidence: float
+
+
+#: where ``evaluate`` takes its calibration videos from (:attr:`EvalConfig.calib_from`)
+CALIB_FROM = ("train", "val")
+
+
+def _calibration_pool(
+    ck: Checkpoint, train_e: list[ManifestEntry], calib_from: str, manifest: Path
+) -> list[ManifestEntry]:
+    """The training-split videos a checkpoint's thresholds may be calibrated on: all of them, or (``"val"``)
+    those of the subjects it held out for validation."""
+    if calib_from == "train":
+        return train_e
+    subjects = set(ck.meta.get("training", {}).get("subjects_val") or [])
+    if not subjects:
+        raise StanError(
+            f"{ck.name}: its training record names no validation subjects to calibrate on; use --calib-from train",
+            ck.path,
+        )
+    pool = [e for e in train_e if e.subject in subjects]
+    if not any(e.label == ck.spec.target for e in pool):
+        raise StanError(
+            f"no {ck.spec.target} video of {ck.name}'s validation subjects ({', '.join(sorted(subjects))}) is in "
+            "the manifest's training split; use --calib-from train",
+            manifest,
+        )
+    return pool
 
 
 def _pick(entries: list[ManifestEntry], n: int | None, seed: int) -> list[ManifestEntry]:
@@ -260,6 +291,8 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
     if not test_e:
         raise StanError("the manifest has no test split (split column with train/test)", manifest)
     test_e = _pick(test_e, cfg.test_videos, cfg.seed)
+    if cfg.calib_from not in CALIB_FROM:
+        raise StanError(f"calibration videos come from one of {', '.join(CALIB_FROM)}, not {cfg.calib_from!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     video_rows: list[dict] = []
@@ -269,9 +302,10 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
     for cpath in checkpoints:
         ck = load_checkpoint(cpath)
         tgt = ck.spec.target
-        pos_train = [e for e in train_e if e.label == tgt]
+        pool = _calibration_pool(ck, train_e, cfg.calib_from, manifest)
+        pos_train = [e for e in pool if e.label == tgt]
         calib_a = _pick(pos_train, cfg.calib_videos, cfg.seed)
-        calib_b = _pick(train_e, cfg.calib_videos, cfg.seed + 1)
+        calib_b = _pick(pool, cfg.calib_videos, cfg.seed + 1)
         first = True
         whole_video = family(ck.spec.arch) == "posture"  # scores whole videos with its own evidence
         for method in [POSTURE] if whole_video else cfg.methods:
@@ -319,6 +353,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                     "sequence": "long",
                     "protocol": "a",
                     "threshold": th_a,
+                    "calibrated_on": cfg.calib_from,
                     **ra,
                     **_baselines(test_a, ra["flag_rate"], cfg.seed),
                 }
@@ -337,6 +372,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                     "sequence": "long",
                     "protocol": "b",
                     "threshold": th_b,
+                    "calibrated_on": cfg.calib_from,
                     **rb,
                     **base_b,
                     "predicted_positive_all_f1": prf(flags, ys).f1,
@@ -364,6 +400,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                         "sequence": "short",
                         "protocol": "a",
                         "threshold": th_s,
+                        "calibrated_on": cfg.calib_from,
                         **rs,
                         **_baselines(tst, rs["flag_rate"], cfg.seed),
                     }
@@ -396,7 +433,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
         _write_csv(out / "sanity.csv", sanity_rows)
     if kind_rows:
         _write_csv(out / "by_kind.csv", kind_rows)
-    md = markdown_report(video_rows, frame_rows, sanity_rows, kind_rows)
+    md = markdown_report(video_rows, frame_rows, sanity_rows, kind_rows, cfg.calib_from)
     with atomic_write(out / "report.md") as f:
         f.write(md)
     return EvalReport(video_rows, frame_rows, sanity_rows, md, kind_rows)
@@ -412,7 +449,11 @@ def _f(x: float) -> str:
 
 
 def markdown_report(
-    video_rows: list[dict], frame_rows: list[dict], sanity_rows: list[dict], kind_rows: list[dict] | None = None
+    video_rows: list[dict],
+    frame_rows: list[dict],
+    sanity_rows: list[dict],
+    kind_rows: list[dict] | None = None,
+    calib_from: str = "train",
 ) -> str:
     out = [
         "### Video-level classification (test subjects)",
@@ -426,7 +467,8 @@ def markdown_report(
         )
     out += [
         "",
-        "### Frame-level F1 (test subjects; thresholds calibrated on training videos)",
+        "### Frame-level F1 (test subjects; thresholds calibrated on "
+        + ("training videos)" if calib_from == "train" else "the videos of each model's validation subjects)"),
         "",
         "Protocol a: target-class videos only. Protocol b: all videos; videos predicted as not-target get "
         "no flagged frames. Baselines: every frame flagged; random flags at the method's rate; (b) every "
@@ -490,7 +532,15 @@ def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
     if not rows:
         return f"{checkpoint}: no rows to store"
     old = meta.get("thresholds") if isinstance(meta.get("thresholds"), dict) else {}
-    new = {r["method"]: {"threshold": float(r["threshold"]), "test_f1": float(r["f1"]), "protocol": "a"} for r in rows}
+    new = {
+        r["method"]: {
+            "threshold": float(r["threshold"]),
+            "test_f1": float(r["f1"]),
+            "protocol": "a",
+            "calibrated_on": str(r.get("calibrated_on", "train")),
+        }
+        for r in rows
+    }
     th = {**old, **new}
     best = max(th, key=lambda m: float(th[m].get("test_f1", -1.0)) if isinstance(th[m], dict) else -1.0)
     update_metadata(checkpoint, {"thresholds": th, "default_method": best})

@@ -403,6 +403,50 @@ def test_evaluate_uses_the_posture_method_and_skips_the_short_sequence(trained: 
     assert (tmp_path / "ev" / "by_kind.csv").is_file() and "By compensation kind" in rep.markdown
 
 
+def test_evaluate_can_calibrate_on_the_validation_subjects_alone(
+    trained: Checkpoint, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--calib-from val: only the videos of the subjects the checkpoint held out for validation are scored for
+    calibration; the rows, the report and the stored thresholds say so; a checkpoint that names none, or
+    whose validation subjects have no video of the target class in the manifest, gets a clear error."""
+    import shutil
+
+    import stanviewer.core.evaluate as ev
+    from stanviewer.core.models.checkpoint import update_metadata
+
+    train_e = [e for e in read_manifest(dataset) if (e.split or "train") == "train"]
+    pos = next(e for e in train_e if e.label == trained.spec.target)
+    neg_only = sorted({e.subject for e in train_e} - {e.subject for e in train_e if e.label == trained.spec.target})
+    cfg = ev.EvalConfig(methods=["vanilla"], calib_videos=4, test_videos=2, calib_from="val")
+    with pytest.raises(StanError, match="names no validation subjects"):
+        run_job(ev.evaluate(dataset, [trained.path], cfg, tmp_path / "none"), stream=None)
+    ck = tmp_path / "val.safetensors"
+    shutil.copy(trained.path, ck)
+    update_metadata(ck, {"training": {**trained.meta["training"], "subjects_val": [pos.subject]}})
+    scored: list[tuple[str, set[str]]] = []
+    real = ev._score_videos
+
+    def spy(c, entries, st, label):
+        scored.append((label, {e.subject for e in entries}))
+        return (yield from real(c, entries, st, label))
+
+    monkeypatch.setattr(ev, "_score_videos", spy)
+    rep = run_job(ev.evaluate(dataset, [ck], cfg, tmp_path / "val"), stream=None)
+    calib = [subjects for label, subjects in scored if "calibration" in label]
+    assert calib and all(subjects == {pos.subject} for subjects in calib)
+    assert {r["calibrated_on"] for r in rep.frame_rows} == {"val"}
+    assert "validation subjects" in rep.markdown
+    ev.store_thresholds(ck, rep.frame_rows)
+    assert load_checkpoint(ck).meta["thresholds"][METHOD]["calibrated_on"] == "val"
+    # validation subjects without a target-class video in the manifest: nothing to calibrate protocol a on
+    for subjects in ([*neg_only, "S99"], ["S99"]):
+        update_metadata(ck, {"training": {**trained.meta["training"], "subjects_val": subjects}})
+        with pytest.raises(StanError, match=r"validation subjects .* training split"):
+            run_job(ev.evaluate(dataset, [ck], cfg, tmp_path / "neg"), stream=None)
+    with pytest.raises(StanError, match="calibration videos come from"):
+        run_job(ev.evaluate(dataset, [ck], ev.EvalConfig(calib_from="test"), tmp_path / "bad"), stream=None)
+
+
 def test_heatmaps_follow_the_pose_reader_gradient(trained: Checkpoint, dataset: Path, tmp_path: Path) -> None:
     from stanviewer.core.explain.heatmaps import HeatmapReader
 
