@@ -687,34 +687,46 @@ def test_lift_shoulder_moves_the_image_and_the_shoulder_target_together() -> Non
     assert np.allclose(same, img, atol=1e-3) and torch.allclose(y3, y, atol=1e-6)
 
 
-@pytest.mark.parametrize("lift", [0.12, -0.1, 0.5, float("nan")])
-def test_upper_lift_reaches_the_upper_readers_training_and_its_record(
-    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lift: float
-) -> None:
-    """--upper-lift: the upper-body reader trains with it (and the first reader without it); it is written into
-    the file's training record; values outside 0-0.25 are refused."""
+_UPPER_OPTIONS = [  # (TrainConfig field, train_reader keyword, value, refusal, what the record holds)
+    ("upper_lift", "lift", 0.12, None, ("shoulder_lift", 0.12)),
+    ("upper_lift", "lift", -0.1, "shoulder lift", None),
+    ("upper_lift", "lift", 0.5, "shoulder lift", None),
+    ("upper_lift", "lift", float("nan"), "shoulder lift", None),
+    ("upper_weight", "weight", 4.0, None, ("draw_weighting", "1 + 4 * (shoulder deviation / 0.03 body heights)^2")),
+    ("upper_weight", "weight", -1.0, "draw weight", None),
+    ("upper_weight", "weight", float("nan"), "draw weight", None),
+]
+
+
+@pytest.mark.parametrize(("field", "keyword", "value", "refusal", "record"), _UPPER_OPTIONS)
+def test_upper_reader_options_reach_its_training_and_the_record(
+    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    field: str, keyword: str, value: float, refusal: str | None, record: tuple[str, object] | None,
+) -> None:  # fmt: skip
+    """--upper-lift and --upper-weight: the upper-body reader trains with them (the first reader without);
+    they are written into the file's training record; values out of range are refused before any training."""
     import stanviewer.core.training.posture as tp
 
     calls: list[tuple[bool, float]] = []
     real = tp.train_reader
 
     def spy(model, samples, joints, **kw):
-        calls.append((kw.get("upper", False), kw.get("lift", 0.0)))
+        calls.append((kw.get("upper", False), kw.get(keyword, 0.0)))
         return (yield from real(model, samples, joints, **kw))
 
     monkeypatch.setattr(tp, "train_reader", spy)
     cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=2, reader_steps=1,
-                      upper_lift=lift)  # fmt: skip
-    if not 0 <= lift <= 0.25:
-        with pytest.raises(StanError, match="shoulder lift"):
+                      **{field: value})  # fmt: skip
+    if refusal:
+        with pytest.raises(StanError, match=refusal):
             run_job(tp.train_posture(dataset, _spec(), tmp_path / "bad", cfg), stream=None)
         assert not calls
         return
-    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "lift", cfg), stream=None)
-    assert calls == [(False, 0.0), (True, lift)]
+    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "ok", cfg), stream=None)
+    assert calls == [(False, 0.0), (True, value)]
     meta = load_checkpoint(res.best).meta["training"]
-    assert meta["pose_readout"]["upper_body"]["shoulder_lift"] == lift
-    assert meta["config"]["upper_lift"] == lift
+    assert record is not None and meta["pose_readout"]["upper_body"][record[0]] == record[1]
+    assert meta["config"][field] == value
 
 
 def test_a_heatmap_readout_reads_the_peak_cell_and_old_configs_stay_linear() -> None:
@@ -809,33 +821,3 @@ def test_image_draws_follow_the_readout_weights() -> None:
     plain = image_draws([a, b], {"a": j, "b": _figure(24)}, 0.0)
     ks0, _ = plain.sample(np.random.default_rng(1), 32000)
     assert abs((ks0 == 0).mean() - 20 / 32) < 0.01
-
-
-@pytest.mark.parametrize("weight", [4.0, -1.0, float("nan")])
-def test_upper_weight_reaches_the_upper_readers_training_and_its_record(
-    dataset: Path, pose_init: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weight: float
-) -> None:
-    """--upper-weight: the upper-body reader trains with weighted draws (the first reader without); the file's
-    training record says so; negative or missing weights are refused before any training."""
-    import stanviewer.core.training.posture as tp
-
-    calls: list[tuple[bool, float]] = []
-    real = tp.train_reader
-
-    def spy(model, samples, joints, **kw):
-        calls.append((kw.get("upper", False), kw.get("weight", 0.0)))
-        return (yield from real(model, samples, joints, **kw))
-
-    monkeypatch.setattr(tp, "train_reader", spy)
-    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=2, reader_steps=1,
-                      upper_weight=weight)  # fmt: skip
-    if not weight >= 0:
-        with pytest.raises(StanError, match="draw weight"):
-            run_job(tp.train_posture(dataset, _spec(), tmp_path / "bad", cfg), stream=None)
-        assert not calls
-        return
-    res = run_job(tp.train_posture(dataset, _spec(), tmp_path / "w", cfg), stream=None)
-    assert calls == [(False, 0.0), (True, weight)]
-    meta = load_checkpoint(res.best).meta["training"]
-    assert meta["pose_readout"]["upper_body"]["draw_weighting"].startswith("1 + 4 *")
-    assert meta["config"]["upper_weight"] == weight
