@@ -261,9 +261,13 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="render videos in this many processes (same files)")
     p.add_argument(
         "--pose-data",
-        action="store_true",
-        help="every video compensates in every repetition: posture variety for label-free pose pretraining "
-        "(one class only, not for training or evaluating a classifier)",
+        nargs="?",
+        const="reps",
+        choices=["reps", "free"],
+        help="posture variety for label-free pose pretraining (one class only, not for training or evaluating "
+        "a classifier): every video compensates, in every repetition (`reps`, the default) or in events on "
+        "their own timing and side with normal repetitions (`free`: shoulder hikes and leans not tied to a "
+        "raised arm)",
     )
     p.set_defaults(run=_run_synth)
 

@@ -230,3 +230,40 @@ def test_pose_data_compensates_in_every_repetition_and_leaves_normal_sets_unchan
     assert meta["pose_data"] is True
     assert all(v["compensation"] and all(r["comp"] for r in v["reps"]) for v in meta["videos"])
     assert {e.label for e in read_manifest(manifest)} == {CLASSES[1]}
+
+
+def test_free_pose_data_moves_the_trunk_on_its_own_timing_and_leaves_the_repetitions_normal(tmp_path: Path) -> None:
+    from stanviewer.core.synth import random_subject, random_video_spec
+    from stanviewer.core.synth.dataset import _pose_at
+
+    hike_arm_down = lean_arm_down = arm_up_calm = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        spec = random_video_spec(rng, random_subject(rng, "S01"), "V", True, reps=(3, 4), free=True)
+        assert not any(r.comp for r in spec.reps)  # the arm's repetitions stay normal
+        assert len(spec.events) == len(spec.reps) + 1 and all(e.comp and e.side for e in spec.events)
+        normal = random_video_spec(np.random.default_rng(seed), random_subject(rng, "S01"), "V", False, free=True)
+        assert normal.events == []  # a normal video stays normal
+        for t in np.arange(0.0, spec.duration, 0.1):
+            pose, _ = _pose_at(
+                spec, float(t), {k: (lambda _t: 0.0) for k in ("lat", "fwd", "rot", "hike", "head", "elbow")}
+            )
+            arm = max(r.elevation(float(t)) for r in spec.reps)
+            arm_up, arm_down = arm > 0.5, arm < 0.1
+            trunk = (
+                max(abs(pose.hike_l), abs(pose.hike_r)) > 0.035 or abs(pose.lean_lateral) + abs(pose.lean_forward) > 7
+            )
+            hike_arm_down += (max(pose.hike_l, pose.hike_r) > 0.035) and arm_down
+            lean_arm_down += (abs(pose.lean_lateral) + abs(pose.lean_forward) > 7) and arm_down
+            arm_up_calm += arm_up and not trunk
+    # hikes and leans with the arm down, and raised arms without them: the two are not tied
+    assert hike_arm_down > 20 and lean_arm_down > 20 and arm_up_calm > 100
+    manifest = run_job(
+        make_dataset(tmp_path / "free", subjects=1, videos_per_subject=1, reps=(1, 1), seed=4, pose_data="free"),
+        stream=None,
+    )
+    meta = json.loads((manifest.parent / "synth.json").read_text(encoding="utf-8"))
+    assert meta["pose_data"] is True and meta["pose_data_mode"] == "free" and meta["videos"][0]["events"]
+    assert {e.label for e in read_manifest(manifest)} == {CLASSES[1]}
+    with pytest.raises(StanError, match="pose data"):
+        run_job(make_dataset(tmp_path / "bad", subjects=1, pose_data="sometimes"), stream=None)

@@ -75,6 +75,7 @@ class Rep:
     amp: float = 0.0  # degrees (lean, rotation) or body units (hike)
     comp2: str | None = None
     amp2: float = 0.0
+    side: str | None = None  # free compensation events (pose data): left | right | both; None: the video's arm
 
     @property
     def end(self) -> float:
@@ -107,6 +108,7 @@ class VideoSpec:
     compensation: bool
     distractors: int
     codec: str = "h264"
+    events: list[Rep] = field(default_factory=list)  # compensations on their own timing (``free`` pose data)
 
     @property
     def label(self) -> str:
@@ -154,9 +156,13 @@ def random_video_spec(
     duration: float | None = None,
     codec: str = "h264",
     every_rep: bool = False,
+    free: bool = False,
 ) -> VideoSpec:
     """Draw a video of ``subject``; ``duration`` (seconds) repeats exercises to fill a long video.
-    ``every_rep``: a compensation video compensates in every repetition (pose data, see ``make_dataset``)."""
+    ``every_rep``: a compensation video compensates in every repetition (pose data, see ``make_dataset``).
+    ``free``: a compensation video's repetitions stay normal and its compensations come as events on
+    their own timing, on a side of their own (pose data whose shoulder hikes and leans are independent of
+    the arm: raised with the arm down, arm raised without them)."""
     view = rng.random()
     if view < 0.45:
         yaw = float(rng.uniform(-15, 15))
@@ -180,7 +186,26 @@ def random_video_spec(
         )
         out.append(r)
         t = r.end + float(rng.uniform(0.4, 1.3))
-    if compensation:
+    events: list[Rep] = []
+    if compensation and free:
+        total = duration if duration is not None else t + float(rng.uniform(0.2, 1.0))
+        kinds, p = _comp_types(yaw)
+        for _ in range(len(out) + 1):
+            ev = Rep(
+                start=float(rng.uniform(-0.5, total - 1.0)),
+                raise_s=float(rng.uniform(0.6, 1.7)),
+                hold_s=float(rng.uniform(0.2, 1.2)),
+                lower_s=float(rng.uniform(0.6, 1.7)),
+                peak=0.0,
+                side=str(rng.choice(["left", "right", "both"], p=[0.4, 0.4, 0.2])),
+            )
+            ev.comp = str(rng.choice(kinds, p=p))
+            ev.amp = float(rng.uniform(0.3, 1.0)) * _amp(ev.comp, rng)  # faint to clear, not only clear
+            if rng.random() < 0.35:
+                ev.comp2 = str(rng.choice([x for x in kinds if x != ev.comp]))
+                ev.amp2 = float(rng.uniform(0.3, 1.0)) * _amp(ev.comp2, rng)
+            events.append(ev)
+    elif compensation:
         kinds, p = _comp_types(yaw)
         n = len(out)
         k = n if rng.random() < 0.15 else int(rng.integers(1, max(2, n)))
@@ -196,7 +221,8 @@ def random_video_spec(
                 rest = [x for x in kinds if x != rep.comp]
                 rep.comp2 = str(rng.choice(rest))
                 rep.amp2 = 0.6 * _amp(rep.comp2, rng)
-    total = duration if duration is not None else t + float(rng.uniform(0.2, 1.0))
+    if not (compensation and free):  # drawn here, after the compensations, so that seeds draw as before
+        total = duration if duration is not None else t + float(rng.uniform(0.2, 1.0))
     return VideoSpec(
         name=name,
         subject=subject,
@@ -209,6 +235,7 @@ def random_video_spec(
         compensation=compensation,
         distractors=int(rng.choice([0, 1, 1, 2])),
         codec=codec,
+        events=events,
     )
 
 
@@ -250,28 +277,39 @@ def _pose_at(spec: VideoSpec, t: float, sway: dict[str, _Sway]) -> tuple[Pose, f
                 pose.arm_l = val
             else:
                 pose.arm_r = val
-        if rep.comp is None:
-            continue
-        k = e**1.3
-        side = {"left": 1.0, "right": -1.0, "both": 1.0}[spec.arm]
-        for kind, amp in ((rep.comp, rep.amp), (rep.comp2, rep.amp2)):
-            if kind is None:
-                continue
-            intensity = max(intensity, amp * k / VISIBILITY[kind])
-            if kind == "lean_lateral":
-                pose.lean_lateral += -side * amp * k
-            elif kind == "lean_back":
-                pose.lean_forward -= amp * k
-            elif kind == "lean_forward":
-                pose.lean_forward += amp * k
-            elif kind == "rotation":
-                pose.rotation += side * amp * k
-            elif kind == "hike":
-                if spec.arm in ("left", "both"):
-                    pose.hike_l += amp * k
-                if spec.arm in ("right", "both"):
-                    pose.hike_r += amp * k
+        if rep.comp is not None:
+            intensity = max(intensity, _compensate(pose, rep, e, spec.arm))
+    for ev in spec.events:
+        e = ev.elevation(t)
+        if e > 0:
+            intensity = max(intensity, _compensate(pose, ev, e, ev.side or spec.arm))
     return pose, intensity
+
+
+def _compensate(pose: Pose, rep: Rep, e: float, arm: str) -> float:
+    """Add ``rep``'s compensation at envelope ``e`` (0..1) on the side of ``arm`` to ``pose``; returns its
+    visible intensity (visibility units)."""
+    intensity = 0.0
+    k = e**1.3
+    side = {"left": 1.0, "right": -1.0, "both": 1.0}[arm]
+    for kind, amp in ((rep.comp, rep.amp), (rep.comp2, rep.amp2)):
+        if kind is None:
+            continue
+        intensity = max(intensity, amp * k / VISIBILITY[kind])
+        if kind == "lean_lateral":
+            pose.lean_lateral += -side * amp * k
+        elif kind == "lean_back":
+            pose.lean_forward -= amp * k
+        elif kind == "lean_forward":
+            pose.lean_forward += amp * k
+        elif kind == "rotation":
+            pose.rotation += side * amp * k
+        elif kind == "hike":
+            if arm in ("left", "both"):
+                pose.hike_l += amp * k
+            if arm in ("right", "both"):
+                pose.hike_r += amp * k
+    return intensity
 
 
 def make_video(spec: VideoSpec, out_dir: str | Path) -> dict:
@@ -393,7 +431,7 @@ def make_dataset(
     codec: str = "h264",
     long_seconds: float | None = None,
     workers: int = 1,
-    pose_data: bool = False,
+    pose_data: bool | str = False,
 ) -> Job[Path]:
     """Generate a data set (a job: yields :class:`Progress`, returns the manifest path).
 
@@ -404,8 +442,14 @@ def make_dataset(
 
     ``pose_data``: every video compensates in every repetition — posture variety for label-free pose
     pretraining (the readers otherwise see a shoulder hike in a few per cent of their images and read it
-    shrunk). Such a set has one class only: it is not for training or evaluating a classifier.
+    shrunk). ``pose_data="free"``: every video compensates too, but in events on their own timing and side
+    while the repetitions stay normal, so that a raised shoulder or a lean is not tied to a raised arm
+    (``pose_data=True`` is ``"reps"``). Such a set has one class only: it is not for training or evaluating
+    a classifier.
     """
+    mode = "reps" if pose_data is True else (pose_data or None)
+    if mode not in (None, "reps", "free"):
+        raise StanError(f"pose data must be 'reps' or 'free', not {pose_data!r}")
     if subjects < 1 or videos_per_subject < 1:
         raise StanError("subjects and videos per subject must be at least 1")
     out = Path(out_dir)
@@ -416,7 +460,7 @@ def make_dataset(
     test_ids = {s.subject for s in subj[subjects - n_test :]}
     specs: list[VideoSpec] = []
     for s in subj:
-        flags = [pose_data or v % 2 == 1 for v in range(videos_per_subject)]
+        flags = [mode is not None or v % 2 == 1 for v in range(videos_per_subject)]
         root.shuffle(flags)
         for v, comp in enumerate(flags):
             specs.append(
@@ -428,7 +472,8 @@ def make_dataset(
                     reps=reps,
                     duration=long_seconds,
                     codec=codec,
-                    every_rep=pose_data,
+                    every_rep=mode == "reps",
+                    free=mode == "free",
                 )
             )
     rows = yield from _render_all(specs, out, workers)
@@ -440,7 +485,8 @@ def make_dataset(
     meta = {
         "generator": "stanviewer.core.synth",
         "seed": seed,
-        "pose_data": pose_data,
+        "pose_data": mode is not None,
+        "pose_data_mode": mode,
         "subjects": subjects,
         "videos_per_subject": videos_per_subject,
         "test_subjects": sorted(test_ids),
