@@ -13,7 +13,9 @@
 # POSE_DATA=1 draws the videos with `synth --pose-data` (every repetition compensated: the reader sees
 # shoulder hikes and trunk rotations in far more images; measured: readers trained on the usual draws read
 # a hike at a fifth to a third of its height, docs/posture.md "Which compensations it misses"). Not yet
-# measured with a reader trained on such data.
+# measured with a reader trained on such data. POSE_DATA=free draws them with `synth --pose-data free`
+# (compensations as events on their own timing and side, repetitions normal: a raised shoulder is not
+# tied to a raised arm; docs/posture.md, eighteenth session).
 # OUT_DIR receives the small results (checkpoint, history, logs, manifest), never the videos.
 set -euo pipefail
 W=${1:?work dir}
@@ -33,6 +35,7 @@ SV="${PYTHON:-python} -m stanviewer"
 DATA=$W/reader$SUBJECTS-seed$SEED
 SYNTH_EXTRA=()
 if [ "$POSE_DATA" = 1 ]; then DATA=$DATA-pose; SYNTH_EXTRA=(--pose-data); fi
+if [ "$POSE_DATA" = free ]; then DATA=$DATA-free; SYNTH_EXTRA=(--pose-data free); fi
 M=$DATA/manifest.csv
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/timeline.txt"; }
