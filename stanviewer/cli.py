@@ -479,6 +479,13 @@ def _mask_args(p: argparse.ArgumentParser) -> None:
         default=0.08,
         help="local view: widen the ROI box by this fraction of its size before masking (default 0.08)",
     )
+    p.add_argument(
+        "--mask-box",
+        choices=["frame", "video"],
+        default="frame",
+        help="local view: mask each frame outside its own ROI box (`frame`, default) or outside one stable "
+        "box per video (`video`: a raised arm widening the box does not move the mask's edge beside the trunk)",
+    )
 
 
 def _mask_margin(a: argparse.Namespace) -> float | None:
@@ -507,6 +514,7 @@ def _train_parts(a: argparse.Namespace):
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
         local_margin=_mask_margin(a),
+        local_mask=a.mask_box,
         head_hidden=a.head_hidden,
         # standardise features measured on a pretrained backbone (--init); from scratch the statistics of
         # random features would mean nothing and the trainer would hold BatchNorm at its initial statistics
@@ -607,6 +615,7 @@ def _run_pretrain(a: argparse.Namespace) -> int:
         sample_fps=a.sample_fps,
         roi_provider=a.roi,
         local_margin=_mask_margin(a),
+        local_mask=a.mask_box,
     )
     path = run_job(
         pretrain_pose(

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "LOCAL_MASKS",
     "MEAN",
     "NEUTRAL",
     "STD",
@@ -30,6 +31,7 @@ __all__ = [
     "global_view",
     "local_view",
     "make_views",
+    "mask_boxes",
     "normalise",
     "normalise_images",
     "view_names",
@@ -39,6 +41,23 @@ MEAN = (0.45, 0.45, 0.45)
 STD = (0.225, 0.225, 0.225)
 NEUTRAL = int(round(MEAN[0] * 255))  # 115
 VIEWS = ("global", "local", "global+local")
+LOCAL_MASKS = ("frame", "video")
+
+
+def mask_boxes(boxes: np.ndarray, mode: str = "frame") -> np.ndarray:
+    """The boxes that mask each frame's local view: ``frame`` returns ``boxes`` (float [N, 4], x0 y0 x1 y1)
+    as they are; ``video`` gives every frame one stable box, the 2nd percentile of the boxes' left and top
+    edges and the 98th of their right and bottom edges (a robust union: a raised arm's extent is inside
+    it, a few stray boxes are not)."""
+    if mode == "frame":
+        return boxes
+    if mode != "video":
+        raise ValueError(f"local mask must be one of {LOCAL_MASKS}, not {mode!r}")
+    b = np.asarray(boxes, np.float32)
+    if b.size == 0:
+        return b
+    stable = np.concatenate([np.percentile(b[:, :2], 2, axis=0), np.percentile(b[:, 2:], 98, axis=0)])
+    return np.broadcast_to(stable.astype(np.float32), b.shape).copy()
 
 
 def view_names(views: str) -> list[str]:

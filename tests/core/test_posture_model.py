@@ -487,6 +487,60 @@ def test_an_unmasked_local_view_keeps_the_crop_square_and_its_own_cache() -> Non
     )
 
 
+def test_a_video_mask_box_stays_put_in_training_and_analysis(
+    trained: Checkpoint, dataset: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``local_mask="video"``: one stable box per video masks every local view (a raised arm widening the
+    frame's box must not move the mask's edge beside the trunk), in the training images and the analysis."""
+    from dataclasses import replace
+
+    import stanviewer.core.explain.posture as ep
+    import stanviewer.core.training.data as td
+    from stanviewer.core.views import mask_boxes
+
+    boxes = np.array([[10, 20, 50, 100]] * 96 + [[0, 5, 90, 100]] * 4, np.float32)
+    assert mask_boxes(boxes, "frame") is boxes
+    stable = mask_boxes(boxes, "video")
+    assert stable.shape == boxes.shape and (stable == stable[0]).all()
+    assert stable[0, 0] < 10 and stable[0, 2] > 50 and stable[0, 1] < 20  # the arm's 4 % is inside it
+    with pytest.raises(ValueError, match="local mask"):
+        mask_boxes(boxes, "person")
+    with pytest.raises(ValueError, match="local mask"):
+        replace(_spec(), local_mask="person")
+    assert ModelSpec.from_dict({k: v for k, v in _spec().to_dict().items() if k != "local_mask"}).local_mask == "frame"
+    assert td._cache_key("f" * 40, _spec()) != td._cache_key("f" * 40, replace(_spec(), local_mask="video"))
+
+    seen: list[np.ndarray] = []
+    real_views, real_local = td.make_views, ep.local_view
+
+    def spy_views(frames, views, size, boxes=None, square=None, margin=0.08):
+        seen.append(np.asarray(boxes)[0].copy())
+        return real_views(frames, views, size, boxes, square, margin)
+
+    def spy_local(frame, box, square, size, margin=0.08):
+        seen.append(np.asarray(box, np.float32).copy())
+        return real_local(frame, box, square, size, margin)
+
+    monkeypatch.setattr(td, "make_views", spy_views)
+    monkeypatch.setattr(td, "cache_dir", lambda: tmp_path)  # decode the training images afresh
+    monkeypatch.setattr(ep, "local_view", spy_local)
+    e = read_manifest(dataset)[0]
+    for mode in ("frame", "video"):
+        ck = Checkpoint(trained.model, {**trained.meta, "spec": {**trained.meta["spec"], "local_mask": mode}},
+                        trained.path, trained.sha256)  # fmt: skip
+        seen.clear()
+        td.prepare_video(e, ck.spec, dataset.parent, ck.spec.classes)
+        n_train = len(seen)
+        with open_video(e.video) as r:
+            run_job(analyze_reader(r, ck, AnalysisSettings(method=METHOD, heatmaps=False)), stream=None)
+        for part in (np.array(seen[:n_train]), np.array(seen[n_train:])):  # training images, then analysis
+            moves = np.ptp(part, axis=0).max()
+            if mode == "frame":
+                assert moves > 1  # the arm moves the frame's box...
+            else:
+                assert moves < 1e-3  # ...and no longer the mask
+
+
 def test_smoothing_keeps_slow_posture_and_damps_a_one_frame_glitch() -> None:
     from stanviewer.core.models.posture import smooth_rows
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from stanviewer.core.models.uniformer import VARIANTS, UniFormer, UniFormerConfig
-from stanviewer.core.views import MEAN, STD, view_names
+from stanviewer.core.views import LOCAL_MASKS, MEAN, STD, view_names
 
 __all__ = ["STAN", "ModelSpec", "build_model", "video_centre"]
 
@@ -37,6 +37,9 @@ class ModelSpec:
         local_margin: the local view masks pixels outside the ROI box widened by this fraction of its size
             on each side; ``None`` keeps the whole crop square (the posture model reads limbs that a
             motion box may cut off).
+        local_mask: which box masks each frame's local view: ``frame`` (the ROI box of that frame) or
+            ``video`` (one stable box per video, :func:`~stanviewer.core.views.mask_boxes`), so that a
+            raised arm widening the frame's box does not move the mask's edge beside the trunk.
         video_centre: STAN only: the head reads each window's pooled features minus the **video's median
             window features** (per channel), so a window is judged against the same person's usual posture
             in that recording rather than against the training population (set per video with
@@ -54,6 +57,7 @@ class ModelSpec:
     std: list[float] = field(default_factory=lambda: list(STD))
     roi_provider: str = "motion"
     local_margin: float | None = 0.08  # local view: mask outside the ROI box widened by this; None: no mask
+    local_mask: str = "frame"  # the mask's box: each frame's ROI box, or one stable box per video ("video")
     head_hidden: int = 0  # 0: the backbone's linear head (official layout); > 0: a two-layer MLP head
     feature_norm: bool = False  # standardise pooled features (training-set mean/std buffers) before the head
     video_centre: bool = False  # STAN: subtract the video's median window features before the head
@@ -65,6 +69,8 @@ class ModelSpec:
             raise ValueError(f"clip length must be even and >= 2, not {self.frames}")
         if self.size < 32 or self.size % 32:
             raise ValueError(f"input size must be a multiple of 32, not {self.size}")
+        if self.local_mask not in LOCAL_MASKS:
+            raise ValueError(f"local mask must be one of {LOCAL_MASKS}, not {self.local_mask!r}")
         if self.target not in self.classes:
             raise ValueError(f"target class {self.target!r} is not one of {self.classes}")
 

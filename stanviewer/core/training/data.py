@@ -21,7 +21,7 @@ from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.paths import cache_dir
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import open_video
-from stanviewer.core.views import make_views, view_names
+from stanviewer.core.views import make_views, mask_boxes, view_names
 
 __all__ = ["VideoSample", "load_samples", "prepare_video", "roi_for_video"]
 
@@ -94,6 +94,8 @@ def _cache_key(fingerprint: str, spec: ModelSpec, upper: bool = False) -> str:
     views = spec.views.replace("+", "-") + ("-upper" if upper else "")
     roi = f"{spec.roi_provider}{_roi_version(spec.roi_provider)}"
     mask = "" if spec.local_margin == 0.08 or "local" not in spec.views else f"_m{spec.local_margin}"
+    if spec.local_mask != "frame" and "local" in spec.views:
+        mask += f"_{spec.local_mask}box"
     return f"{fingerprint[:24]}_{views}_{spec.size}_{spec.sample_fps:g}_{roi}{mask}_v{PREP_VERSION}"
 
 
@@ -137,6 +139,8 @@ def prepare_video(
         wanted = set(range(0, n, fine))
         need_roi = "local" in view_names(spec.views)
         boxes, square = roi_for_video(reader, spec.roi_provider, entry, root) if need_roi else (None, None)
+        if boxes is not None:
+            boxes = mask_boxes(boxes, spec.local_mask)
         view_square = square
         if upper:
             from stanviewer.core.models.posture import upper_square
