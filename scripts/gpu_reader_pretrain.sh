@@ -15,7 +15,10 @@
 # a hike at a fifth to a third of its height, docs/posture.md "Which compensations it misses"). Not yet
 # measured with a reader trained on such data. POSE_DATA=free draws them with `synth --pose-data free`
 # (compensations as events on their own timing and side, repetitions normal: a raised shoulder is not
-# tied to a raised arm; docs/posture.md, eighteenth session).
+# tied to a raised arm; docs/posture.md, eighteenth session; measured on CPU as reader data: worse).
+# MASK_BOX=video pretrains on local views masked by one stable box per video (`--mask-box video`; the
+# posture model trained from such a reader must use it too): the per-frame mask's edge moves when an arm
+# is raised and the readers read it as a shoulder moving (docs/posture.md, eighteenth session).
 # OUT_DIR receives the small results (checkpoint, history, logs, manifest), never the videos.
 set -euo pipefail
 W=${1:?work dir}
@@ -29,6 +32,7 @@ MINUTES=${MINUTES:-6.5}
 WORKERS=${WORKERS:-$(nproc)}
 DEVICE=${DEVICE:-auto}
 POSE_DATA=${POSE_DATA:-0}
+MASK_BOX=${MASK_BOX:-frame}
 mkdir -p "$W" "$OUT"
 export STANVIEWER_CACHE_DIR=${STANVIEWER_CACHE_DIR:-$W/cache}
 SV="${PYTHON:-python} -m stanviewer"
@@ -46,7 +50,7 @@ stamp "synth $SUBJECTS subjects x $VPS videos, seed $SEED, every subject in the 
 # every subject of this draw trains the reader (synth keeps at least one test subject: move it over)
 python3 "$(dirname "$0")/all_train_split.py" "$M"
 cp "$M" "$OUT/reader_manifest.csv"
-VIEW=(--arch cnn-narrow-patch --frames 8 --views local --size 64 --sample-fps 5 --roi motion)
+VIEW=(--arch cnn-narrow-patch --frames 8 --views local --size 64 --sample-fps 5 --roi motion --mask-box "$MASK_BOX")
 stamp "motion boxes and local views of every video (cached; one pretraining step)"
 $SV pretrain "$M" --out "$W/warm" "${VIEW[@]}" --steps 1 --batch 2 --device cpu --workers "$WORKERS" \
     > "$OUT/cache.log" 2>&1

@@ -488,7 +488,7 @@ def test_an_unmasked_local_view_keeps_the_crop_square_and_its_own_cache() -> Non
 
 
 def test_a_video_mask_box_stays_put_in_training_and_analysis(
-    trained: Checkpoint, dataset: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    trained: Checkpoint, dataset: Path, pose_init: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """``local_mask="video"``: one stable box per video masks every local view (a raised arm widening the
     frame's box must not move the mask's edge beside the trunk), in the training images and the analysis."""
@@ -539,6 +539,11 @@ def test_a_video_mask_box_stays_put_in_training_and_analysis(
                 assert moves > 1  # the arm moves the frame's box...
             else:
                 assert moves < 1e-3  # ...and no longer the mask
+    # a model trained under the stable mask keeps it, and records that its readers' start was not
+    cfg = TrainConfig(epochs=1, val_fraction=0, threads=1, init=str(pose_init), upper_steps=2, reader_steps=0)
+    res = run_job(train(dataset, replace(_spec(), local_mask="video"), tmp_path / "run", cfg), stream=None)
+    m = load_checkpoint(res.best)
+    assert m.spec.local_mask == "video" and m.meta["training"]["pose_readout"]["init_mask_box"] == "frame"
 
 
 def test_smoothing_keeps_slow_posture_and_damps_a_one_frame_glitch() -> None:

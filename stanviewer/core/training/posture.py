@@ -627,6 +627,8 @@ def train_posture(
             "error_view_px": round(read_err, 3),
             "weighting": _weighting(cfg.readout_weight) if cfg.readout_weight else "none",
             "init": str(cfg.init),
+            # the mask the readers' start was pretrained under, where it differs from this model's
+            **({"init_mask_box": ck.spec.local_mask} if ck.spec.local_mask != spec.local_mask else {}),
             **({"reader_data": {"manifest": Path(cfg.reader_data).name, "videos": len(extra)}} if extra else {}),
             **init_desc,
             **reader_desc,
