@@ -544,6 +544,10 @@ def test_a_video_mask_box_stays_put_in_training_and_analysis(
     res = run_job(train(dataset, replace(_spec(), local_mask="video"), tmp_path / "run", cfg), stream=None)
     m = load_checkpoint(res.best)
     assert m.spec.local_mask == "video" and m.meta["training"]["pose_readout"]["init_mask_box"] == "frame"
+    from stanviewer.core.models.bundled import describe
+
+    assert "masked by one stable box per video" in describe(m.path, m.meta)
+    assert "stable box" not in describe(trained.path, trained.meta)
 
 
 def test_smoothing_keeps_slow_posture_and_damps_a_one_frame_glitch() -> None:

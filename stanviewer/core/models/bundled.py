@@ -52,6 +52,15 @@ def _posture_reading(spec: dict) -> str:
     return f" and {' and '.join(extra)}" if extra else ""
 
 
+def _mask_text(spec: dict) -> str:
+    """How the local view is masked, where it is not the default (each frame's ROI box)."""
+    if "local" not in str(spec.get("views", "")):
+        return ""
+    if "local_margin" in spec and spec["local_margin"] is None:
+        return ", local view unmasked"
+    return ", local view masked by one stable box per video" if spec.get("local_mask") == "video" else ""
+
+
 def describe(path: str | Path, meta: dict) -> str:
     """A short model card from checkpoint metadata."""
     spec = meta.get("spec", {})
@@ -64,10 +73,10 @@ def describe(path: str | Path, meta: dict) -> str:
         (
             f"input       whole videos: every frame's {spec.get('size')} px local view"
             f"{_posture_reading(spec)} (trained on "
-            f"{2 * float(spec.get('sample_fps') or 0):g} images/s), ROI {spec.get('roi_provider')}"
+            f"{2 * float(spec.get('sample_fps') or 0):g} images/s), ROI {spec.get('roi_provider')}{_mask_text(spec)}"
             if family(spec.get("arch") or "") == "posture"
             else f"input       {spec.get('frames')} frames x {spec.get('size')} px at {spec.get('sample_fps')} "
-            f"frames/s, ROI {spec.get('roi_provider')}"
+            f"frames/s, ROI {spec.get('roi_provider')}{_mask_text(spec)}"
         ),
     ]
     if family(spec.get("arch") or "") == "posture":
