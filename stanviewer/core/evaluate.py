@@ -212,7 +212,7 @@ def _protocol_b(videos: list[_Scored]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _short_clip_scores(ck: Checkpoint, e: ManifestEntry, method: str, st: AnalysisSettings, roi) -> tuple:
     """Scores of a T-frame clip sampled uniformly over the video, and the labels of those frames."""
-    from stanviewer.core.views import global_view, local_view, mask_boxes, normalise, view_names
+    from stanviewer.core.views import global_view, local_geometry, local_view, normalise, view_names
 
     spec = ck.spec
     with open_video(e.video) as r:
@@ -227,12 +227,9 @@ def _short_clip_scores(ck: Checkpoint, e: ManifestEntry, method: str, st: Analys
             if v == "global":
                 imgs.append(np.stack([global_view(f, spec.size) for f in frames]))
             else:
-                boxes, square = roi(r)
-                boxes = mask_boxes(boxes, spec.local_mask)
-                sc = np.array([work[0] / rw, work[1] / rh] * 2, np.float32)
-                sq = (square[0] * work[0] / rw, square[1] * work[1] / rh, square[2] * work[0] / rw)
+                boxes, sq = local_geometry(*roi(r), spec.local_mask, (rw, rh), work)
                 m = spec.local_margin
-                imgs.append(np.stack([local_view(f, boxes[i] * sc, sq, spec.size, m) for f, i in zip(frames, idx)]))
+                imgs.append(np.stack([local_view(f, boxes[i], sq, spec.size, m) for f, i in zip(frames, idx)]))
         labels = read_frame_labels(e.frame_labels, n)[idx]
     clips = tuple(normalise(torch.from_numpy(im[None])) for im in imgs)
     m = make_method(method, ck.model, **st.method_params())

@@ -29,6 +29,7 @@ __all__ = [
     "STD",
     "VIEWS",
     "global_view",
+    "local_geometry",
     "local_view",
     "make_views",
     "mask_boxes",
@@ -58,6 +59,21 @@ def mask_boxes(boxes: np.ndarray, mode: str = "frame") -> np.ndarray:
         return b
     stable = np.concatenate([np.percentile(b[:, :2], 2, axis=0), np.percentile(b[:, 2:], 98, axis=0)])
     return np.broadcast_to(stable.astype(np.float32), b.shape).copy()
+
+
+def local_geometry(
+    boxes: np.ndarray,
+    square: Sequence[float],
+    mode: str,
+    size: tuple[int, int],
+    work: tuple[int, int],
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A video's ROI ``boxes`` (float [N, 4]) and crop ``square`` (cx, cy, side), both in pixels of a frame
+    of ``size`` (w, h), as the local views of frames decoded at ``work`` (w, h) use them: the mask boxes of
+    ``mode`` (:func:`mask_boxes`) and the square, scaled to the working size."""
+    sx, sy = work[0] / size[0], work[1] / size[1]
+    cx, cy, side = (float(v) for v in square)
+    return mask_boxes(boxes, mode) * np.array([sx, sy] * 2, np.float32), (cx * sx, cy * sy, side * sx)
 
 
 def view_names(views: str) -> list[str]:

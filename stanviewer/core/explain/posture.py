@@ -49,7 +49,7 @@ from stanviewer.core.models.checkpoint import Checkpoint
 from stanviewer.core.models.posture import PostureMIL, image_step, to_video, upper_square
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import VideoReader
-from stanviewer.core.views import local_view, mask_boxes, normalise_images
+from stanviewer.core.views import local_geometry, local_view, normalise_images
 
 __all__ = ["METHOD", "analyze_posture", "frame_logits"]
 
@@ -113,9 +113,7 @@ def analyze_posture(
         roi_source = provider
         track = yield from _prefixed(compute_roi(reader, provider=provider), "finding the person")
         roi = (np.asarray(track.boxes, np.float32), track.crop_square())
-    boxes = mask_boxes(roi[0], spec.local_mask) * np.array([work[0] / rw, work[1] / rh] * 2, np.float32)
-    cx, cy, side = roi[1]
-    square = (cx * work[0] / rw, cy * work[1] / rh, side * work[0] / rw)
+    boxes, square = local_geometry(roi[0], roi[1], spec.local_mask, (rw, rh), work)
 
     qview = np.zeros((len(rows), model.cfg.joints, 2), np.float32)  # joints in view coordinates [-1, 1]
     wanted = np.zeros(n, bool)

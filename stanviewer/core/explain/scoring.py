@@ -34,7 +34,7 @@ from stanviewer.core.models.checkpoint import Checkpoint
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.training.mil import pool_scores
 from stanviewer.core.video import VideoReader
-from stanviewer.core.views import global_view, local_view, mask_boxes, normalise, view_names
+from stanviewer.core.views import global_view, local_geometry, local_view, normalise, view_names
 
 __all__ = ["Analysis", "AnalysisSettings", "PartialScores", "analyze_reader", "normalise_scores", "plan_windows"]
 
@@ -188,9 +188,7 @@ def analyze_reader(
             roi_source = provider
             track = yield from _prefixed(compute_roi(reader, provider=provider), "finding the person")
             roi = (np.asarray(track.boxes, np.float32), track.crop_square())
-        boxes = mask_boxes(roi[0], spec.local_mask) * np.array([work[0] / rw, work[1] / rh] * 2, np.float32)
-        cx, cy, side = roi[1]
-        square = (cx * work[0] / rw, cy * work[1] / rh, side * work[0] / rw)
+        boxes, square = local_geometry(roi[0], roi[1], spec.local_mask, (rw, rh), work)
     heat_wh = heatmap_size(rw, rh, st.heatmap_side)
     maker = _ViewMaker(spec, work, boxes, square, views, heat_wh)
     want_heat = st.heatmaps and method.per_pixel and heatmap_path is not None
