@@ -9,7 +9,9 @@ distractors) under ``bench/.roi_data``. Prints Markdown tables:
 
 1. per provider (``motion``; ``none`` = whole frame; ``csv`` fed with the true boxes, a sanity row):
    share of frames with IoU >= 0.7 against the true box, mean and median IoU, the same share on
-   videos with distractors, the worst video's share, and frames/s (wall clock and per CPU second:
+   videos with distractors, the worst video's share, the videos whose crop square (``RoiTrack.crop_square``,
+   what the local view is cut from) is off that of the true boxes (centre more than 0.1 of the side away, or
+   side more than 15 % off), and frames/s (wall clock and per CPU second:
    the machine is shared, the second is the one to compare);
 2. the leak check (DESIGN.md §6): cross-validated (leave-one-subject-out) AUROC of a logistic
    regression predicting the compensation label from per-video ROI statistics alone, for the
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from stanviewer.core.manifest import read_boxes_csv, read_manifest  # noqa: E402
 from stanviewer.core.progress import run_job  # noqa: E402
-from stanviewer.core.roi import compute_roi  # noqa: E402
+from stanviewer.core.roi import RoiTrack, compute_roi  # noqa: E402
 from stanviewer.core.roi.leak import (  # noqa: E402
     BOX_FEATURES,
     box_features,
@@ -104,7 +106,7 @@ def main() -> int:
     rows, leak_rows = [], []
     for name in args.providers.split(","):
         ious, ious_d, per_video, frames, wall, cpu = [], [], [], 0, 0.0, 0.0
-        sq, bx = [], []
+        sq, bx, off = [], [], 0
         for _, root, e, has_distractors in items:
             truth_csv = root / e.extra["boxes"]
             params = {"file": truth_csv, "smooth": 0} if name == "csv" else {}
@@ -122,6 +124,9 @@ def main() -> int:
             if has_distractors:
                 ious_d.append(v)
             frames += n
+            true_track = RoiTrack(boxes=truth.astype(np.float32), confidence=np.ones(n, np.float32), size=track.size)
+            (cx, cy, side), (tx, ty, tside) = track.crop_square(), true_track.crop_square()
+            off += bool(np.hypot(cx - tx, cy - ty) > 0.1 * tside or abs(side / tside - 1) > 0.15)
             sq.append(square_features(track))
             bx.append(box_features(track))
             print(f"  {name:7s} {e.name}: IoU>=0.7 on {per_video[-1]:.0%} of {n} frames", file=sys.stderr)
@@ -129,7 +134,7 @@ def main() -> int:
         dv = np.concatenate(ious_d) if ious_d else np.array([np.nan])
         rows.append(
             f"| {name} | {np.mean(allv >= 0.7):.1%} | {np.mean(allv):.3f} | {np.median(allv):.3f} "
-            f"| {np.mean(dv >= 0.7):.1%} ({len(ious_d)}) | {min(per_video):.0%} | {frames / wall:.0f} "
+            f"| {np.mean(dv >= 0.7):.1%} ({len(ious_d)}) | {min(per_video):.0%} | {off} | {frames / wall:.0f} "
             f"| {frames / max(cpu, 1e-9):.0f} |"
         )
         if name != "none":
@@ -152,8 +157,8 @@ def main() -> int:
         f" {sum(labels)} compensation, {sum(1 for it in items if it[3])} with distractors)",
         "",
         "| provider | IoU>=0.7 | mean IoU | median IoU | IoU>=0.7, distractor videos (n) | worst video "
-        "| frames/s (wall) | frames/s (CPU) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| videos whose crop square is off | frames/s (wall) | frames/s (CPU) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
         "Leak check: leave-one-subject-out AUROC for the compensation label from ROI statistics alone; in"

@@ -299,8 +299,13 @@ def _run_synth(a: argparse.Namespace) -> int:
 @command("roi", "find the person in every frame of a video (ROI boxes) and print or save them")
 def _roi_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path)
-    p.add_argument("--provider", default="motion", choices=["motion", "pose", "skeleton", "csv", "none"])
-    p.add_argument("--file", type=Path, help="input of the skeleton (.skeleton) and csv (boxes/joints) providers")
+    p.add_argument("--provider", default="motion", choices=["motion", "learned", "pose", "skeleton", "csv", "none"])
+    p.add_argument(
+        "--file",
+        type=Path,
+        help="input of the skeleton (.skeleton) and csv (boxes/joints) providers; the detector file of 'learned' "
+        "(default: the bundled one, which knows only the synthetic figure)",
+    )
     p.add_argument("--out", type=Path, help="write frame,x,y,w,h,confidence rows to this CSV")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached boxes exist")
     p.set_defaults(run=_run_roi)
@@ -331,6 +336,33 @@ def _run_roi(a: argparse.Namespace) -> int:
             for i, (b, c) in enumerate(zip(xywh, track.confidence)):
                 f.write(f"{i},{b[0]:.1f},{b[1]:.1f},{b[2]:.1f},{b[3]:.1f},{c:.3f}\n")
         print(f"wrote {a.out}")
+    return 0
+
+
+@command("train-detector", "train the person-box detector of the 'learned' ROI provider on videos with known boxes")
+def _train_detector_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifests", type=Path, nargs="+", help="manifest.csv files with a boxes column (test rows skipped)")
+    p.add_argument("--out", type=Path, required=True, help="detector file to write (.safetensors)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps (batches of --batch frames)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--frames-per-video", type=int, default=12, help="frames read from each video, evenly spaced")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    p.set_defaults(run=_run_train_detector)
+
+
+def _run_train_detector(a: argparse.Namespace) -> int:
+    from stanviewer.core.progress import run_job
+    from stanviewer.core.roi.detector import DetectorTraining, train_detector
+
+    cfg = DetectorTraining(
+        steps=a.steps, batch=a.batch, frames_per_video=a.frames_per_video, seed=a.seed, threads=a.threads
+    )
+    rec = run_job(train_detector(a.manifests, a.out, cfg))["training"]
+    print(
+        f"wrote {a.out}: {rec['videos']} videos, {rec['frames']} frames, {rec['steps']} steps; final losses "
+        f"centre {rec['final_centre_loss']}, box {rec['final_box_loss']} ({rec['seconds']:.0f} s)"
+    )
     return 0
 
 
@@ -696,6 +728,12 @@ def _run_model(a: argparse.Namespace) -> int:
     from stanviewer.core.models.bundled import default_checkpoint_path
 
     path = a.checkpoint or default_checkpoint_path()
+    if _is_detector(path):  # the learned ROI provider's person detector, not a classifier
+        from stanviewer.core.roi.detector import describe_detector, load_detector
+
+        det_meta = load_detector(path)[1]
+        print(json.dumps(det_meta, indent=1, sort_keys=True) if a.json else describe_detector(path, det_meta))
+        return 0
     meta = ck.read_metadata(path)
     if a.json:
         print(json.dumps(meta, indent=1, sort_keys=True))
@@ -704,6 +742,17 @@ def _run_model(a: argparse.Namespace) -> int:
 
     print(describe(path, meta))
     return 0
+
+
+def _is_detector(path: Path) -> bool:
+    """Whether ``path`` is a person-detector file (``train-detector``); unreadable files are not."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return "stanviewer_detector" in (f.metadata() or {})
+    except Exception:  # anything unreadable: the checkpoint reader names the problem
+        return False
 
 
 @command("analyze", "score every frame of videos with a model and an explanation method")

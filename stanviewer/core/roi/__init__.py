@@ -10,6 +10,8 @@ Providers (``make_provider(name, **params)``; each ``track(reader)`` is a job):
 - ``pose``: MediaPipe Pose, an optional extra (:mod:`.pose`);
 - ``skeleton``: NTU RGB+D ``.skeleton`` files (:mod:`.skeleton`);
 - ``csv``: boxes ``frame,x,y,w,h`` or joints ``frame,x,y,...`` (:mod:`.files`);
+- ``learned``: a small person detector trained on videos with known boxes (:mod:`.learned`; the bundled
+  one knows only the synthetic figure);
 - ``none``: the whole frame.
 
 :func:`compute_roi` runs one and caches the result per video. Use :meth:`RoiTrack.crop_square` (one
@@ -20,6 +22,7 @@ leaks the label (DESIGN.md §6); :mod:`.leak` measures that.
 from stanviewer.core.roi.base import PROVIDERS, RoiProvider, boxes_from_joints, make_provider, register
 from stanviewer.core.roi.cache import compute_roi
 from stanviewer.core.roi.files import CsvProvider, NoneProvider, read_roi_csv
+from stanviewer.core.roi.learned import LearnedProvider
 from stanviewer.core.roi.motion import MotionProvider
 from stanviewer.core.roi.pose import PoseProvider
 from stanviewer.core.roi.post import clamp_boxes, expand_boxes, fill_gaps, finish_boxes, smooth_boxes
@@ -42,6 +45,7 @@ __all__ = [
     "FILE_PROVIDERS",
     "PROVIDERS",
     "CsvProvider",
+    "LearnedProvider",
     "MotionProvider",
     "NoneProvider",
     "PoseProvider",

@@ -1,0 +1,90 @@
+"""``learned``: person boxes from a small detector trained on videos with known boxes (the synthetic generator's).
+
+The motion provider (:mod:`.motion`) needs no training but loses whole subjects now and then: legs whose
+colour matches the wall, a poster joined to the body, a region beside the person (docs/posture.md,
+nineteenth session). This provider runs a learned detector (:mod:`.detector`) on every ``every``-th frame
+instead; the shared post-processing fills in the frames between and smooths. The bundled detector
+(``models/roi/person-detector-synth.safetensors``) was trained on synthetic videos only: it finds the drawn
+figure, not real people (its card: ``models/README.md``). PyTorch is imported only when a video is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from stanviewer.core.errors import RoiError
+from stanviewer.core.progress import Job, Progress
+from stanviewer.core.roi.base import RoiProvider, register
+from stanviewer.core.video import VideoReader
+
+__all__ = ["LearnedProvider"]
+
+
+@register("learned")
+class LearnedProvider(RoiProvider):
+    """The person detector on every ``every``-th frame (the others are filled in by the shared
+    post-processing); ``file``: a detector file (default: the bundled one)."""
+
+    name = "learned"
+    defaults: ClassVar[dict[str, Any]] = {"file": None, "every": 2, "batch": 32}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if int(self.params["every"]) < 1 or int(self.params["batch"]) < 1:
+            raise RoiError("learned parameters 'every' and 'batch' must be >= 1")
+        if self.params["file"]:
+            self._path = Path(self.params["file"])
+        else:
+            from stanviewer.core.paths import models_dir
+
+            self._path = models_dir() / "roi" / "person-detector-synth.safetensors"
+        self._model: Any = None
+
+    def _detector(self) -> Any:
+        if self._model is None:
+            from stanviewer.core.roi.detector import load_detector
+
+            self._model, _ = load_detector(self._path)
+        return self._model
+
+    def cache_key_extra(self) -> str:
+        """The detector file's content, so that boxes cached with another detector are not reused."""
+        if not self._path.is_file():
+            return str(self._path)
+        return hashlib.sha256(self._path.read_bytes()).hexdigest()[:16]
+
+    def raw(self, reader: VideoReader) -> Job[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        import torch
+
+        from stanviewer.core.roi.detector import decode, letterbox
+
+        model = self._detector()
+        size = model.cfg.size
+        n = reader.frame_count
+        every, batch = int(self.params["every"]), int(self.params["batch"])
+        boxes = np.full((n, 4), np.nan)
+        conf = np.zeros(n)
+        pending: list[tuple[int, np.ndarray, float]] = []
+
+        def flush() -> None:
+            with torch.no_grad():
+                b, c = decode(model(model.normalise(np.stack([p[1] for p in pending]))), size)
+            for (i, _, s), bi, ci in zip(pending, b, c, strict=True):
+                boxes[i], conf[i] = bi / s, ci
+            pending.clear()
+
+        for i, frame in reader.iter_frames():
+            if i % every == 0 or i == n - 1:
+                img, s = letterbox(frame, size)
+                pending.append((i, img, s))
+                if len(pending) >= batch:
+                    flush()
+                    yield Progress(i + 1, n, "finding the person (learned detector)")
+        if pending:
+            flush()
+        yield Progress(n, n, "learned detector done")
+        return boxes, conf, None
