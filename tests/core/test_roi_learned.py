@@ -186,3 +186,27 @@ def test_train_detector_cli_writes_a_file_the_roi_command_uses(det_dataset: Path
     plain.write_text(f"video,subject,label\n{video},S01,normal\n")
     assert main(["train-detector", str(plain), "--out", str(tmp_path / "x.safetensors")]) == 2
     assert "boxes" in capsys.readouterr().err
+
+
+def test_preparing_training_views_in_worker_processes_with_the_detector_does_not_hang(det_dataset: Path) -> None:
+    """Forked workers that run the detector hung for ever once the parent had used PyTorch's thread pool
+    (found with ``train --roi learned --workers 2``); run in a child process so that a hang fails, not blocks."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(2); x = torch.randn(256, 256); (x @ x).sum()\n"
+        "from stanviewer.core.training.data import load_samples\n"
+        "from stanviewer.core.models.stan import ModelSpec\n"
+        "from stanviewer.core.progress import run_job\n"
+        "spec = ModelSpec(arch='posture-narrow', views='local', size=64, roi_provider='learned')\n"
+        f"s = run_job(load_samples({str(det_dataset)!r}, spec, workers=2), stream=None)\n"
+        "print('prepared', len(s))\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("preparing views with the learned provider in 2 worker processes hung")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"prepared {len(read_manifest(det_dataset))}" in out.stdout

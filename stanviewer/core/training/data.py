@@ -220,7 +220,7 @@ def _prepare_parallel(
     """Fill the cache for ``entries`` in ``workers`` processes (the caller then reads it back)."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(entries))) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(entries)), initializer=_worker_init) as pool:
         pending = {pool.submit(_prepare_quiet, e, spec, root, upper) for e in entries}
         done = 0
         try:
@@ -233,6 +233,14 @@ def _prepare_parallel(
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+def _worker_init() -> None:
+    """One PyTorch thread in each forked worker: the parent's OpenMP pool does not survive a fork, and a
+    worker that runs a network (the ``learned`` ROI provider) with more threads hangs for ever."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _prepare_quiet(entry: ManifestEntry, spec: ModelSpec, root: Path, upper: bool = False) -> None:
