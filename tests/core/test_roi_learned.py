@@ -210,3 +210,12 @@ def test_preparing_training_views_in_worker_processes_with_the_detector_does_not
         pytest.fail("preparing views with the learned provider in 2 worker processes hung")
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"prepared {len(read_manifest(det_dataset))}" in out.stdout
+
+
+def test_a_model_trained_on_learned_boxes_records_which_detector() -> None:
+    from stanviewer.core.fileio import sha256_file
+    from stanviewer.core.roi.learned import roi_record
+
+    rec = roi_record("learned")["roi_detector"]
+    assert rec == {"file": bundled_detector_path().name, "sha256": sha256_file(bundled_detector_path())}
+    assert roi_record("motion") == {} and roi_record("truth") == {}

@@ -21,7 +21,7 @@ from stanviewer.core.progress import Job, Progress
 from stanviewer.core.roi.base import RoiProvider, register
 from stanviewer.core.video import VideoReader
 
-__all__ = ["LearnedProvider"]
+__all__ = ["LearnedProvider", "roi_record"]
 
 
 @register("learned")
@@ -88,3 +88,16 @@ class LearnedProvider(RoiProvider):
             flush()
         yield Progress(n, n, "learned detector done")
         return boxes, conf, None
+
+
+def roi_record(provider: str) -> dict:
+    """What a trained model records about its ROI provider beyond the name: for ``learned``, the bundled
+    detector file's name and SHA-256, so that the crops a model was trained on can be traced (the provider's
+    boxes depend on that file); ``{}`` for every other provider."""
+    if provider != "learned":
+        return {}
+    from stanviewer.core.fileio import sha256_file
+    from stanviewer.core.paths import models_dir
+
+    path = models_dir() / "roi" / "person-detector-synth.safetensors"
+    return {"roi_detector": {"file": path.name, "sha256": sha256_file(path) if path.is_file() else None}}

@@ -617,9 +617,12 @@ def train_posture(
             "train_error_view_px": round(upper_train_err, 3) if np.isfinite(upper_train_err or np.nan) else None,
             "readout_error_view_px": round(float(upper_err or 0.0), 3),
         }
+    from stanviewer.core.roi.learned import roi_record
+
     training = {
         **split_description(manifest, tr, val, test),
         "config": {**asdict(cfg), "ridge": ridge},
+        **roi_record(spec.roi_provider),
         "pose_readout": {
             "fitted_on": "generator joints of the training and validation videos"
             if cfg.reader_fit == "all"

@@ -525,7 +525,9 @@ def train(
         rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
         torch.manual_seed(cfg.seed + 1000 * start_epoch)
     use_amp = device.type == "cuda"
-    train_desc = {**split_description(manifest, tr, val, test), "config": asdict(cfg)}
+    from stanviewer.core.roi.learned import roi_record
+
+    train_desc = {**split_description(manifest, tr, val, test), "config": asdict(cfg), **roi_record(spec.roi_provider)}
     stop_reason = "epochs done"
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
