@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from stanviewer.core.manifest import read_boxes_csv, read_manifest  # noqa: E402
 from stanviewer.core.progress import run_job  # noqa: E402
-from stanviewer.core.roi import RoiTrack, compute_roi  # noqa: E402
+from stanviewer.core.roi import RoiTrack, box_iou, compute_roi  # noqa: E402
 from stanviewer.core.roi.leak import (  # noqa: E402
     BOX_FEATURES,
     box_features,
@@ -45,14 +45,6 @@ from stanviewer.core.roi.leak import (  # noqa: E402
     square_features,
 )
 from stanviewer.core.video import open_video  # noqa: E402
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
-    x1, y1 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area - inter, 1e-9)
 
 
 def dataset(args: argparse.Namespace) -> list[Path]:
@@ -118,7 +110,7 @@ def main() -> int:
                 n = r.frame_count
             t = read_boxes_csv(truth_csv)
             truth = np.array([[x, y, x + w, y + h] for x, y, w, h in (t[i] for i in range(n))], np.float64)
-            v = iou(track.boxes.astype(np.float64), truth)
+            v = box_iou(track.boxes, truth)
             ious.append(v)
             per_video.append(float(np.mean(v >= 0.7)))
             if has_distractors:

@@ -23,19 +23,13 @@ from stanviewer.core.roi import (
     read_skeleton,
     smooth_boxes,
 )
+from stanviewer.core.roi import (
+    box_iou as iou,
+)
 from stanviewer.core.roi.cache import cache_path
 from stanviewer.core.roi.leak import auroc, box_features, leak_auroc, leak_null, square_features
 from stanviewer.core.roi.pose import INSTALL_HINT
 from stanviewer.core.video import open_video
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of matching rows of two [N, 4] (x0, y0, x1, y1) arrays."""
-    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
-    x1, y1 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area - inter)
 
 
 def true_boxes(path: Path, n: int) -> np.ndarray:

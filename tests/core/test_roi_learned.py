@@ -14,7 +14,7 @@ from stanviewer.cli import main
 from stanviewer.core.errors import RoiError
 from stanviewer.core.manifest import read_boxes_csv, read_manifest
 from stanviewer.core.progress import run_job
-from stanviewer.core.roi import compute_roi, make_provider
+from stanviewer.core.roi import box_iou, compute_roi, make_provider
 from stanviewer.core.roi.cache import cache_path
 from stanviewer.core.roi.detector import (
     DetectorConfig,
@@ -28,14 +28,6 @@ from stanviewer.core.roi.detector import (
     train_detector,
 )
 from stanviewer.core.video import open_video
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
-    x1, y1 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area - inter)
 
 
 @pytest.fixture(scope="session")
@@ -166,7 +158,7 @@ def test_the_bundled_detector_finds_the_figure_in_videos_it_never_saw(det_datase
             n = r.frame_count
         rows = read_boxes_csv(det_dataset.parent / e.extra["boxes"])
         truth = np.array([[x, y, x + w, y + h] for x, y, w, h in (rows[i] for i in range(n))], np.float64)
-        good.append(np.mean(_iou(track.boxes.astype(np.float64), truth) >= 0.5))
+        good.append(np.mean(box_iou(track.boxes, truth) >= 0.5))
     # measured: 1.0 in each of the 6 videos (motion: 0.99-1.0); an untrained detector or a broken decode misses
     assert np.mean(good) >= 0.8, good
 

@@ -27,7 +27,7 @@ from stanviewer.core.roi.motion import MotionProvider
 from stanviewer.core.roi.pose import PoseProvider
 from stanviewer.core.roi.post import clamp_boxes, expand_boxes, fill_gaps, finish_boxes, smooth_boxes
 from stanviewer.core.roi.skeleton import SkeletonProvider, read_skeleton
-from stanviewer.core.roi.track import RoiTrack
+from stanviewer.core.roi.track import RoiTrack, box_iou
 
 FILE_PROVIDERS = ("truth", "csv", "skeleton")  # boxes read from files: a new video has none
 
@@ -52,6 +52,7 @@ __all__ = [
     "RoiProvider",
     "RoiTrack",
     "SkeletonProvider",
+    "box_iou",
     "boxes_from_joints",
     "clamp_boxes",
     "compute_roi",

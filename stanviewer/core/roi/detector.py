@@ -34,6 +34,7 @@ from torch import nn
 
 from stanviewer.core.errors import RoiError, StanError
 from stanviewer.core.progress import Job, Progress
+from stanviewer.core.roi.learned import BUNDLED_DETECTOR, bundled_detector_path
 
 __all__ = [
     "BUNDLED_DETECTOR",
@@ -49,8 +50,6 @@ __all__ = [
     "train_detector",
 ]
 
-#: file name of the bundled detector inside ``models/roi/``
-BUNDLED_DETECTOR = "person-detector-synth.safetensors"
 _META_KEY = "stanviewer_detector"
 
 
@@ -276,13 +275,6 @@ def describe_detector(path: str | Path, meta: dict) -> str:
     if meta.get("description"):
         lines.append(f"  about       {meta['description']}")
     return "\n".join(lines)
-
-
-def bundled_detector_path() -> Path:
-    """Where the bundled detector lies (``models/roi/``, apart from the classifiers in ``models/``)."""
-    from stanviewer.core.paths import models_dir
-
-    return models_dir() / "roi" / BUNDLED_DETECTOR
 
 
 def train_detector(manifests: Sequence[str | Path], out: str | Path, cfg: DetectorTraining | None = None) -> Job[dict]:

@@ -10,18 +10,28 @@ figure, not real people (its card: ``models/README.md``). PyTorch is imported on
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from stanviewer.core.errors import RoiError
+from stanviewer.core.fileio import sha256_file
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.roi.base import RoiProvider, register
 from stanviewer.core.video import VideoReader
 
-__all__ = ["LearnedProvider", "roi_record"]
+__all__ = ["BUNDLED_DETECTOR", "LearnedProvider", "bundled_detector_path", "roi_record"]
+
+#: file name of the bundled detector inside ``models/roi/`` (apart from the classifiers in ``models/``)
+BUNDLED_DETECTOR = "person-detector-synth.safetensors"
+
+
+def bundled_detector_path() -> Path:
+    """Where the bundled detector lies."""
+    from stanviewer.core.paths import models_dir
+
+    return models_dir() / "roi" / BUNDLED_DETECTOR
 
 
 @register("learned")
@@ -36,12 +46,7 @@ class LearnedProvider(RoiProvider):
         super().__init__(**params)
         if int(self.params["every"]) < 1 or int(self.params["batch"]) < 1:
             raise RoiError("learned parameters 'every' and 'batch' must be >= 1")
-        if self.params["file"]:
-            self._path = Path(self.params["file"])
-        else:
-            from stanviewer.core.paths import models_dir
-
-            self._path = models_dir() / "roi" / "person-detector-synth.safetensors"
+        self._path = Path(self.params["file"]) if self.params["file"] else bundled_detector_path()
         self._model: Any = None
 
     def _detector(self) -> Any:
@@ -55,7 +60,7 @@ class LearnedProvider(RoiProvider):
         """The detector file's content, so that boxes cached with another detector are not reused."""
         if not self._path.is_file():
             return str(self._path)
-        return hashlib.sha256(self._path.read_bytes()).hexdigest()[:16]
+        return sha256_file(self._path)[:16]
 
     def raw(self, reader: VideoReader) -> Job[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         import torch
@@ -96,8 +101,5 @@ def roi_record(provider: str) -> dict:
     boxes depend on that file); ``{}`` for every other provider."""
     if provider != "learned":
         return {}
-    from stanviewer.core.fileio import sha256_file
-    from stanviewer.core.paths import models_dir
-
-    path = models_dir() / "roi" / "person-detector-synth.safetensors"
+    path = bundled_detector_path()
     return {"roi_detector": {"file": path.name, "sha256": sha256_file(path) if path.is_file() else None}}

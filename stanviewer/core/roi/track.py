@@ -14,7 +14,7 @@ import numpy as np
 from stanviewer.core.errors import RoiError, describe
 from stanviewer.core.fileio import atomic_write
 
-__all__ = ["TRACK_VERSION", "RoiTrack"]
+__all__ = ["TRACK_VERSION", "RoiTrack", "box_iou"]
 
 TRACK_VERSION = 1
 
@@ -135,3 +135,13 @@ class RoiTrack:
             ValueError,
         ) as e:
             raise RoiError(f"not a readable ROI track ({describe(e)})", path) from e
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of matching rows of two ``[N, 4]`` ``(x0, y0, x1, y1)`` box arrays: ``float64 [N]``."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x1, y1 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area - inter, 1e-9)
