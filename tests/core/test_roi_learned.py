@@ -211,3 +211,25 @@ def test_a_model_trained_on_learned_boxes_records_which_detector() -> None:
     rec = roi_record("learned")["roi_detector"]
     assert rec == {"file": bundled_detector_path().name, "sha256": sha256_file(bundled_detector_path())}
     assert roi_record("motion") == {} and roi_record("truth") == {}
+
+
+def test_model_card_says_which_detector_the_crops_came_from(monkeypatch, tmp_path) -> None:
+    from stanviewer.core.models.bundled import describe
+    from stanviewer.core.roi import learned
+    from stanviewer.core.roi.learned import roi_record
+
+    spec = {"arch": "posture-narrow", "roi_provider": "learned", "classes": ["normal", "compensation"]}
+    meta = {"spec": spec, "training": roi_record("learned")}
+    card = describe("m.safetensors", meta)
+    assert "detector    person-detector-synth.safetensors" in card
+    assert "the installed detector is that file" in card
+    # another detector installed: the card says the crops differ from the training crops
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(b"not the same file")
+    monkeypatch.setattr(learned, "bundled_detector_path", lambda: other)
+    assert "the installed detector differs" in describe("m.safetensors", meta)
+    monkeypatch.setattr(learned, "bundled_detector_path", lambda: tmp_path / "missing.safetensors")
+    assert "no detector is installed" in describe("m.safetensors", meta)
+    # a model from before the record, and one on motion boxes (no detector line at all)
+    assert "not recorded" in describe("m.safetensors", {"spec": spec, "training": {}})
+    assert "detector " not in describe("m.safetensors", {"spec": {**spec, "roi_provider": "motion"}})

@@ -92,6 +92,10 @@ def describe(path: str | Path, meta: dict) -> str:
             else "frame logits scaled 0-1 per video"
         )
         lines.append(f"scores      {scale}")
+    if spec.get("roi_provider") == "learned":
+        from stanviewer.core.roi.learned import describe_roi_record
+
+        lines.append(f"detector    {describe_roi_record(tr) or 'not recorded (trained before the record existed)'}")
     if spec.get("video_centre"):
         lines.append("evidence    each window's pooled features against the video's median window features")
     if "imported_from" in meta:

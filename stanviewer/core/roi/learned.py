@@ -21,7 +21,7 @@ from stanviewer.core.progress import Job, Progress
 from stanviewer.core.roi.base import RoiProvider, register
 from stanviewer.core.video import VideoReader
 
-__all__ = ["BUNDLED_DETECTOR", "LearnedProvider", "bundled_detector_path", "roi_record"]
+__all__ = ["BUNDLED_DETECTOR", "LearnedProvider", "bundled_detector_path", "describe_roi_record", "roi_record"]
 
 #: file name of the bundled detector inside ``models/roi/`` (apart from the classifiers in ``models/``)
 BUNDLED_DETECTOR = "person-detector-synth.safetensors"
@@ -103,3 +103,24 @@ def roi_record(provider: str) -> dict:
         return {}
     path = bundled_detector_path()
     return {"roi_detector": {"file": path.name, "sha256": sha256_file(path) if path.is_file() else None}}
+
+
+def describe_roi_record(training: dict) -> str | None:
+    """One line on the detector a model's crops came from (its training record's ``roi_detector``), and
+    whether the installed detector is that file; ``None`` for a model trained on another provider. A
+    different detector places other crops than the ones the model was trained on."""
+    rec = training.get("roi_detector")
+    if not isinstance(rec, dict):
+        return None
+    want = str(rec.get("sha256") or "")
+    path = bundled_detector_path()
+    have = sha256_file(path) if path.is_file() else ""
+    if not want:
+        state = "its checksum was not recorded"
+    elif have == want:
+        state = "the installed detector is that file"
+    elif have:
+        state = f"the installed detector differs ({have[:12]}): its crops are not the ones this model was trained on"
+    else:
+        state = f"no detector is installed at {path}"
+    return f"{rec.get('file')} (sha256 {want[:12] or '?'}): {state}"
