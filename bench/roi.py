@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from stanviewer.core.manifest import read_boxes_csv, read_manifest  # noqa: E402
 from stanviewer.core.progress import run_job  # noqa: E402
-from stanviewer.core.roi import RoiTrack, box_iou, compute_roi  # noqa: E402
+from stanviewer.core.roi import RoiTrack, box_iou, compute_roi, square_off  # noqa: E402
 from stanviewer.core.roi.leak import (  # noqa: E402
     BOX_FEATURES,
     box_features,
@@ -117,8 +117,7 @@ def main() -> int:
                 ious_d.append(v)
             frames += n
             true_track = RoiTrack(boxes=truth.astype(np.float32), confidence=np.ones(n, np.float32), size=track.size)
-            (cx, cy, side), (tx, ty, tside) = track.crop_square(), true_track.crop_square()
-            off += bool(np.hypot(cx - tx, cy - ty) > 0.1 * tside or abs(side / tside - 1) > 0.15)
+            off += square_off(track.crop_square(), true_track.crop_square())
             sq.append(square_features(track))
             bx.append(box_features(track))
             print(f"  {name:7s} {e.name}: IoU>=0.7 on {per_video[-1]:.0%} of {n} frames", file=sys.stderr)

@@ -299,12 +299,14 @@ def _run_synth(a: argparse.Namespace) -> int:
 @command("roi", "find the person in every frame of a video (ROI boxes) and print or save them")
 def _roi_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path)
-    p.add_argument("--provider", default="motion", choices=["motion", "learned", "pose", "skeleton", "csv", "none"])
+    p.add_argument(
+        "--provider", default="motion", choices=["motion", "learned", "checked", "pose", "skeleton", "csv", "none"]
+    )
     p.add_argument(
         "--file",
         type=Path,
         help="input of the skeleton (.skeleton) and csv (boxes/joints) providers; the detector file of 'learned' "
-        "(default: the bundled one, which knows only the synthetic figure)",
+        "and 'checked' (default: the bundled one, which knows only the synthetic figure)",
     )
     p.add_argument("--out", type=Path, help="write frame,x,y,w,h,confidence rows to this CSV")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached boxes exist")
@@ -325,7 +327,8 @@ def _run_roi(a: argparse.Namespace) -> int:
     xywh = track.xywh()
     cx, cy, side = track.crop_square()
     print(f"video       {a.video}")
-    print(f"provider    {track.provider} ({len(track)} frames of {track.size[0]}x{track.size[1]})")
+    used = f", {track.params['used']} boxes used" if track.params.get("used") else ""
+    print(f"provider    {track.provider} ({len(track)} frames of {track.size[0]}x{track.size[1]}{used})")
     print(f"detected    {np.mean(track.confidence > 0):.0%} of frames, mean confidence {np.mean(track.confidence):.2f}")
     print(f"median box  x={np.median(xywh[:, 0]):.0f} y={np.median(xywh[:, 1]):.0f} "
           f"w={np.median(xywh[:, 2]):.0f} h={np.median(xywh[:, 3]):.0f}")  # fmt: skip

@@ -233,3 +233,50 @@ def test_model_card_says_which_detector_the_crops_came_from(monkeypatch, tmp_pat
     # a model from before the record, and one on motion boxes (no detector line at all)
     assert "not recorded" in describe("m.safetensors", {"spec": spec, "training": {}})
     assert "detector " not in describe("m.safetensors", {"spec": {**spec, "roi_provider": "motion"}})
+
+
+def test_square_off_compares_centres_and_sides_with_the_reference() -> None:
+    from stanviewer.core.roi import square_off
+
+    ref = (100.0, 100.0, 200.0)
+    assert not square_off((100.0, 100.0, 200.0), ref)
+    assert not square_off((119.0, 100.0, 228.0), ref)  # 0.095 of the side away, 14 % larger
+    assert square_off((121.0, 100.0, 200.0), ref)  # 0.105 of the side away
+    assert square_off((100.0, 100.0, 232.0), ref) and square_off((100.0, 100.0, 168.0), ref)  # 16 % off
+    assert not square_off((121.0, 100.0, 200.0), ref, centre=0.2)
+
+
+def test_checked_keeps_motion_boxes_unless_their_square_is_off_from_the_detectors(
+    det_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from stanviewer.core.roi.motion import MotionProvider
+
+    e = read_manifest(det_dataset)[0]
+    with open_video(e.video) as r:
+        motion = run_job(compute_roi(r, "motion"), stream=None)
+        learned = run_job(compute_roi(r, "learned"), stream=None)
+        checked = run_job(compute_roi(r, "checked", use_cache=False), stream=None)
+        assert checked.provider == "checked" and checked.params["used"] == "motion"
+        np.testing.assert_array_equal(checked.boxes, motion.boxes)
+        # no tolerance at all: every square is off, so the detector's boxes are used
+        strict = run_job(compute_roi(r, "checked", side=-1.0), stream=None)
+        assert strict.params["used"] == "learned"
+        np.testing.assert_array_equal(strict.boxes, learned.boxes)
+        n = r.frame_count
+        w, h = r.size
+
+    # motion loses the figure (measured on fresh draws: the whole frame, a region beside the person): the
+    # detector's boxes replace it, and they hold the figure
+    def lost(self, reader):
+        yield from ()
+        return np.tile(np.array([[0.0, 0.0, w, h]]), (n, 1)), np.ones(n), None
+
+    monkeypatch.setattr(MotionProvider, "raw", lost)
+    with open_video(e.video) as r:
+        assert np.allclose(run_job(compute_roi(r, "motion", use_cache=False), stream=None).boxes[0], [0, 0, w, h])
+        fixed = run_job(compute_roi(r, "checked", use_cache=False, smooth=0), stream=None)
+    rows = read_boxes_csv(det_dataset.parent / e.extra["boxes"])
+    truth = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in (rows[i] for i in range(n))], np.float64)
+    assert fixed.params["used"] == "learned" and np.mean(box_iou(fixed.boxes, truth) >= 0.5) >= 0.8
+    assert main(["roi", str(e.video), "--provider", "checked"]) == 0
+    assert "checked" in capsys.readouterr().out

@@ -92,7 +92,7 @@ def describe(path: str | Path, meta: dict) -> str:
             else "frame logits scaled 0-1 per video"
         )
         lines.append(f"scores      {scale}")
-    if spec.get("roi_provider") == "learned":
+    if spec.get("roi_provider") in ("learned", "checked"):
         from stanviewer.core.roi.learned import describe_roi_record
 
         lines.append(f"detector    {describe_roi_record(tr) or 'not recorded (trained before the record existed)'}")

@@ -12,6 +12,8 @@ Providers (``make_provider(name, **params)``; each ``track(reader)`` is a job):
 - ``csv``: boxes ``frame,x,y,w,h`` or joints ``frame,x,y,...`` (:mod:`.files`);
 - ``learned``: a small person detector trained on videos with known boxes (:mod:`.learned`; the bundled
   one knows only the synthetic figure);
+- ``checked``: ``motion`` boxes, replaced for the whole video by the ``learned`` detector's where the
+  motion crop square is off from the detector's (:mod:`.checked`);
 - ``none``: the whole frame.
 
 :func:`compute_roi` runs one and caches the result per video. Use :meth:`RoiTrack.crop_square` (one
@@ -21,6 +23,7 @@ leaks the label (DESIGN.md §6); :mod:`.leak` measures that.
 
 from stanviewer.core.roi.base import PROVIDERS, RoiProvider, boxes_from_joints, make_provider, register
 from stanviewer.core.roi.cache import compute_roi
+from stanviewer.core.roi.checked import CheckedProvider, square_off
 from stanviewer.core.roi.files import CsvProvider, NoneProvider, read_roi_csv
 from stanviewer.core.roi.learned import LearnedProvider
 from stanviewer.core.roi.motion import MotionProvider
@@ -44,6 +47,7 @@ def inference_provider(name: str) -> str:
 __all__ = [
     "FILE_PROVIDERS",
     "PROVIDERS",
+    "CheckedProvider",
     "CsvProvider",
     "LearnedProvider",
     "MotionProvider",
@@ -65,4 +69,5 @@ __all__ = [
     "read_skeleton",
     "register",
     "smooth_boxes",
+    "square_off",
 ]

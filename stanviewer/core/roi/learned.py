@@ -96,10 +96,10 @@ class LearnedProvider(RoiProvider):
 
 
 def roi_record(provider: str) -> dict:
-    """What a trained model records about its ROI provider beyond the name: for ``learned``, the bundled
-    detector file's name and SHA-256, so that the crops a model was trained on can be traced (the provider's
-    boxes depend on that file); ``{}`` for every other provider."""
-    if provider != "learned":
+    """What a trained model records about its ROI provider beyond the name: for ``learned`` and ``checked``,
+    the bundled detector file's name and SHA-256, so that the crops a model was trained on can be traced (the
+    provider's boxes depend on that file); ``{}`` for every other provider."""
+    if provider not in ("learned", "checked"):
         return {}
     path = bundled_detector_path()
     return {"roi_detector": {"file": path.name, "sha256": sha256_file(path) if path.is_file() else None}}
