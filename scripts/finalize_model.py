@@ -2,8 +2,9 @@
 
     python scripts/finalize_model.py SRC OUT --name NAME [--description TEXT]
 
-Weights to float16 (``--float32`` keeps them); metadata: the name, ``synthetic_only``, ROI provider ``motion`` for
-new videos (the provider training used, e.g. the generator's true boxes, is recorded under
+Weights to float16 (``--float32`` keeps them); metadata: the name, ``synthetic_only``, the ROI provider for new
+videos (``inference_provider``: boxes read from files during training, e.g. the generator's true boxes, become
+``motion``; ``motion``, ``learned`` and ``checked`` stay; the provider training used is recorded under
 ``training.roi_provider``) and the data description.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint, update_metadata
+from stanviewer.core.roi import inference_provider
 
 DATA = "synthetic stick-figure rehabilitation videos (stanviewer synth --subjects 48 --videos-per-subject 8 --seed 1)"
 
@@ -31,7 +33,7 @@ def main() -> None:
         {
             "name": a.name,
             "synthetic_only": True,
-            "spec": {"roi_provider": "motion"},
+            "spec": {"roi_provider": inference_provider(ck.spec.roi_provider)},
             "training": {"roi_provider": ck.spec.roi_provider, "data_description": f"{DATA}; {a.description}"},
         },
     )

@@ -533,3 +533,23 @@ def test_cli_refuses_malicious_file(tmp_path: Path, env_with_repo: dict[str, str
     bad = _cli(["model", "info", str(src)], env_with_repo)
     assert bad.returncode != 0 and str(src) in bad.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(("trained_on", "for_new_videos"), [("truth", "motion"), ("learned", "learned")])
+def test_finalize_model_keeps_a_provider_new_videos_can_use(
+    tmp_path: Path, trained_on: str, for_new_videos: str
+) -> None:
+    """scripts/finalize_model.py: boxes read from files (the generator's) become ``motion`` for new videos, a
+    provider that runs on any video stays (it once forced ``motion`` on every model: a model trained on
+    the learned detector's crops was then read through motion crops)."""
+    from dataclasses import replace
+
+    model = tiny_stan()
+    model.spec = replace(model.spec, roi_provider=trained_on)
+    src, out = tmp_path / "best.safetensors", tmp_path / "final model é.safetensors"
+    save_checkpoint(src, model, {"training": {"history": []}})
+    script = REPO / "scripts" / "finalize_model.py"
+    subprocess.run([sys.executable, str(script), str(src), str(out), "--name", "x"], check=True, capture_output=True)
+    meta = read_metadata(out)
+    assert meta["spec"]["roi_provider"] == for_new_videos and meta["training"]["roi_provider"] == trained_on
+    assert meta["name"] == "x" and meta["synthetic_only"] is True
