@@ -258,10 +258,13 @@ def test_checked_keeps_motion_boxes_unless_their_square_is_off_from_the_detector
         checked = run_job(compute_roi(r, "checked", use_cache=False), stream=None)
         assert checked.provider == "checked" and checked.params["used"] == "motion"
         np.testing.assert_array_equal(checked.boxes, motion.boxes)
-        # no tolerance at all: every square is off, so the detector's boxes are used
-        strict = run_job(compute_roi(r, "checked", side=-1.0), stream=None)
+        # no tolerance and no confidence gate: every square is off, so the detector's boxes are used
+        strict = run_job(compute_roi(r, "checked", side=-1.0, min_confidence=0.0), stream=None)
         assert strict.params["used"] == "learned"
         np.testing.assert_array_equal(strict.boxes, learned.boxes)
+        # ... unless the detector is not sure of itself: then motion's boxes stay
+        unsure = run_job(compute_roi(r, "checked", side=-1.0, min_confidence=1.01), stream=None)
+        assert unsure.params["used"] == "motion"
         n = r.frame_count
         w, h = r.size
 
@@ -274,7 +277,7 @@ def test_checked_keeps_motion_boxes_unless_their_square_is_off_from_the_detector
     monkeypatch.setattr(MotionProvider, "raw", lost)
     with open_video(e.video) as r:
         assert np.allclose(run_job(compute_roi(r, "motion", use_cache=False), stream=None).boxes[0], [0, 0, w, h])
-        fixed = run_job(compute_roi(r, "checked", use_cache=False, smooth=0), stream=None)
+        fixed = run_job(compute_roi(r, "checked", use_cache=False, smooth=0, min_confidence=0.0), stream=None)
     rows = read_boxes_csv(det_dataset.parent / e.extra["boxes"])
     truth = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in (rows[i] for i in range(n))], np.float64)
     assert fixed.params["used"] == "learned" and np.mean(box_iou(fixed.boxes, truth) >= 0.5) >= 0.8
