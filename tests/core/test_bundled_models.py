@@ -27,7 +27,13 @@ def test_shipped_checkpoint(path: Path) -> None:
     ck = load_checkpoint(path)
     assert ck.meta.get("synthetic_only") is True
     assert "synthetic" in ck.meta["training"]["data_description"]
-    assert ck.spec.roi_provider == "motion"  # new videos have no true boxes
+    # new videos have no true boxes: a provider that finds the person itself
+    assert ck.spec.roi_provider in ("motion", "checked"), ck.spec.roi_provider
+    if ck.spec.roi_provider == "checked":  # it uses the bundled detector: the very file it was measured with
+        from stanviewer.core.fileio import sha256_file
+        from stanviewer.core.roi.learned import bundled_detector_path
+
+        assert ck.meta["roi_detector"]["sha256"] == sha256_file(bundled_detector_path())
     th = ck.meta.get("thresholds", {})
     assert th, "calibrated thresholds (stanviewer evaluate --calibrate)"
     assert all(0.0 <= float(v["threshold"]) <= 1.0 for v in th.values())

@@ -95,7 +95,9 @@ def describe(path: str | Path, meta: dict) -> str:
     if spec.get("roi_provider") in ("learned", "checked"):
         from stanviewer.core.roi.learned import describe_roi_record
 
-        lines.append(f"detector    {describe_roi_record(tr) or 'not recorded (trained before the record existed)'}")
+        # a model trained on other boxes and switched to the detector afterwards records it at the top level
+        record = describe_roi_record(meta if "roi_detector" in meta else tr)
+        lines.append(f"detector    {record or 'not recorded (trained before the record existed)'}")
     if spec.get("video_centre"):
         lines.append("evidence    each window's pooled features against the video's median window features")
     if "imported_from" in meta:
