@@ -596,9 +596,17 @@ class MainWindow(QMainWindow):
             return np.asarray(track.boxes, np.float32)
 
         w = JobWorker(job, "roi")
-        w.sigReturned.connect(lambda boxes: self.session.set_roi_boxes(boxes) if self.session.path == path else None)
+        message = "Finding the person in every frame (ROI boxes)…"
+
+        def done(boxes: np.ndarray) -> None:
+            if self.statusBar().currentMessage() == message:  # it no longer is: say so at once
+                self.statusBar().clearMessage()
+            if self.session.path == path:
+                self.session.set_roi_boxes(boxes)
+
+        w.sigReturned.connect(done)
         w.sigErrored.connect(lambda e: show_error(self, "ROI boxes unavailable", e))
-        self.statusBar().showMessage("Finding the person in every frame (ROI boxes)…", 5000)
+        self.statusBar().showMessage(message, 5000)
         self._roi_worker = w
         w.start()
 

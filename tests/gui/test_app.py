@@ -442,6 +442,7 @@ def test_roi_boxes_are_computed_when_asked(qtbot, window, analysed_video: Path, 
     qtbot.waitUntil(lambda: s.roi_boxes is not None or bool(dialogs), timeout=LONG)
     assert not dialogs
     assert s.roi_boxes.shape == (N_FRAMES, 4)
+    assert "Finding the person" not in window.statusBar().currentMessage()  # done: the message goes at once
     window.view.repaint()  # draws the box of the frame on screen
     qtbot.keyClick(window.view, Qt.Key.Key_R)
     assert not s.overlay.roi_visible
