@@ -51,9 +51,12 @@ class CheckedProvider(RoiProvider):
     defaults: ClassVar[dict[str, Any]] = {"file": None, "centre": 0.1, "side": 0.15, "min_confidence": 0.75}
 
     def cache_key_extra(self) -> str:
+        """The detector file's content and the motion provider's version: a cached choice goes stale with
+        either track."""
         from stanviewer.core.roi.learned import LearnedProvider
+        from stanviewer.core.roi.motion import MotionProvider
 
-        return LearnedProvider(file=self.params["file"]).cache_key_extra()
+        return f"{LearnedProvider(file=self.params['file']).cache_key_extra()}|motion v{MotionProvider.version}"
 
     def raw(self, reader: VideoReader) -> Job[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         track = yield from self.track(reader)

@@ -105,11 +105,12 @@ def roi_record(provider: str) -> dict:
     return {"roi_detector": {"file": path.name, "sha256": sha256_file(path) if path.is_file() else None}}
 
 
-def describe_roi_record(training: dict) -> str | None:
-    """One line on the detector a model's crops came from (its training record's ``roi_detector``), and
-    whether the installed detector is that file; ``None`` for a model trained on another provider. A
-    different detector places other crops than the ones the model was trained on."""
-    rec = training.get("roi_detector")
+def describe_roi_record(record: dict) -> str | None:
+    """One line on the detector a model's crops come from, and whether the installed detector is that file;
+    ``None`` where ``record`` (a model's training record, or its top-level metadata for a model switched to a
+    detector-based provider after training) holds no ``roi_detector``. A different detector places other
+    crops than the ones the model was trained or measured on."""
+    rec = record.get("roi_detector")
     if not isinstance(rec, dict):
         return None
     want = str(rec.get("sha256") or "")
