@@ -22,11 +22,12 @@ CPU variant, ResNet-18 depths at widths 16/32/64/128) and head ``fcl``, ``patch`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from stanviewer.core.models.configs import config_kwargs, config_to_dict
 from stanviewer.core.models.registry import CNN_ARCHS
 from stanviewer.core.models.resnet import VARIANTS as RESNETS
 from stanviewer.core.models.resnet import ResNet, ResNetConfig
@@ -87,16 +88,11 @@ class FrameCNNConfig:
         self.patch_pool = (int(self.patch_pool[0]), int(self.patch_pool[1]))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["patch_pool"] = list(self.patch_pool)
-        return d
+        return config_to_dict(self, ("patch_pool",))
 
     @classmethod
     def from_dict(cls, d: dict) -> FrameCNNConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if "patch_pool" in known:
-            known["patch_pool"] = tuple(int(x) for x in known["patch_pool"])
-        return cls(**known)
+        return cls(**config_kwargs(cls, d, ("patch_pool",)))
 
     @classmethod
     def for_arch(cls, arch: str, frames: int) -> FrameCNNConfig:

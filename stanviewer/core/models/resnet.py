@@ -14,9 +14,11 @@ the narrow CPU variant); ``forward_head(x, pre_logits=True)`` average-pools it t
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from torch import Tensor, nn
+
+from stanviewer.core.models.configs import config_kwargs, config_to_dict
 
 __all__ = [
     "VARIANTS",
@@ -52,17 +54,11 @@ class ResNetConfig:
     name: str = "resnet18"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["layers"], d["widths"] = list(self.layers), list(self.widths)
-        return d
+        return config_to_dict(self, ("layers", "widths"))
 
     @classmethod
     def from_dict(cls, d: dict) -> ResNetConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for k in ("layers", "widths"):
-            if k in known:
-                known[k] = tuple(int(x) for x in known[k])
-        return cls(**known)
+        return cls(**config_kwargs(cls, d, ("layers", "widths")))
 
 
 VARIANTS: dict[str, dict] = {

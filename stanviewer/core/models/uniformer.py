@@ -12,11 +12,13 @@ divides H, W by 4; stages 2-4 halve H and W again; ``forward_features`` returns
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from stanviewer.core.models.configs import config_kwargs, config_to_dict
 
 __all__ = [
     "VARIANTS",
@@ -48,18 +50,11 @@ class UniFormerConfig:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["depth"] = list(self.depth)
-        d["embed_dim"] = list(self.embed_dim)
-        return d
+        return config_to_dict(self, ("depth", "embed_dim"))
 
     @classmethod
     def from_dict(cls, d: dict) -> UniFormerConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for k in ("depth", "embed_dim"):
-            if k in known:
-                known[k] = tuple(int(x) for x in known[k])
-        return cls(**known)
+        return cls(**config_kwargs(cls, d, ("depth", "embed_dim")))
 
 
 VARIANTS: dict[str, dict] = {

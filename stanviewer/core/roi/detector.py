@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stanviewer.core.errors import RoiError, StanError
+from stanviewer.core.models.configs import config_kwargs, config_to_dict
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.roi.learned import BUNDLED_DETECTOR, bundled_detector_path
 
@@ -66,17 +67,11 @@ class DetectorConfig:
     std: float = 0.25
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["widths"], d["layers"] = list(self.widths), list(self.layers)
-        return d
+        return config_to_dict(self, ("widths", "layers"))
 
     @classmethod
     def from_dict(cls, d: dict) -> DetectorConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for k in ("widths", "layers"):
-            if k in known:
-                known[k] = tuple(int(v) for v in known[k])
-        cfg = cls(**known)
+        cfg = cls(**config_kwargs(cls, d, ("widths", "layers")))
         if cfg.size % 8 or cfg.grid != cfg.size // 8:
             raise ValueError(f"size must be a multiple of 8 and grid = size / 8, not {cfg.size} / {cfg.grid}")
         return cfg
