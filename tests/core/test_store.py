@@ -32,6 +32,26 @@ def test_roi_identity_follows_views_and_provider_version(monkeypatch: pytest.Mon
     assert analysis_key("fp", "sha", st) == analysis_key("fp", "sha", st, None)
 
 
+def test_roi_identity_follows_the_detector_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A model reading new videos through ``checked`` (or ``learned``) boxes: replacing the detector file
+    changes the boxes, so analyses cached with the old detector must not be reused."""
+    import stanviewer.core.roi.learned as learned
+
+    det = tmp_path / "det.safetensors"
+    monkeypatch.setattr(learned, "bundled_detector_path", lambda: det)
+    st = AnalysisSettings(method="posture")
+    keys = {}
+    for content in (b"detector one", b"detector two"):
+        det.write_bytes(content)
+        for provider in ("checked", "learned"):
+            ident = roi_identity({"views": "local", "roi_provider": provider})
+            keys[content, provider] = analysis_key("fp", "sha", st, ident)
+    assert keys[b"detector one", "checked"] != keys[b"detector two", "checked"]
+    assert keys[b"detector one", "learned"] != keys[b"detector two", "learned"]
+    # motion boxes depend on no file: the key (and every analysis cached with it) stays as it was
+    assert "extra" not in roi_identity({"views": "local", "roi_provider": "motion"})
+
+
 def _micro_checkpoint(tmp_path: Path, seed: int, **spec: object) -> Path:
     """A tiny random STAN (one block per stage, 4 frames of 32 px, global view unless ``spec`` says
     otherwise) saved as ``tmp_path / "m.safetensors"``."""

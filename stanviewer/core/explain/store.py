@@ -37,7 +37,8 @@ __all__ = ["analysis_key", "analyze_video", "cached_analyses", "load_analysis", 
 
 def roi_identity(spec: Any) -> dict | None:
     """What a new video's ROI boxes depend on, for a model with a local view: the provider used at inference,
-    its version and default parameters, the ROI cache and track versions; None for a global-only model.
+    its version and default parameters, the ROI cache and track versions, and what the provider's own cache
+    key adds (the detector file's content for ``learned`` and ``checked``); None for a global-only model.
 
     Part of the analysis cache key: when the person finder changes (a new provider version), analyses
     computed with the old boxes are not reused. ``spec`` is a :class:`ModelSpec` or its metadata dict.
@@ -52,13 +53,28 @@ def roi_identity(spec: Any) -> dict | None:
     name = inference_provider(str(get("roi_provider", "motion") or "motion"))
     cls = PROVIDERS.get(name)
     params = {**cls.post_defaults, **cls.defaults} if cls is not None else {}
-    return {
+    ident = {
         "provider": name,
         "version": getattr(cls, "version", 1),
         "params": params,
         "cache": CACHE_VERSION,
         "track": TRACK_VERSION,
     }
+    extra = _provider_extra(cls)
+    if extra:  # e.g. the detector file of ``learned`` and ``checked``: its boxes change with it
+        ident["extra"] = extra
+    return ident
+
+
+def _provider_extra(cls: Any) -> str:
+    """The default provider's own cache-key text (an input file's content); "" where it has none or
+    cannot be made without parameters (``csv`` needs a file)."""
+    if cls is None:
+        return ""
+    try:
+        return str(cls().cache_key_extra())
+    except Exception:  # a provider that needs parameters or an optional extra
+        return ""
 
 
 def analysis_key(fingerprint: str, checkpoint_sha: str, settings: AnalysisSettings, roi: Any = None) -> str:
