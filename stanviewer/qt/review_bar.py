@@ -28,6 +28,8 @@ class ReviewBar(QWidget):
         lay.addWidget(QLabel("Edit tier"))
         self.tier = QComboBox(self)
         self.tier.setToolTip("The tier that the editing keys and Shift+drag change (click a lane to choose it)")
+        # tier names are people's names or roles: the box grows with the longest (it cut 'annotator' short)
+        self.tier.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         lay.addWidget(self.tier)
         lay.addWidget(QLabel("Label"))
         self.label = QComboBox(self)

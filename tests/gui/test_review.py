@@ -16,7 +16,14 @@ import pytest
 from gui_helpers import LONG, N_FRAMES, open_and_wait
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QInputDialog,
+    QMessageBox,
+    QStyle,
+    QStyleOptionComboBox,
+)
 
 from stanviewer.core.review.recovery import recovery_path
 from stanviewer.core.review.reviewfile import VideoRef, open_review, review_path
@@ -289,6 +296,24 @@ def test_status_and_tier_choice(qtbot, answers: Answers, window, video: Path) ->
     window.session.set_frame(42)
     key(qtbot, window, Qt.Key.Key_A)
     assert spans(labels, "therapist") == [(40, 45, "compensation")] and spans(labels) == []
+
+
+def test_tier_box_shows_whole_names(qtbot, answers: Answers, window, video: Path) -> None:
+    """The edit-tier box is as wide as its longest tier name (it showed 'annotatc' for 'annotator')."""
+    opened(qtbot, window, video)
+    bar = window.review_bar
+    window.resize(1600, 1000)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(50)
+    opt = QStyleOptionComboBox()
+    bar.tier.initStyleOption(opt)
+    field = bar.tier.style().subControlRect(
+        QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, bar.tier
+    )
+    fm = bar.tier.fontMetrics()
+    for k in range(bar.tier.count()):
+        assert field.width() >= fm.horizontalAdvance(bar.tier.itemText(k)), bar.tier.itemText(k)
 
 
 def test_save_and_reopen(qtbot, answers: Answers, window, video: Path) -> None:
