@@ -41,6 +41,34 @@ def test_analyze_a_folder_in_batch_and_resume(
     assert again.count("already analysed with these settings") == 2
 
 
+@pytest.mark.slow
+def test_analyze_runs_again_when_the_person_boxes_would_change(
+    make_video: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local-view model: a second ``analyze --out`` skips the video only while its ROI provider (version,
+    parameters, detector file) is the same; otherwise the scores may differ and it runs again."""
+    import torch
+
+    from stanviewer.core.models.checkpoint import save_checkpoint
+    from stanviewer.core.models.stan import STAN, ModelSpec
+    from stanviewer.core.roi.files import NoneProvider
+
+    torch.manual_seed(0)
+    backbone = {"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"}
+    spec = ModelSpec(views="local", roi_provider="none", frames=4, size=32, backbone=backbone)
+    ck = save_checkpoint(tmp_path / "local.safetensors", STAN(spec), {"name": "micro-local"})
+    video = make_video("analyze_local.mp4", 16)
+    args = ["analyze", str(video), "--checkpoint", str(ck), "--method", "window", "--no-heatmaps"]
+    args += ["--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert "already analysed with these settings" in capsys.readouterr().out
+    monkeypatch.setattr(NoneProvider, "version", getattr(NoneProvider, "version", 1) + 1, raising=False)
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert "already analysed" not in again and "predicted" in again
+
+
 def test_printed_segments_default_to_the_apps_seconds() -> None:
     fps = 25.0
     ns = argparse.Namespace(min_seconds=0.4, merge_seconds=0.4, min_frames=None, merge_gap=None)

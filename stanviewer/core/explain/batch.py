@@ -13,7 +13,7 @@ import numpy as np
 from stanviewer.core.errors import StanError
 from stanviewer.core.explain.scoring import AnalysisSettings
 from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
-from stanviewer.core.explain.store import analyze_video
+from stanviewer.core.explain.store import analysis_key, analyze_video, roi_identity
 from stanviewer.core.fileio import distinct_names, each_file_once, fingerprint
 from stanviewer.core.manifest import read_frame_labels, read_manifest
 from stanviewer.core.progress import run_job
@@ -84,11 +84,10 @@ def run_analyze(a: argparse.Namespace) -> int:
             labels = None
             if out is not None and (out / "analysis.json").exists() and not a.no_cache:
                 meta = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
-                same = (
-                    meta.get("settings") == st.key()
-                    and meta.get("model", {}).get("sha256") == ck.sha256
-                    and item.video.exists()
-                    and meta.get("video", {}).get("fingerprint") == fingerprint(item.video)
+                # the cache's own key: same video, model file, settings and person boxes (a new ROI
+                # provider version or person-detector file means the boxes, hence the scores, may differ)
+                same = item.video.exists() and meta.get("analysis_key") == analysis_key(
+                    fingerprint(item.video), ck.sha256, st, roi_identity(ck.spec)
                 )
                 if same:
                     print(f"[{k + 1}/{len(items)}] {name}: already analysed with these settings ({out})")

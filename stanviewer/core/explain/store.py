@@ -232,6 +232,7 @@ def analyze_video(
         if use_cache and (folder / "analysis.json").exists():
             try:
                 a = load_analysis(folder)
+                a.meta["analysis_key"] = key  # analyses cached before the key was recorded get it now
                 yield Progress(1, 1, "cached")
                 if out is not None:
                     save_analysis(a, out, labels)
@@ -244,6 +245,7 @@ def analyze_video(
 
         a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=folder / "heatmaps.zip", roi=roi)
     a.meta["video"]["path"] = str(Path(path).resolve())
+    a.meta["analysis_key"] = key  # video, model file, settings and person boxes (``analyze --out`` skips on it)
     save_analysis(a, folder, labels)
     if out is not None:
         save_analysis(a, out, labels)
