@@ -25,6 +25,7 @@ from stanviewer.core.models.posture import (
     log_mean_exp,
     mirror_joints,
     posture_features,
+    shift_image,
     to_video,
     upper_square,
     upper_to_local,
@@ -140,6 +141,43 @@ def test_mirror_reading_swaps_left_and_right_and_reads_a_mirrored_image_mirrored
     # a checkpoint written before the option existed reads as it was trained: without the mirror image
     old = {k: v for k, v in model.cfg.to_dict().items() if k != "mirror"}
     assert not PostureConfig.from_dict(old).mirror and PostureConfig.from_dict({}).mirror
+
+
+def test_shift_reading_moves_each_image_and_moves_its_joints_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stanviewer.core.models.posture as posture
+
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 3, 2] = 1
+    y = shift_image(x, 2, -1)  # content 2 px right, 1 px up; the border filled with 0 (the mask's value)
+    assert y[0, 0, 2, 4] == 1 and y.sum() == 1 and shift_image(x, 0, 0) is x
+    spec = _spec()
+    spec.backbone = {"mirror": True, "upper": 0, "shifts": 2}
+    model = PostureMIL(spec).eval()
+    assert model.cfg.shifts == 2
+
+    def bright_spot(img: torch.Tensor, upper: bool = False) -> torch.Tensor:
+        """A reader that reads exactly: every joint at the brightest pixel, in view coordinates."""
+        n, s = img.shape[0], img.shape[-1]
+        k = img[:, 0].reshape(n, -1).argmax(1)
+        q = torch.stack([2 * (k % s + 0.5) / s - 1, 2 * (k // s + 0.5) / s - 1], -1).float()
+        return q[:, None].repeat(1, model.cfg.joints, 1)
+
+    monkeypatch.setattr(model, "raw_joints", bright_spot)
+    img = torch.zeros(3, 3, 32, 32)
+    for k, (r, c) in enumerate(((10, 12), (20, 5), (16, 27))):
+        img[k, :, r, c] = 1
+    plain = bright_spot(img)
+    assert torch.allclose(model.joints(img), plain, atol=1e-6)
+    for move in ((1, 0), (0, -1)):  # each shifted reading alone gives the plain joints back (the sign)
+        monkeypatch.setattr(posture, "SHIFT_MOVES", (move,))
+        assert torch.allclose(model.joints(img), plain, atol=1e-6)
+    # training and files written before the option existed read each image once
+    old = {k: v for k, v in model.cfg.to_dict().items() if k != "shifts"}
+    assert PostureConfig.from_dict(old).shifts == 0 and PostureConfig().shifts == 0
+    from stanviewer.core.models.bundled import _posture_reading
+
+    assert "moved by ±2 px" in _posture_reading({"backbone": model.cfg.to_dict()})
+    assert "moved" not in _posture_reading({"backbone": old})
 
 
 def test_the_upper_body_reader_reads_the_top_of_the_crop_square_at_twice_the_pixels() -> None:

@@ -49,7 +49,8 @@ def _posture_reading(spec: dict) -> str:
     cfg = PostureConfig.from_dict(spec.get("backbone") or {})
     upper = "its upper-body image" + (" (heatmap read-out)" if cfg.upper_readout == "softargmax" else "")
     extra = [*(["its mirror image"] if cfg.mirror else []), *([upper] if cfg.upper else [])]
-    return f" and {' and '.join(extra)}" if extra else ""
+    moved = f", each also read moved by ±{cfg.shifts} px across and up/down" if cfg.shifts else ""
+    return (f" and {' and '.join(extra)}" if extra else "") + moved
 
 
 def _mask_text(spec: dict) -> str:

@@ -164,6 +164,10 @@ class PostureConfig:
     # files written before this option existed) or "softargmax" (a heatmap per joint on its first three
     # stages at a quarter of the image size; each joint the heatmap's softmax-weighted mean position)
     upper_readout: str = "linear"
+    # test-time shifts in pixels: every image (and its mirror image) is also read moved by +-shifts px
+    # across and up/down, the joints moved back, and the five readings averaged (5x the reading time);
+    # 0: off (training, and files written before this option existed). Measured in docs/posture.md.
+    shifts: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,6 +190,22 @@ class PostureConfig:
         if bad or not self.features:
             raise ValueError(f"posture features must name joints of {', '.join(names)}; got {bad or 'none'}")
         return [names.index(f) for f in self.features]
+
+
+#: the test-time shifts (``PostureConfig.shifts``), in units of the shift: the image itself and moved right,
+#: left, down and up
+SHIFT_MOVES = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def shift_image(x: Tensor, dx: int, dy: int) -> Tensor:
+    """Images ``[N, C, S, S]`` with their content moved ``dx`` px right and ``dy`` px down; the uncovered
+    border is 0 (the normalisation mean: the value the local view's mask gives pixels outside the person)."""
+    if dx == 0 and dy == 0:
+        return x
+    h, w = x.shape[-2:]
+    p = max(abs(dx), abs(dy))
+    xp = F.pad(x, (p, p, p, p))
+    return xp[..., p - dy : p - dy + h, p - dx : p - dx + w]
 
 
 def image_step(fps: float, sample_fps: float) -> int:
@@ -328,11 +348,22 @@ class PostureMIL(nn.Module):
             return self.upper_pose(self.read_features(x, True)).view(x.shape[0], self.cfg.upper, 2)
         return self.pose(self.read_features(x)).view(x.shape[0], self.cfg.joints, 2)
 
-    def _read(self, x: Tensor, upper: bool = False) -> Tensor:
+    def _read_once(self, x: Tensor, upper: bool = False) -> Tensor:
         q = self.raw_joints(x, upper)
         if self.cfg.mirror:
             q = (q + mirror_joints(self.raw_joints(x.flip(-1), upper))) / 2
         return q
+
+    def _read(self, x: Tensor, upper: bool = False) -> Tensor:
+        d = int(self.cfg.shifts)
+        if d <= 0:
+            return self._read_once(x, upper)
+        moves = SHIFT_MOVES
+        n, size = x.shape[0], x.shape[-1]
+        q = self._read_once(torch.cat([shift_image(x, dx * d, dy * d) for dx, dy in moves]), upper)
+        back = torch.tensor([[2.0 * dx * d / size, 2.0 * dy * d / size] for dx, dy in moves], dtype=q.dtype)
+        q = q.view(len(moves), n, *q.shape[1:]) - back.to(q.device)[:, None, None, :]
+        return q.mean(0)
 
     def joints(self, x: Tensor, upper_images: Tensor | None = None) -> Tensor:
         """Joints of normalised local-view images ``[N, 3, S, S]`` in view coordinates ``[-1, 1]``:
