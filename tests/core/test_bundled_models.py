@@ -53,6 +53,8 @@ def test_shipped_checkpoint(path: Path) -> None:
             out = ck.model.frame_logits(f)
         assert q.shape == (12, 17, 2) and out.shape == (12,) and torch.isfinite(out).all()
         assert ck.meta["default_method"] == "posture"
+        if ck.model.cfg.shifts:  # reads each image several times: the file says since when and why
+            assert "shifts" in ck.meta.get("reading_history", "")
         return
     clips = [torch.rand(1, 3, T, S, S) for _ in ck.model.view_names]
     with torch.no_grad():
