@@ -165,7 +165,8 @@ class PostureConfig:
     # stages at a quarter of the image size; each joint the heatmap's softmax-weighted mean position)
     upper_readout: str = "linear"
     # test-time shifts in pixels: every image (and its mirror image) is also read moved by +-shifts px
-    # across and up/down, the joints moved back, and the five readings averaged (5x the reading time);
+    # across and up/down, the joints moved back, and the five readings averaged (about 3.3x the reading
+    # time on 2 CPU cores);
     # 0: off (training, and files written before this option existed). Measured in docs/posture.md.
     shifts: int = 0
 
