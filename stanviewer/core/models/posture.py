@@ -166,8 +166,8 @@ class PostureConfig:
     upper_readout: str = "linear"
     # test-time shifts in pixels: every image (and its mirror image) is also read moved by +-shifts px
     # across and up/down, the joints moved back, and the five readings averaged (about 3.3x the reading
-    # time on 2 CPU cores);
-    # 0: off (training, and files written before this option existed). Measured in docs/posture.md.
+    # time on 2 CPU cores); 0: off (training, and files written before this option existed). Measured in
+    # docs/posture.md ("test-time shifts").
     shifts: int = 0
 
     def to_dict(self) -> dict:
