@@ -281,8 +281,10 @@ class ReviewController(QObject):
             log.warning("proposal not updated: %s", e)
         finally:
             self._feeding = False
-        if clean:
+        if clean and review.dirty:
+            # feeding emitted sigLabelsChanged while the review looked edited: say again that it is not
             review.saved_generation = review.generation
+            self.sigReviewChanged.emit()
 
     # ---------------------------------------------------------------- active tier, label, edge
     def set_active_tier(self, name: str) -> None:

@@ -126,6 +126,8 @@ def test_model_tier_follows_the_timeline(qtbot, answers: Answers, window, video:
     window.threshold_bar.min_seconds.setValue(0.6)  # segment options too (15 frames at 25 frames/s)
     assert [(a, b) for a, b, _ in spans(labels, "model")] == [(g.start, g.end) for g in s.segments] == [(70, 90)]
     assert not window.review.dirty  # the proposal is derived data, not an edit
+    # ... and what the window says agrees: no "unsaved changes" in the bar, no • in the title
+    assert "unsaved" not in window.review_bar.state.text() and "•" not in window.windowTitle()
     # the human tiers have lanes of their own below the read-only ones
     tl = window.timeline
     assert tl.lane_row("annotator") == 1 and tl.lane_row("therapist") == 2
