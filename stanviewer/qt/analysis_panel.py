@@ -122,6 +122,9 @@ class AnalysisPanel(QWidget):
         self._loader: JobWorker | None = None
         self._t_first: float | None = None
         self.meta: dict | None = None
+        self.model_text = ""  # what the status bar says about the chosen model (also before anyone listens)
+        self._shown: str | None = None  # the cached analysis folder on screen (selected in the list)
+        self._sha: dict[tuple[str, int, int], str] = {}  # checkpoint files' SHA-256 by (path, size, mtime)
         self._run_method = ""  # the method and model metadata of the last Run (the panel may change meanwhile)
         self._run_meta: dict | None = None
         outer = QVBoxLayout(self)
@@ -302,7 +305,7 @@ class AnalysisPanel(QWidget):
             )
             self.card.setText(f"<span style='color:#e06c6c'>{why}</span>")
             self.views.setText("—")
-            self.sigModelText.emit("Model: none (bundled model missing)" if bundled else "Model: unreadable file")
+            self._model_text("Model: none (bundled model missing)" if bundled else "Model: unreadable file")
             self._update_enabled()
             return
         self.meta = meta
@@ -346,8 +349,55 @@ class AnalysisPanel(QWidget):
             lines.append("<i>Trained on synthetic videos only.</i>")
         self.card.setText("<br>".join(lines))
         self.views.setText(f"{spec.get('views')} (fixed by this model)")
-        self.sigModelText.emit(f"Model: {name}" + (" (synthetic-only)" if synthetic else ""))
+        self._model_text(f"Model: {name}" + (" (synthetic-only)" if synthetic else ""))
         self._update_enabled()
+
+    def _model_text(self, text: str) -> None:
+        self.model_text = text
+        self.sigModelText.emit(text)
+
+    def _file_sha(self, path: Path) -> str | None:
+        try:
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            if key not in self._sha:
+                from stanviewer.core.fileio import sha256_file
+
+                self._sha[key] = sha256_file(path)
+            return self._sha[key]
+        except OSError:
+            return None
+
+    def follow(self, meta: dict, folder: Path | None) -> None:
+        """An analysis is on screen: select it in the list of earlier analyses, and choose its model (when the
+        model list has a file with its SHA-256) and its method, so that the panel describes what is shown."""
+        self._shown = str(folder) if folder is not None else None
+        self._select_shown()
+        if self.running:
+            return
+        sha = str((meta.get("model") or {}).get("sha256") or "")
+        if sha:
+            try:
+                current = self._file_sha(self.checkpoint_path())
+            except StanError:
+                current = None
+            if current != sha:
+                for k in range(self.checkpoint.count()):
+                    data = self.checkpoint.itemData(k)
+                    path = _bundled_path() if data in (None, BUNDLED) else Path(data)
+                    if self._file_sha(path) == sha:
+                        self.checkpoint.setCurrentIndex(k)  # -> _on_checkpoint (card, methods, status bar)
+                        break
+                else:
+                    return  # that model is not in the list: leave the panel as it is
+        k = self.method.findData(meta.get("method"))
+        if k >= 0 and self.method.model().item(k).isEnabled():
+            self.method.setCurrentIndex(k)
+
+    def _select_shown(self) -> None:
+        k = self.cached.findData(self._shown) if self._shown else -1
+        if k >= 0:
+            self.cached.setCurrentIndex(k)
 
     # ---------------------------------------------------------------- devices
     def probe_devices(self) -> None:
@@ -518,6 +568,7 @@ class AnalysisPanel(QWidget):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime((folder / "analysis.json").stat().st_mtime))
             text = f"{meta.get('method')} · {meta.get('model', {}).get('name', '?')} · {when}"
             self.cached.addItem(text, str(folder))
+        self._select_shown()
 
     def _on_cached(self, k: int) -> None:
         folder = self.cached.itemData(k)

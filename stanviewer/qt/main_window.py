@@ -380,7 +380,7 @@ class MainWindow(QMainWindow):
         ap.sigStatus.connect(lambda m: self.statusBar().showMessage(m, 5000))
         ap.sigModelText.connect(self._set_model_text)
         ap.sigDeviceText.connect(self.device_label.setText)
-        self._set_model_text(self._model_text)
+        self._set_model_text(ap.model_text or self._model_text)
         r = self.review
         r.sigMessage.connect(lambda m: self.statusBar().showMessage(m, 6000))
         r.sigHistoryChanged.connect(self._on_history)
@@ -530,6 +530,7 @@ class MainWindow(QMainWindow):
                 except (OSError, ValueError):
                     continue
             self.analysis_panel.set_cached(entries)
+        self.analysis_panel.follow(analysis.meta, folder)
         if s.overlay.roi_visible:
             self._ensure_roi()
 

@@ -687,3 +687,35 @@ def test_a_posture_model_offers_its_own_method_only(qtbot, window, make_video, t
     assert ap.method.currentData() != "posture" and ap.stride.isEnabled()
     with pytest.raises(StanError, match="needs a posture model"):
         ap.set_method("posture")
+
+
+def test_the_panel_describes_the_analysis_on_screen(qtbot, window, make_video, tiny_checkpoint: Path) -> None:
+    """Reopening a video, or picking an earlier analysis, puts its model, method and list entry in the panel."""
+    import os
+
+    from gui_helpers import write_fake_analysis
+
+    from stanviewer.core.fileio import sha256_file
+    from stanviewer.core.models.bundled import bundled_checkpoints
+
+    ap, s = window.analysis_panel, window.session
+    assert window.model_label.text().startswith("Model: ")  # said from the start, not only after a choice
+    ap.set_checkpoint(tiny_checkpoint)  # a file of the user's, in the model list
+    cnn = next(p for p in bundled_checkpoints() if p.name.startswith("cnn-"))
+    video = make_video("gui_follow.mp4", 60, "h264", gop=30)
+    older = write_fake_analysis(video, bump_scores(60), method="window", model=sha256_file(tiny_checkpoint))
+    newer = write_fake_analysis(video, bump_scores(60), method="vanilla", model=sha256_file(cnn))
+    t = os.stat(newer / "analysis.json").st_mtime
+    os.utime(older / "analysis.json", (t - 60, t - 60))
+    ap.set_checkpoint(tiny_checkpoint)
+    open_and_wait(qtbot, window, video)
+    qtbot.waitUntil(lambda: s.analysis is not None, timeout=LONG)
+    assert s.method == "vanilla" and ap.checkpoint_path() == cnn and ap.method.currentData() == "vanilla"
+    assert cnn.stem in window.model_label.text() and ap.cached.currentData() == str(newer)
+    k = ap.cached.findData(str(older))
+    ap.cached.setCurrentIndex(k)
+    ap.cached.activated.emit(k)
+    qtbot.waitUntil(lambda: s.method == "window", timeout=LONG)
+    assert ap.cached.currentData() == str(older)  # the list shows the one picked, not the newest again
+    assert ap.checkpoint_path() == Path(tiny_checkpoint).resolve() and ap.method.currentData() == "window"
+    assert "Model: " in window.model_label.text() and cnn.stem not in window.model_label.text()
