@@ -337,8 +337,17 @@ class ReviewController(QObject):
             if self._run("redo", lambda m: m.redo()):
                 self.sigMessage.emit(f"Redone: {text}")
 
+    def _proposal_final(self, what: str) -> bool:
+        """The flagged segments on screen are the ones an accept would take (no analysis is still running)."""
+        if self.session.partial is None:
+            return True
+        self.sigMessage.emit(f"Cannot {what}: an analysis is running; its flagged segments are not final yet")
+        return False
+
     def accept(self) -> None:
         """Accept the flagged segment under the playhead into the active tier (A)."""
+        if not self._proposal_final("accept"):
+            return
         iv = self._run("accept", lambda m: m.accept(self.active_tier, self.frame))
         if iv is not None and self.labels is not None:
             self.labels.select(self.active_tier, iv.start)
@@ -346,6 +355,8 @@ class ReviewController(QObject):
 
     def accept_all(self) -> None:
         """Accept every flagged segment into the active tier, one undo step (Shift+A)."""
+        if not self._proposal_final("accept all"):
+            return
         ivs = self._run("accept all", lambda m: m.accept_all(self.active_tier))
         if ivs is not None:
             self.sigMessage.emit(f"Accepted {len(ivs)} flagged segments into {self.active_tier}")

@@ -12,6 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gui_helpers import LONG, N_FRAMES, open_and_wait
 from PySide6.QtCore import QPointF, Qt
@@ -246,6 +247,14 @@ def test_editing_keys_at_the_playhead(qtbot, answers: Answers, window, video: Pa
     s.set_frame(32)
     key(qtbot, window, Qt.Key.Key_Delete)
     assert spans(labels) == [(9, 22, "compensation")]
+    # while an analysis runs, its segments are not final: A and Shift+A take nothing (the old proposal neither)
+    s.set_frame(72)
+    s.set_partial(np.full(s.frame_count, np.nan, np.float32))
+    before = spans(labels)
+    key(qtbot, window, Qt.Key.Key_A)
+    key(qtbot, window, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert spans(labels) == before and "analysis is running" in window.statusBar().currentMessage()
+    s.set_partial(None)
     # Shift+A accepts every flagged segment in one undo step
     n_undo = len(labels._undo)
     key(qtbot, window, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
