@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageB
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Progress
-from stanviewer.core.review.formats import EXTENSIONS, FORMATS, export_labels, format_of, import_labels
+from stanviewer.core.review.formats import EXTENSIONS, FORMATS, export_labels, import_labels
 from stanviewer.core.review.model import MODEL_TIER
 from stanviewer.core.review.reviewfile import VideoMismatchError
 from stanviewer.qt.dialogs import show_error
@@ -41,6 +41,32 @@ FORMAT_NAMES = {
 #: file dialog filters, one per format (in :data:`FORMATS` order)
 LABEL_FILTERS = {f: f"{FORMAT_NAMES[f]} (*{EXTENSIONS[f]})" for f in FORMATS}
 SELECTION = "the selected range"
+CSV_FORMATS = ("frames", "intervals", "boris")
+
+
+def export_target(path: str, chosen: str | None, initial: str) -> tuple[Path, str]:
+    """The file and format an Export labels dialog asked for: a filter the user changed (``chosen`` is not
+    the ``initial`` one) decides the format, and the file name gets that format's extension; a filter left
+    as it was yields to a name with a known extension; a name without one gets the filter's."""
+    name = Path(path).name
+    low = name.lower()
+    named, ext = None, ""
+    for f, e in EXTENSIONS.items():
+        if low.endswith(e):
+            named, ext = f, e
+            break
+    else:
+        if low.endswith(".json"):
+            named, ext = "json", ".json"
+        elif low.endswith(".csv"):
+            ext = ".csv"  # a CSV of some kind: the filter says which
+    want = chosen or initial
+    if named is not None and (chosen is None or chosen == initial or named == chosen):
+        return Path(path), named
+    if ext == ".csv" and want in CSV_FORMATS:
+        return Path(path), want
+    stem = name[: len(name) - len(ext)] if ext else name
+    return Path(path).with_name(stem + EXTENSIONS[want]), want
 
 
 class ReviewFiles(QObject):
@@ -111,24 +137,33 @@ class ReviewFiles(QObject):
         self.ctl.sigMessage.emit(f"Imported {sum(len(t.intervals) for t in human)} intervals into {names}")
 
     def export_labels(self) -> None:
-        """Write every tier in a chosen format (guessed from the file name, else from the chosen filter)."""
+        """Write every tier in a chosen format (:func:`export_target`: the filter, when the user changed it,
+        else the file name's extension)."""
         if not self._ready("Export labels"):
             return
         review, video = self.ctl.review, self.ctl.session.path
         assert review is not None and video is not None
         default = str(video.with_name(video.stem + EXTENSIONS["intervals"]))
         path, chosen = QFileDialog.getSaveFileName(
-            self.parent_widget, "Export labels", default, ";;".join(LABEL_FILTERS.values())
+            self.parent_widget,
+            "Export labels",
+            default,
+            ";;".join(LABEL_FILTERS.values()),
+            LABEL_FILTERS["intervals"],
         )
         if not path:
             return
         fmt = next((f for f, flt in LABEL_FILTERS.items() if flt == chosen), None)
         try:
-            fmt = format_of(path) if any(path.lower().endswith(e) for e in EXTENSIONS.values()) else fmt
-            fmt = fmt or format_of(path)
+            out_path, fmt = export_target(path, fmt, "intervals")
+            if out_path != Path(path) and out_path.exists():  # the dialog asked about another name
+                B = QMessageBox.StandardButton
+                ask = f"{out_path.name} already exists. Replace it?"
+                if QMessageBox.question(self.parent_widget, "Export labels", ask, B.Yes | B.No, B.No) != B.Yes:
+                    return
             folder = self.ctl.session.analysis_folder
             scores = folder / "scores.csv" if folder is not None and (folder / "scores.csv").exists() else None
-            out = export_labels(review, path, fmt, self.ctl.times(), scores_csv=scores)
+            out = export_labels(review, out_path, fmt, self.ctl.times(), scores_csv=scores)
         except StanError as e:
             show_error(self.parent_widget, "Cannot export the labels", e)
             return

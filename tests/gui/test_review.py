@@ -479,3 +479,20 @@ def test_pyside_none_refcount_guard(qtbot) -> None:
         probe.setObjectName("x")
     if before - sys.getrefcount(None) > 0:
         assert none_refcount_guarded() and sys.getrefcount(None) > 1 << 39
+
+
+def test_export_labels_follows_a_filter_the_user_changed() -> None:
+    from stanviewer.qt.review_files import export_target
+
+    # the suggested name kept, another filter chosen: the filter decides, and the name gets its extension
+    assert export_target("/d/v.intervals.csv", "eaf", "intervals") == (Path("/d/v.eaf"), "eaf")
+    assert export_target("/d/v.intervals.csv", "frames", "intervals") == (Path("/d/v.frames.csv"), "frames")
+    # a name without an extension gets the filter's; a plain .csv stays a CSV of the filter's kind
+    assert export_target("/d/notes", "eaf", "intervals") == (Path("/d/notes.eaf"), "eaf")
+    assert export_target("/d/notes", None, "intervals") == (Path("/d/notes.intervals.csv"), "intervals")
+    assert export_target("/d/a.csv", "boris", "intervals") == (Path("/d/a.csv"), "boris")
+    assert export_target("/d/a.csv", "eaf", "intervals") == (Path("/d/a.eaf"), "eaf")
+    # the filter left as it was: a name with a known extension decides
+    assert export_target("/d/v.eaf", "intervals", "intervals") == (Path("/d/v.eaf"), "eaf")
+    assert export_target("/d/v.labels.json", None, "intervals") == (Path("/d/v.labels.json"), "json")
+    assert export_target("/d/v.json", "json", "intervals") == (Path("/d/v.json"), "json")
