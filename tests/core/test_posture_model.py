@@ -15,6 +15,7 @@ from stanviewer.core.manifest import read_manifest
 from stanviewer.core.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from stanviewer.core.models.framecnn import FrameCNN
 from stanviewer.core.models.posture import (
+    FEATURE_JOINTS,
     JOINT_NAMES,
     MIRROR,
     TRUNK_FEATURES,
@@ -522,6 +523,34 @@ def test_evaluate_can_calibrate_on_the_validation_subjects_alone(
             run_job(ev.evaluate(dataset, [ck], cfg, tmp_path / "neg"), stream=None)
     with pytest.raises(StanError, match="calibration videos come from"):
         run_job(ev.evaluate(dataset, [ck], ev.EvalConfig(calib_from="test"), tmp_path / "bad"), stream=None)
+
+
+def test_a_fixed_reference_keeps_each_frames_gradient_with_its_own_frames() -> None:
+    """The heatmaps' gradient must not flow through the video's median posture and body height to whichever
+    frames are the medians (it made a few still frames take the whole colour scale); the values stay."""
+    torch.manual_seed(0)
+    n = 40
+    p = torch.randn(n, FEATURE_JOINTS, 2, dtype=torch.float64) * 3 + 50
+    p[:, 0, 1] -= 40  # the head above the ankles: a body height
+    offsets = (-1, 0, 1)
+    f0 = posture_features(p, offsets, 1.5)
+    q = p.clone().requires_grad_(True)
+    f = posture_features(q, offsets, 1.5, fixed_reference=True)
+    assert torch.allclose(f, f0)
+    (g,) = torch.autograd.grad(f[:5].sum(), q)  # the first five frames' features
+    far = g[15:].abs().sum(dim=(1, 2))  # beyond the smoothing (3 sigma) and the context
+    assert far.max() == 0
+    q2 = p.clone().requires_grad_(True)
+    (g2,) = torch.autograd.grad(posture_features(q2, offsets, 1.5)[:5].sum(), q2)
+    assert g2[15:].abs().sum() > 0  # without it, the medians' frames get a share
+
+
+def test_posture_analyses_with_maps_have_their_own_cache_key() -> None:
+    from stanviewer.core.explain.result import POSTURE_HEATMAPS_VERSION
+
+    assert AnalysisSettings(method=METHOD).key()["posture_heatmaps"] == POSTURE_HEATMAPS_VERSION
+    assert "posture_heatmaps" not in AnalysisSettings(method=METHOD, heatmaps=False).key()
+    assert "posture_heatmaps" not in AnalysisSettings(method="vanilla").key()
 
 
 def test_heatmaps_follow_the_pose_reader_gradient(trained: Checkpoint, dataset: Path, tmp_path: Path) -> None:

@@ -20,11 +20,13 @@ logits are learnt evidence on a common scale (the MIL loss ties them to video la
 video to [0, 1] stretched the normal repetitions of a compensated video up to mid-range scores. While
 the read pass runs, partial curves (the frames read so far) are reported about once a second.
 The frame logits are the model's own evidence. **Heatmaps** (a third pass, when asked for): the gradient of
-the video's frame logits with respect to each read frame's joints (through the posture features, context
-included), carried back through the pose reader to the pixels of that frame's local view — |vanilla
-gradient| of ``g_t . joints_t(image_t)``, channel mean, mapped to frame coordinates (an upper-body
-image's map is mapped through its own square and added). They show which body
-parts' pixels move the joints that the evidence depends on.
+the sum of softplus(frame logit) — each frame's logit weighted by its own probability — with respect to
+each read frame's joints (through the posture features, context included; the video's median posture
+and body height held fixed, so that the gradient stays with the frames it is about), carried back
+through the pose reader to the pixels of that frame's local view — |vanilla gradient| of
+``g_t . joints_t(image_t)``, channel mean, mapped to frame coordinates (an upper-body image's map is
+mapped through its own square and added). They show which body parts' pixels move the joints that the
+evidence of flagged frames depends on; frames the model scores near 0 get faint maps.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.explain.result import (
@@ -265,8 +268,11 @@ def _heatmaps(
     rw, rh = reader.size
     q = torch.from_numpy(qview.astype(np.float64)).requires_grad_(True)
     with frozen(model):
-        f = model.posture_features(to_video(q, square), rows_step).to(device)
-        total = model.frame_logits(f).sum()
+        f = model.posture_features(to_video(q, square), rows_step, fixed_reference=True).to(device)
+        # softplus: each frame's logit weighs by its own probability (d softplus / d logit = sigmoid), so the
+        # maps show what the evidence of frames that are flagged rests on; a plain sum of the logits let
+        # frames of p ~ 0 (whose logits move most) take the whole colour scale
+        total = F.softplus(model.frame_logits(f)).sum()
         g = torch.autograd.grad(total, q)[0].float()  # [rows, J, 2]: how each read frame's joints move the curve
     hw = heatmap_size(rw, rh, st.heatmap_side)
     maker = _ViewMaker(model.spec, work, boxes, square, ["local"], hw)

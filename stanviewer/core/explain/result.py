@@ -26,6 +26,12 @@ CLIP_PERCENTILES = (1.0, 99.0)
 #    start of a video, where each sampling phase had one window of its own.
 SCORING_VERSION = 2
 
+# Bump when the posture method's heatmaps change (part of the cache key of posture analyses made with maps,
+# so that the app does not show an analysis made without maps, or with the old ones).
+# 2: the body height and median posture are constants for the gradient (it flowed to the median frames),
+#    and each frame's logit weighs by its probability (softplus).
+POSTURE_HEATMAPS_VERSION = 2
+
 
 OCCLUSION_METHODS = ("occlusion", "occlusion-window")  # the methods that take ``occlusion_span``
 
@@ -77,6 +83,8 @@ class AnalysisSettings:
         if self.method not in OCCLUSION_METHODS:
             d.pop("occlusion_span")
         d["scoring"] = SCORING_VERSION
+        if self.method == "posture" and self.heatmaps:
+            d["posture_heatmaps"] = POSTURE_HEATMAPS_VERSION
         return d
 
 

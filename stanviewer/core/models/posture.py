@@ -259,20 +259,28 @@ def body_height(p: Tensor) -> Tensor:
 
 
 def posture_features(
-    p: Tensor, offsets: list[int] | tuple[int, ...], smooth: float = 0.0, joints: list[int] | None = None
+    p: Tensor,
+    offsets: list[int] | tuple[int, ...],
+    smooth: float = 0.0,
+    joints: list[int] | None = None,
+    fixed_reference: bool = False,
 ) -> Tensor:
     """Per-frame posture features ``[N, len(joints) * 2 * len(offsets)]`` of joints ``p`` ``[N, J, 2]``.
 
     Joints smoothed over rows (Gaussian, sigma ``smooth`` rows), relative to the pelvis over the median body
     height, minus the median posture (medians over all ``N`` rows: the whole video), at each row and at the
     rows ``offsets`` away (clamped to the video). ``joints``: the joints kept (default: the first
-    ``FEATURE_JOINTS``); the body height is measured from head and ankles either way.
+    ``FEATURE_JOINTS``); the body height is measured from head and ankles either way. ``fixed_reference``:
+    the body height and the median posture are constants for autograd (the same values): a gradient then
+    stays with the frames whose joints it is about, instead of flowing to whichever frames are the medians.
     """
     p = p[:, :FEATURE_JOINTS].to(torch.float64) if p.shape[1] > FEATURE_JOINTS else p.to(torch.float64)
     p = smooth_rows(p, smooth)
     n = p.shape[0]
-    q = (p - p[:, _PELVIS : _PELVIS + 1]) / body_height(p)
-    q = q - torch.quantile(q, 0.5, dim=0, keepdim=True)
+    height = body_height(p)
+    q = (p - p[:, _PELVIS : _PELVIS + 1]) / (height.detach() if fixed_reference else height)
+    median = torch.quantile(q, 0.5, dim=0, keepdim=True)
+    q = q - (median.detach() if fixed_reference else median)
     if joints is not None:
         q = q[:, list(joints)]
     q = q.reshape(n, -1)
@@ -403,12 +411,12 @@ class PostureMIL(nn.Module):
             q = torch.cat([(q[:, :k] + upper_to_local(self._read(upper_images, True))) / 2, q[:, k:]], 1)
         return q
 
-    def posture_features(self, joints: Tensor, rows_step: int = 1) -> Tensor:
+    def posture_features(self, joints: Tensor, rows_step: int = 1, fixed_reference: bool = False) -> Tensor:
         """This model's posture features (:func:`posture_features` with its context, smoothing and feature
         joints) of a whole video's joints ``[N, J, 2]`` in video pixels, read every ``rows_step`` images of
         the training density: ``[N, F]`` float32."""
         offsets = [int(o) * rows_step for o in self.cfg.context]
-        return posture_features(joints, offsets, self.cfg.smooth * rows_step, self.feature_joints)
+        return posture_features(joints, offsets, self.cfg.smooth * rows_step, self.feature_joints, fixed_reference)
 
     def head_logits(self, features: Tensor) -> Tensor:
         """Posture features ``[N, F]`` -> every head's frame logits ``[heads, N]``."""
