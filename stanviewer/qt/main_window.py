@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Job, Progress
+from stanviewer.core.review.model import MODEL_TIER
 from stanviewer.qt.analysis_panel import AnalysisPanel
 from stanviewer.qt.dialogs import ShortcutsDialog, show_about, show_error
 from stanviewer.qt.lanes import LaneEditor
@@ -339,7 +340,14 @@ class MainWindow(QMainWindow):
         if isinstance(fw, QAbstractSpinBox):  # Enter in a number box (threshold...) commits it, as before
             fw.interpretText()
             return
-        self.review.set_label(self.review_bar.label.currentText())  # a label typed but not yet applied
+        box = self.review_bar.label
+        self.review.set_label(box.currentText())  # a label typed but not yet applied
+        lab = self.review.labels
+        in_box = fw is not None and (fw is box or box.isAncestorOf(fw))
+        if in_box and (lab is None or lab.selection is None or lab.selection.tier == MODEL_TIER):
+            # Enter in the label box with nothing selected: it only chooses the label of new intervals
+            self.statusBar().showMessage(f"New intervals get the label '{self.review.label}'", 6000)
+            return
         self.review.label_selection()
 
     def _on_review_state(self) -> None:

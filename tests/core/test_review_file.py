@@ -173,11 +173,18 @@ def test_recovery_offer_restore_discard(video: Path) -> None:
     info = find_recovery(video)
     assert info is not None and info.review_path == r.path and info.intervals == 2
     assert "Restore" in info.summary() and video.name in info.summary()
+    assert "(2 intervals in 2 tiers;" in info.summary()  # the human tiers that hold them (not the model's)
     back = restore(info)
     assert back.labels.spans() == r.labels.spans() and back.dirty
     assert open_review(video).labels.spans()["therapist"] == []  # the saved file is untouched
     back.save()
     assert find_recovery(video) is None and not info.path.exists()
+    # the dialog counts the human tiers that hold labels, in good English
+    with Autosaver(back, delay=0.05, max_delay=0.1) as saver:
+        back.labels.delete("annotator", 1)
+        _wait_for(saver.path, lambda d: True, 2.0)
+    info = find_recovery(video)
+    assert info is not None and "(1 interval in 1 tier;" in info.summary()
     # a recovery file older than the review file is not offered
     with Autosaver(back, delay=0.05, max_delay=0.1):
         back.labels.set_label("annotator", 20, 22, "z")

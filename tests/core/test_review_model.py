@@ -116,6 +116,24 @@ def test_nudge_and_move_edge_clamp(m: LabelsModel) -> None:
         m.nudge("annotator", 50, "left", 1)
     with pytest.raises(EditError):
         m.move_edge("annotator", 27, "middle", 3)
+    # a nudge that cannot move says why (the keys showed nothing before), and changes nothing
+    m.move_edge("annotator", 12, "right", 25)  # 0-25 now touches 25-31
+    n = len(m._undo)
+    for at, edge, delta, why in (
+        (12, "right", 1, "touches the next interval"),
+        (27, "left", -1, "touches the previous interval"),
+        (12, "left", -1, "at the first frame"),
+    ):
+        with pytest.raises(EditError, match=why):
+            m.nudge("annotator", at, edge, delta)
+    m.set_label("annotator", 40, 41, "c")
+    assert m.undo_text == "label frames 40–40"  # frames as the app shows them: the last one included
+    with pytest.raises(EditError, match="one frame long"):
+        m.nudge("annotator", 40, "left", 1)
+    m.set_label("annotator", m.n_frames - 1, m.n_frames, "d")
+    with pytest.raises(EditError, match="at the last frame"):
+        m.nudge("annotator", m.n_frames - 1, "right", 1)
+    assert len(m._undo) == n + 2  # only the two set_label steps
 
 
 def test_split_merge_delete(m: LabelsModel) -> None:

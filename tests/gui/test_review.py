@@ -496,3 +496,16 @@ def test_export_labels_follows_a_filter_the_user_changed() -> None:
     assert export_target("/d/v.eaf", "intervals", "intervals") == (Path("/d/v.eaf"), "eaf")
     assert export_target("/d/v.labels.json", None, "intervals") == (Path("/d/v.labels.json"), "json")
     assert export_target("/d/v.json", "json", "intervals") == (Path("/d/v.json"), "json")
+
+
+def test_enter_in_the_label_box_chooses_the_label(qtbot, answers: Answers, window, video: Path) -> None:
+    labels = opened(qtbot, window, video)
+    labels.clear_selection()
+    edit = window.review_bar.label.lineEdit()
+    edit.setFocus()
+    edit.selectAll()
+    qtbot.keyClicks(edit, "shoulder hike")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert window.review.label == "shoulder hike"
+    assert window.statusBar().currentMessage() == "New intervals get the label 'shoulder hike'"
+    assert spans(labels) == []

@@ -442,7 +442,7 @@ class LabelsModel:
             if iv.label == label and iv.start <= b and iv.end >= a:
                 new = replace(new, start=min(new.start, iv.start), end=max(new.end, iv.end))
         ivs = _paint(t.intervals, new.start, new.end, new)
-        self._replace_tier(replace(t, intervals=ivs), f"label {a}-{b}")
+        self._replace_tier(replace(t, intervals=ivs), f"label frames {a}–{b - 1}")  # as the status bar says
         return new
 
     def create(self, tier: str, start: int, end: int, label: str | None = None) -> Interval:
@@ -510,7 +510,18 @@ class LabelsModel:
         if iv is None:
             raise EditError(f"no interval at frame {at} on tier {tier!r}")
         pos = iv.start if edge == "left" else iv.end
-        return self.move_edge(tier, at, edge, pos + int(delta))
+        new = self.move_edge(tier, at, edge, pos + int(delta))
+        if int(delta) != 0 and (new.start, new.end) == (iv.start, iv.end):
+            t, k = self._find(tier, at)
+            later = int(delta) > 0
+            if (edge == "left") == later:
+                why = "the interval is one frame long"
+            elif edge == "left":
+                why = "it touches the previous interval" if k > 0 else "it is at the first frame"
+            else:
+                why = "it touches the next interval" if k + 1 < len(t.intervals) else "it is at the last frame"
+            raise EditError(f"the {edge} edge cannot move {'later' if later else 'earlier'}: {why}")
+        return new
 
     def nudge_selection(self, edge: str, delta: int = 1) -> Interval | None:
         """Nudge an edge of the selected interval (what the app's edge keys call); None if none is selected."""
@@ -524,7 +535,9 @@ class LabelsModel:
         t, k = self._find(tier, frame)
         iv = t.intervals[k]
         if frame <= iv.start:
-            raise EditError(f"cannot split at frame {frame}: it is the first frame of the interval {iv.start}-{iv.end}")
+            raise EditError(
+                f"cannot split at frame {frame}: it is the first frame of the interval {iv.start}–{iv.end - 1}"
+            )
         when = now_iso()
         left = replace(iv, end=frame, who=self.user, when=when)
         right = replace(iv, start=frame, who=self.user, when=when)

@@ -180,7 +180,7 @@ class RecoveryInfo:
     video: Path
     modified: str  # ISO time of the last recovered edit
     saved_modified: str | None  # ISO time of the review file's last change (None when there is none)
-    tiers: int
+    tiers: int  # human tiers that hold intervals
     intervals: int
 
     def summary(self) -> str:
@@ -188,9 +188,13 @@ class RecoveryInfo:
         when = _local(self.modified)
         saved = f"the saved review is from {_local(self.saved_modified)}" if self.saved_modified else "never saved"
         return (
-            f"Unsaved labels of {self.video.name} from {when} were recovered ({self.intervals} intervals in "
-            f"{self.tiers} tiers; {saved}). Restore them?"
+            f"Unsaved labels of {self.video.name} from {when} were recovered ({_count(self.intervals, 'interval')} in "
+            f"{_count(self.tiers, 'tier')}; {saved}). Restore them?"
         )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _parse_iso(s: str) -> datetime:
@@ -224,7 +228,8 @@ def find_recovery(video: str | Path, project: str | Path | None = None) -> Recov
         modified = str(data["modified"])
         rec_time = _parse_iso(modified)
         tiers = data.get("tiers") or []
-        n_intervals = sum(len(t.get("intervals") or []) for t in tiers if t.get("source") != "model")
+        counts = [len(t.get("intervals") or []) for t in tiers if t.get("source") != "model"]
+        n_intervals, n_tiers = sum(counts), sum(1 for c in counts if c)  # the human tiers that hold labels
     except (LabelError, KeyError, TypeError, ValueError, AttributeError) as e:
         # Not a blanket catch: these are what indexing and len() raise on a record of the wrong shape.
         log.warning("ignoring unreadable recovery file %s: %s", rec, e)
@@ -244,7 +249,7 @@ def find_recovery(video: str | Path, project: str | Path | None = None) -> Recov
         video=video,
         modified=modified,
         saved_modified=saved or None,
-        tiers=len(tiers),
+        tiers=n_tiers,
         intervals=n_intervals,
     )
 
