@@ -364,7 +364,7 @@ def test_restore_after_a_crash(qtbot, answers: Answers, window, video: Path) -> 
     answers.question = B.Yes
     labels = opened(qtbot, window, video)
     title, text = answers.asked[0]
-    assert title == "Restore unsaved labels?" and "1 intervals" in text and video.name in text
+    assert title == "Restore unsaved labels?" and "1 interval in 1 tier" in text and video.name in text
     assert spans(labels, "therapist") == [(40, 60, "trunk lean")]
     assert window.review.dirty  # restored, not yet saved
     assert window.review.save()
