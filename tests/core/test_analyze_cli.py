@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stanviewer.cli import main
@@ -99,3 +100,19 @@ def test_analyze_keeps_videos_of_the_same_name_apart(
     for patient, n in (("p01", 24), ("p02", 30)):
         scores = (out / f"{patient}_trial1" / "scores.csv").read_text(encoding="utf-8").splitlines()
         assert len(scores) == n + 1  # header + one row per frame of that video
+
+
+def test_printed_segment_ends_are_when_the_last_frame_ends() -> None:
+    """As the app's table, the intervals export and the clips: the next frame's time, the duration at the end."""
+    from stanviewer.core.explain.batch import _end_time
+    from stanviewer.core.explain.result import Analysis
+
+    times = np.arange(10) / 25.0
+    a = Analysis(
+        scores=np.zeros(10, np.float32), raw=np.zeros(10, np.float32), window_prob=np.zeros(10, np.float32),
+        times=times, windows=[], prediction={}, meta={"video": {"fps": 25.0, "duration_s": 0.4}},
+    )  # fmt: skip
+    assert _end_time(a, 3) == pytest.approx(0.12)  # frames 0-2 end when frame 3 starts
+    assert _end_time(a, 10) == pytest.approx(0.4)
+    a.meta["video"] = {"fps": 25.0}
+    assert _end_time(a, 10) == pytest.approx(0.4)

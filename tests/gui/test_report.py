@@ -119,3 +119,16 @@ def test_the_normalisation_fact_names_the_scale(labelled) -> None:
     prob.meta["normalisation"] = {"kind": "frame probability (sigmoid of the frame logit)", "clip_percentiles": None}
     text = dict(_facts(labelled.review, prob, 0.5))["Normalisation"]
     assert text == "frame probability (sigmoid of the frame logit)"
+
+
+def test_the_threshold_fact_gives_the_segment_options_in_seconds(labelled) -> None:
+    """The app sets minimum length and gap in seconds: the report says them so, with this video's frames."""
+    from stanviewer.core.review.report_data import _facts
+
+    prop = labelled.review.labels.proposal
+    fps = labelled.review.video.fps
+    k = round(0.4 * fps)
+    prop.meta["segment_options"] = {"min_frames": k, "merge_gap": k}
+    text = dict(_facts(labelled.review, labelled.analysis, 0.5))["Threshold"]
+    both = f"{k / fps:.2f} s = {k} frames"
+    assert text == f"0.50 (segments at least {both}; gaps up to {both} joined)"

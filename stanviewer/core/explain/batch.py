@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stanviewer.core.errors import StanError
+from stanviewer.core.explain.result import Analysis
 from stanviewer.core.explain.scoring import AnalysisSettings
 from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
 from stanviewer.core.explain.store import analysis_key, analyze_video, roi_identity
@@ -49,6 +50,17 @@ def expand_inputs(inputs: list[Path]) -> list[Item]:
 def _fmt_time(t: float) -> str:
     m, s = divmod(t, 60)
     return f"{int(m)}:{s:06.3f}"
+
+
+def _end_time(analysis: Analysis, end: int) -> float:
+    """When a segment ending before frame ``end`` ends: that frame's time (the video's duration after the
+    last frame) — as the app's segment table, the intervals export and the clips say."""
+    t = analysis.times
+    if end < len(t):
+        return float(t[end])
+    video = analysis.meta.get("video") or {}
+    fps = float(video.get("fps") or 0)
+    return float(video.get("duration_s") or (t[-1] + (1 / fps if fps > 0 else 0)))
 
 
 def run_analyze(a: argparse.Namespace) -> int:
@@ -116,7 +128,7 @@ def run_analyze(a: argparse.Namespace) -> int:
         t = analysis.times
         for s in segs[:50]:
             print(
-                f"    frames {s.start}-{s.end - 1}  {_fmt_time(t[s.start])} - {_fmt_time(t[s.end - 1])}  "
+                f"    frames {s.start}-{s.end - 1}  {_fmt_time(t[s.start])} - {_fmt_time(_end_time(analysis, s.end))}  "
                 f"peak {float(np.max(analysis.scores[s.start : s.end])):.2f}"
             )
         if len(segs) > 50:

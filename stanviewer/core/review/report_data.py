@@ -63,6 +63,10 @@ def _fmt_s(t: float) -> str:
     return f"{int(m)}:{s:06.3f}"
 
 
+def _frames_s(k: int, fps: float) -> str:
+    return f"{k / fps:.2f} s = {k} frames" if fps and fps > 0 else f"{k} frames"
+
+
 def _facts(review: Review, analysis: Any, threshold: float | None) -> list[tuple[str, str]]:
     v = review.video
     lab = review.labels
@@ -104,7 +108,10 @@ def _facts(review: Review, analysis: Any, threshold: float | None) -> list[tuple
         out.append(("Model", "no analysis attached"))
     if threshold is not None:
         seg = meta.get("segment_options") or {}
-        extra = f" (min {seg['min_frames']} frames, merge gap {seg['merge_gap']})" if seg else ""
+        extra = ""
+        if seg:  # in seconds, as the app's threshold bar shows them, and in this video's frames
+            mn, gap = int(seg.get("min_frames", 1)), int(seg.get("merge_gap", 0))
+            extra = f" (segments at least {_frames_s(mn, v.fps)}; gaps up to {_frames_s(gap, v.fps)} joined)"
         out.append(("Threshold", f"{threshold:.2f}{extra}"))
     out.append(("Software", f"stanviewer {__version__}, report of {datetime.now().strftime('%Y-%m-%d %H:%M')}"))
     return out
