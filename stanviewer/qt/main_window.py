@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
         self.analysis_panel = AnalysisPanel(self.session, self.settings)
         self.segments_panel = SegmentsPanel(self.session)
         self.review = ReviewController(self.session, self)
-        self.review_files = ReviewFiles(self.review, self)
+        self.review_files = ReviewFiles(self.review, self, self.settings)
         self.review_bar = ReviewBar(self.review)
         self.lane_editor = LaneEditor(self.timeline, self.review)
         self.timeline.lane_editor = self.lane_editor

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox, QProgressDialog, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.progress import Progress
 from stanviewer.core.review.formats import EXTENSIONS, FORMATS, export_labels, import_labels
 from stanviewer.core.review.model import MODEL_TIER
 from stanviewer.core.review.reviewfile import VideoMismatchError
+from stanviewer.qt import clip_dialog
 from stanviewer.qt.dialogs import show_error
 from stanviewer.qt.review import ReviewController
+from stanviewer.qt.settings import AppSettings
 from stanviewer.qt.workers import JobWorker
 
 if TYPE_CHECKING:  # the clips module imports OpenCV: load it when clips are exported
@@ -78,9 +80,10 @@ class ReviewFiles(QObject):
 
     sigClipsDone = Signal(object)
 
-    def __init__(self, controller: ReviewController, parent: QWidget) -> None:
+    def __init__(self, controller: ReviewController, parent: QWidget, settings: AppSettings | None = None) -> None:
         super().__init__(parent)
         self.ctl = controller
+        self.settings = settings
         self.parent_widget = parent
         self.clip_worker: JobWorker | None = None
         self.progress: QProgressDialog | None = None
@@ -196,21 +199,28 @@ class ReviewFiles(QObject):
                 self.parent_widget, "Export clips", "Nothing to export: no flagged segments, labels or selection."
             )
             return
-        source, ok = QInputDialog.getItem(self.parent_widget, "Export clips", "Clips of:", sources, 0, False)
-        if not ok:
-            return
-        folder = QFileDialog.getExistingDirectory(self.parent_widget, "Export clips into", self._folder())
-        if not folder:
+        s = self.ctl.session
+        a = s.analysis
+        choice = clip_dialog.ask_clip_export(
+            self.parent_widget,
+            sources,
+            self._folder(),
+            float(s.reader.info.fps) if s.reader is not None else 0.0,
+            has_heatmaps=a is not None and a.heatmap_path is not None,
+            has_scores=a is not None,
+            settings=self.settings,
+        )
+        if choice is None:
             return
         from stanviewer.core.review.clips import ClipRequest, requests_from_tier
 
-        if source == SELECTION:
+        if choice.source == SELECTION:
             sel = lab.selection
             assert sel is not None
             reqs = [ClipRequest(sel.start, sel.end, sel.tier, "selection")]
         else:
-            reqs = requests_from_tier(lab.tier(source))
-        self.start_clips(video, reqs, Path(folder))
+            reqs = requests_from_tier(lab.tier(choice.source))
+        self.start_clips(video, reqs, choice.folder, choice.options)
 
     def start_clips(
         self, video: Path, reqs: list[ClipRequest], folder: Path, options: ClipOptions | None = None
@@ -230,13 +240,22 @@ class ReviewFiles(QObject):
                 "target": a.meta.get("target"),
             }
         scores = None if a is None else a.scores
+        heatmaps = None if a is None else a.heatmap_path
         threshold = s.threshold
 
         def job() -> Any:
             from stanviewer.core.review.clips import ClipOptions, export_clips
 
+            opts = options or ClipOptions()
             return export_clips(
-                video, reqs, folder, options or ClipOptions(), scores=scores, threshold=threshold, provenance=provenance
+                video,
+                reqs,
+                folder,
+                opts,
+                scores=scores,
+                threshold=threshold,
+                heatmaps=heatmaps if opts.heatmap else None,
+                provenance=provenance,
             )
 
         w = JobWorker(job, "clips")

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from stanviewer.core.review.recovery import recovery_path
 from stanviewer.core.review.reviewfile import VideoRef, open_review, review_path
+from stanviewer.qt import clip_dialog
 
 B = QMessageBox.StandardButton
 
@@ -42,6 +43,7 @@ class Answers:
         self.open_file = ""
         self.folder = ""
         self.item = ""
+        self.clip_options = None  # ClipOptions the clip dialog answers with (None: the defaults)
         self.asked: list[tuple[str, str]] = []
         self.errors: list[tuple[str, str]] = []
 
@@ -65,6 +67,16 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> Answers:
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kw: (a.open_file, ""))
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kw: a.folder)
     monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kw: (a.item, bool(a.item)))
+
+    def clips(parent, sources, folder, fps, **kw):
+        from stanviewer.core.review.clips import ClipOptions
+        from stanviewer.qt.clip_dialog import ClipChoice
+
+        a.asked.append(("Export clips", ", ".join(sources)))
+        ok = a.item in sources and a.folder
+        return ClipChoice(a.item, Path(a.folder), a.clip_options or ClipOptions()) if ok else None
+
+    monkeypatch.setattr(clip_dialog, "ask_clip_export", clips)
     return a
 
 
@@ -434,15 +446,46 @@ def test_export_and_import_via_the_menu(qtbot, answers: Answers, window, video: 
 
 
 def test_export_clips_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
+    from stanviewer.core.review.clips import ClipOptions
+
     labels = opened(qtbot, window, video)
     labels.create("annotator", 40, 45, "lean")
     answers.item, answers.folder = "annotator", str(tmp_path / "clips")
+    answers.clip_options = ClipOptions(padding=3, heatmap=True, timestamp=True, score_strip=True)
     with qtbot.waitSignal(window.review_files.sigClipsDone, timeout=LONG) as blocker:
         window.findChild(type(window.undo_action), "action_export_clips").trigger()
+    assert answers.asked[-1] == ("Export clips", "model, annotator, the selected range")
     (clip,) = blocker.args[0]
     assert Path(clip).exists() and Path(clip).parent == tmp_path / "clips"
-    assert Path(str(clip) + ".json").exists() or Path(clip).with_suffix(".json").exists()
+    side = json.loads(Path(str(clip) + ".json").read_text(encoding="utf-8"))
+    assert side["options"]["heatmap"] and side["options"]["score_strip"] and side["options"]["timestamp"]
+    assert side["segments"][0]["padded_start_frame"] == 37 and side["segments"][0]["clip_frames"] == 11
     qtbot.waitUntil(lambda: window.review_files.progress is None, timeout=LONG)
+
+
+def test_the_clip_dialog_turns_choices_into_options(qtbot, tmp_path: Path) -> None:
+    from stanviewer.qt.clip_dialog import ClipDialog
+    from stanviewer.qt.settings import AppSettings
+
+    settings = AppSettings(tmp_path / "s.ini")
+    dlg = ClipDialog(
+        ["model", "annotator"], str(tmp_path), 25.0, has_heatmaps=False, has_scores=True, settings=settings
+    )
+    qtbot.addWidget(dlg)
+    assert not dlg.heatmap.isEnabled() and dlg.strip.isEnabled()  # this analysis has no maps to burn in
+    dlg.source.setCurrentText("annotator")
+    dlg.padding.setValue(1.0)
+    dlg.timestamp.setChecked(True)
+    c = dlg.choice()
+    assert c is not None and c.source == "annotator" and c.folder == tmp_path
+    assert (c.options.padding, c.options.timestamp, c.options.heatmap, c.options.merged) == (25, True, False, False)
+    # the next export starts from the same choices
+    again = ClipDialog(["model"], "/elsewhere", 30.0, has_heatmaps=True, has_scores=True, settings=settings)
+    qtbot.addWidget(again)
+    assert again.folder.text() == str(tmp_path) and again.padding.value() == 1.0 and again.timestamp.isChecked()
+    assert again.choice().options.padding == 30  # seconds, in this video's frames
+    again.folder.setText("")
+    assert again.choice() is None
 
 
 def test_report_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
