@@ -203,6 +203,10 @@ class AnalysisPanel(QWidget):
         self.cached.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         outer.addWidget(self.cached)
         outer.addStretch(1)
+        # long entries (model names, cached analyses) elide instead of widening the dock past a laptop screen
+        for box in (self.checkpoint, self.method, self.coverage, self.cached):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(14)
 
         self._fill_checkpoints()
         m = str(settings.get("analysis/method", "vanilla"))

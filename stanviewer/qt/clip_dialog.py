@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -23,8 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stanviewer.core.review.clips import ClipOptions
 from stanviewer.qt.settings import AppSettings
+
+if TYPE_CHECKING:  # the clip module imports OpenCV, which the GUI process loads only when it cuts clips
+    from stanviewer.core.review.clips import ClipOptions
 
 __all__ = ["ClipChoice", "ClipDialog", "ask_clip_export"]
 
@@ -107,6 +110,8 @@ class ClipDialog(QDialog):
 
     def choice(self) -> ClipChoice | None:
         """The choices made (None without a folder); remembered for the next export."""
+        from stanviewer.core.review.clips import ClipOptions
+
         folder = self.folder.text().strip()
         if not folder:
             return None

@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
         self.opacity = QSlider(Qt.Orientation.Horizontal, bar)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(int(o.opacity * 100))
+        self.opacity.setMinimumWidth(60)  # it shrank to a 15 px stub that looked like a check box
         self.opacity.setMaximumWidth(120)
         self.opacity.setToolTip("Heatmap opacity")
         self.cmap = QComboBox(bar)
@@ -240,7 +241,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
         top.setMinimumHeight(260)
-        bottom.setMinimumHeight(240)
+
         self.splitter.setSizes([560, 420])
         self.setCentralWidget(self.splitter)
         self.analysis_dock = QDockWidget("Analysis", self)
@@ -249,8 +250,9 @@ class MainWindow(QMainWindow):
         self.segments_dock = QDockWidget("Flagged segments", self)
         self.segments_dock.setObjectName("dock_segments")
         self.segments_dock.setWidget(self.segments_panel)
-        self.analysis_dock.setMinimumWidth(430)
-        self.segments_dock.setMinimumWidth(430)
+        # narrow enough for a 1366 px laptop screen beside the video's controls (the docks were 430 px)
+        self.analysis_dock.setMinimumWidth(320)
+        self.segments_dock.setMinimumWidth(320)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.analysis_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.segments_dock)
         self.splitter.setObjectName("splitter")

@@ -34,6 +34,8 @@ __all__ = ["ThresholdBar", "TimeAxis", "Timeline", "intervals_path", "prediction
 
 CURVE_COLORS = [(80, 170, 255), (120, 220, 120), (220, 120, 220), (240, 220, 90), (160, 160, 160), (90, 220, 220)]
 AXIS_WIDTH = 118
+OVERVIEW_HEIGHT = 64
+PLOT_MIN_HEIGHT = 170  # the score plot with its frame and time axes (about 110 px of curve)
 
 
 def intervals_path(intervals: list[tuple[int, int]], y0: float, y1: float) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +217,8 @@ class Timeline(QWidget):
         lay_ci.setRowStretchFactor(0, 6)
         lay_ci.setRowStretchFactor(1, 1)
         lay_ci.setRowStretchFactor(2, 1)
-        self.overview.setFixedHeight(64)
+        self.overview.setFixedHeight(OVERVIEW_HEIGHT)
+        self._fit_minimum_height(0)
 
         self.threshold_line.sigPositionChanged.connect(self._on_threshold_dragged)
         self.playhead.sigPositionChanged.connect(self._on_playhead_dragged)
@@ -347,6 +350,12 @@ class Timeline(QWidget):
             self.lanes.setYRange(0, max(1, len(names)), padding=0)
             self.lanes.setFixedHeight(12 + 24 * max(1, len(names)))
             self.lanes.setVisible(bool(names))
+            self._fit_minimum_height(12 + 24 * max(1, len(names)) if names else 0)
+
+    def _fit_minimum_height(self, lanes: int) -> None:
+        """The score plot keeps at least PLOT_MIN_HEIGHT px (axes included) beside the fixed-height lanes and
+        overview: on a short window (a 1366x768 laptop) the splitter gave it ~60 px, with its curve gone."""
+        self.setMinimumHeight(PLOT_MIN_HEIGHT + lanes + OVERVIEW_HEIGHT + 12)
 
     def refresh_lanes(self) -> None:
         """Redraw the lanes (read-only tiers and the review's tiers)."""

@@ -719,3 +719,14 @@ def test_the_panel_describes_the_analysis_on_screen(qtbot, window, make_video, t
     assert ap.cached.currentData() == str(older)  # the list shows the one picked, not the newest again
     assert ap.checkpoint_path() == Path(tiny_checkpoint).resolve() and ap.method.currentData() == "window"
     assert "Model: " in window.model_label.text() and cnn.stem not in window.model_label.text()
+
+
+def test_the_window_fits_a_laptop_screen_with_the_curve_readable(qtbot, window, analysed_video: Path) -> None:
+    """1366x768 minus a task bar: the window fits, and the score plot keeps a readable height."""
+    open_and_wait(qtbot, window, analysed_video)
+    window.resize(1366, 740)
+    qtbot.waitUntil(lambda: window.width() <= 1366 and window.height() <= 740, timeout=SHORT)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 740
+    qtbot.waitUntil(lambda: window.timeline.vb.geometry().height() >= 90, timeout=SHORT)  # the curve's own area
+    assert window.opacity.width() >= 60
