@@ -245,7 +245,10 @@ def _run_export(a: argparse.Namespace) -> int:
 
 @command("synth", "generate a synthetic rehabilitation data set (or one long video)")
 def _synth_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, help="output folder (created)")
+    p.add_argument("out", type=Path, help="output folder (created; a folder with a data set is refused)")
+    p.add_argument(
+        "--force", action="store_true", help="replace the data set already in OUT (its generated files are deleted)"
+    )
     p.add_argument("--subjects", type=int, default=12)
     p.add_argument("--videos-per-subject", type=int, default=6)
     p.add_argument("--test-fraction", type=float, default=0.25, help="share of subjects in the test split")
@@ -278,7 +281,15 @@ def _run_synth(a: argparse.Namespace) -> int:
 
     lo, hi = _parse_reps(a.reps)
     if a.long:
-        job = make_dataset(a.out, subjects=1, videos_per_subject=1, seed=a.seed, long_seconds=a.long, codec=a.codec)
+        job = make_dataset(
+            a.out,
+            subjects=1,
+            videos_per_subject=1,
+            seed=a.seed,
+            long_seconds=a.long,
+            codec=a.codec,
+            overwrite=a.force,
+        )
     else:
         job = make_dataset(
             a.out,
@@ -290,6 +301,7 @@ def _run_synth(a: argparse.Namespace) -> int:
             codec=a.codec,
             workers=a.workers,
             pose_data=a.pose_data,
+            overwrite=a.force,
         )
     manifest = run_job(job)
     print(f"wrote {manifest}")

@@ -122,6 +122,24 @@ def test_bad_arguments_raise_stan_error(tmp_path: Path) -> None:
         next(make_dataset(tmp_path, subjects=0))
 
 
+def test_a_folder_with_a_data_set_is_not_overwritten_silently(tmp_path: Path) -> None:
+    from stanviewer.cli import main
+
+    out = tmp_path / "set"
+    kw = {"subjects": 2, "videos_per_subject": 1, "reps": (1, 1), "seed": 3}
+    manifest = run_job(make_dataset(out, **kw), stream=None)  # type: ignore[arg-type]
+    before = manifest.read_bytes()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(StanError, match="already holds a synthetic data set"):
+        run_job(make_dataset(out, subjects=1, videos_per_subject=1, reps=(1, 1), seed=9), stream=None)
+    assert manifest.read_bytes() == before and len(list((out / "videos").iterdir())) == 2
+    assert main(["synth", str(out), "--subjects", "1", "--videos-per-subject", "1", "--reps", "1-1"]) == 2
+    # --force replaces the set: no video of the old one is left beside the new manifest; other files stay
+    assert main(["synth", str(out), "--subjects", "1", "--videos-per-subject", "1", "--reps", "1-1", "--force"]) == 0
+    assert [p.name for p in (out / "videos").iterdir()] == ["S01_V01.mp4"]
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -420,6 +421,10 @@ def _render_all(specs: list[VideoSpec], out: Path, workers: int) -> Job[list[dic
     return [result[k] for k in range(len(specs))]
 
 
+#: what a data set folder consists of (``make_dataset(overwrite=True)`` removes exactly these)
+DATASET_ENTRIES = ("manifest.csv", "synth.json", "videos", "labels", "boxes", "joints")
+
+
 def make_dataset(
     out_dir: str | Path,
     *,
@@ -432,6 +437,7 @@ def make_dataset(
     long_seconds: float | None = None,
     workers: int = 1,
     pose_data: bool | str = False,
+    overwrite: bool = False,
 ) -> Job[Path]:
     """Generate a data set (a job: yields :class:`Progress`, returns the manifest path).
 
@@ -446,6 +452,10 @@ def make_dataset(
     while the repetitions stay normal, so that a raised shoulder or a lean is not tied to a raised arm
     (``pose_data=True`` is ``"reps"``). Such a set has one class only: it is not for training or evaluating
     a classifier.
+
+    A folder that already holds a data set (its ``manifest.csv`` or ``synth.json``) is refused: a smaller
+    new set would replace some videos and leave the others beside a manifest that no longer lists them.
+    ``overwrite`` removes the old set's files first (only those a data set consists of).
     """
     mode = "reps" if pose_data is True else (pose_data or None)
     if mode not in (None, "reps", "free"):
@@ -453,6 +463,16 @@ def make_dataset(
     if subjects < 1 or videos_per_subject < 1:
         raise StanError("subjects and videos per subject must be at least 1")
     out = Path(out_dir)
+    old = [out / n for n in DATASET_ENTRIES if (out / n).exists()]
+    if any(p.name in ("manifest.csv", "synth.json") for p in old):
+        if not overwrite:
+            raise StanError(
+                "this folder already holds a synthetic data set (manifest.csv); choose a new folder, or "
+                "--force to replace it (its videos, labels, boxes and joints are deleted first)",
+                out,
+            )
+        for p in old:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     root = np.random.default_rng(seed)
     subj = [random_subject(root, f"S{k + 1:02d}") for k in range(subjects)]
