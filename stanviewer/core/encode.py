@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import av
 import numpy as np
 
 from stanviewer.core.errors import VideoError
+from stanviewer.core.fileio import make_temp
 
 __all__ = ["CODECS", "VideoWriter"]
 
@@ -71,9 +71,7 @@ class VideoWriter:
             raise VideoError("the output folder does not exist", folder)
         if not os.access(folder, os.W_OK):
             raise VideoError("the output folder is not writable", folder)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=folder)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = make_temp(self.path, suffix=self.path.suffix or ".mp4")  # normal permissions, not 0600
 
     def _open(self, width: int, height: int) -> None:
         enc, pix, opts = CODECS[self.codec]

@@ -57,6 +57,23 @@ def make_temp(target: Path, suffix: str = ".tmp") -> Path:
     return Path(tmp)
 
 
+def write_via_temp(path: str | Path, write: Callable[[str], object]) -> Path:
+    """``write(tmp)`` a file beside ``path``, give it normal permissions, then rename it over ``path``.
+
+    For writers that create the file themselves (safetensors' ``save_file`` makes it 0600 whatever the
+    umask); on error the temporary file is removed and ``path`` is untouched."""
+    target = Path(path)
+    tmp = make_temp(target)
+    try:
+        write(str(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write to a temporary file beside ``path``, fsync, then rename over it.

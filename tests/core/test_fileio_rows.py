@@ -34,3 +34,31 @@ def test_distinct_names_prefix_parent_folders_only_where_file_names_meet(tmp_pat
     assert distinct_names(paths) == ["a_p01_trial1", "b_p01_trial1", "p02_trial1", "trial2", "a_p01_trial1"]
     assert distinct_names([tmp_path / "x" / "v.mp4", tmp_path / "Übung 1" / "v.avi"]) == ["x_v", "Übung 1_v"]
     assert distinct_names([]) == []
+
+
+def test_files_the_tool_writes_get_normal_permissions(tmp_path: Path) -> None:
+    """Checkpoints (safetensors makes its file 0600), detectors and videos follow the umask like any file."""
+    import os
+
+    import numpy as np
+
+    from stanviewer.core.encode import VideoWriter
+    from stanviewer.core.fileio import current_umask
+    from stanviewer.core.models.checkpoint import save_checkpoint
+    from stanviewer.core.models.stan import STAN, ModelSpec
+    from stanviewer.core.roi.detector import DetectorConfig, PersonDetector, save_detector
+
+    old = os.umask(0o022)
+    try:
+        assert current_umask() == 0o022
+        micro = {"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 64], "head_dim": 16, "name": "micro"}
+        spec = ModelSpec(views="global", frames=8, size=32, backbone=micro)
+        ck = save_checkpoint(tmp_path / "m.safetensors", STAN(spec), {"name": "perm"})
+        det = save_detector(PersonDetector(DetectorConfig()), tmp_path / "d.safetensors")
+        with VideoWriter(tmp_path / "v.mp4", 25) as w:
+            for _ in range(3):
+                w.write(np.zeros((32, 32, 3), np.uint8))
+        for p in (ck, det, tmp_path / "v.mp4"):
+            assert os.stat(p).st_mode & 0o777 == 0o644, p.name
+    finally:
+        os.umask(old)

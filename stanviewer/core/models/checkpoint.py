@@ -14,7 +14,6 @@ with :func:`~stanviewer.core.models.uniformer.checkpoint_filter_fn`; user-suppli
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import warnings
@@ -28,7 +27,7 @@ from torch import nn
 
 from stanviewer import __version__
 from stanviewer.core.errors import CheckpointError, describe
-from stanviewer.core.fileio import make_temp, sha256_file
+from stanviewer.core.fileio import sha256_file, write_via_temp
 from stanviewer.core.models.registry import build_model, is_known
 from stanviewer.core.models.stan import STAN, ModelSpec
 from stanviewer.core.models.uniformer import VARIANTS, UniFormer, UniFormerConfig, checkpoint_filter_fn
@@ -96,13 +95,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict | None = 
 
 def _write_atomic(path: Path, tensors: dict, meta: dict) -> None:
     """safetensors file with the metadata under ``stanviewer``; readers never see a partial file."""
-    tmp = make_temp(path)
-    try:
-        save_file(tensors, str(tmp), metadata={"stanviewer": json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_via_temp(path, lambda tmp: save_file(tensors, tmp, metadata={"stanviewer": json.dumps(meta, sort_keys=True)}))
 
 
 def _check_file(path: Path) -> None:

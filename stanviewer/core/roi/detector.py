@@ -137,19 +137,14 @@ def save_detector(model: PersonDetector, path: str | Path, meta: dict | None = N
     """Write ``model`` as safetensors with its configuration (and ``meta``) as JSON metadata, atomically."""
     from safetensors.torch import save_file
 
-    from stanviewer.core.fileio import make_temp
+    from stanviewer.core.fileio import write_via_temp
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     info = {"format": 1, "config": model.cfg.to_dict(), **(meta or {})}
-    tmp = make_temp(path)
-    try:
-        save_file(state, str(tmp), metadata={_META_KEY: json.dumps(info, sort_keys=True)})
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_via_temp(
+        path, lambda tmp: save_file(state, tmp, metadata={_META_KEY: json.dumps(info, sort_keys=True)})
+    )
 
 
 def load_detector(path: str | Path) -> tuple[PersonDetector, dict]:

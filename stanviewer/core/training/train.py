@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from stanviewer.core.errors import CheckpointError, StanError, describe
-from stanviewer.core.fileio import write_dict_rows
+from stanviewer.core.fileio import write_dict_rows, write_via_temp
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.framecnn import FrameCNN
@@ -350,9 +349,7 @@ def _save_state(path: Path, opt: torch.optim.Optimizer, info: dict) -> None:
         for k, v in st.items():
             tensors[f"{pid}.{k}"] = (v if isinstance(v, torch.Tensor) else torch.tensor(v)).contiguous()
     meta = {"param_groups": sd["param_groups"], **info}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
-    os.replace(tmp, path)
+    write_via_temp(path, lambda tmp: save_file(tensors, tmp, metadata={"state": json.dumps(meta)}))
 
 
 #: loop state that ``_save_state`` writes beside the optimizer's, with the types ``train`` needs on resume
