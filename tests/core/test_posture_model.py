@@ -30,8 +30,6 @@ from stanviewer.core.models.posture import (
     to_video,
     upper_square,
     upper_to_local,
-    zoom_factors,
-    zoom_image,
 )
 from stanviewer.core.models.stan import ModelSpec
 from stanviewer.core.progress import run_job
@@ -181,43 +179,6 @@ def test_shift_reading_moves_each_image_and_moves_its_joints_back(monkeypatch: p
 
     assert "moved by ±2 px" in _posture_reading({"backbone": model.cfg.to_dict()})
     assert "moved" not in _posture_reading({"backbone": old})
-
-
-def test_zoom_reading_scales_each_image_and_scales_its_joints_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stanviewer.core.models.posture as posture
-
-    x = torch.zeros(1, 1, 16, 16)
-    x[0, 0, 4:12, 4:12] = 1  # a square of side 8 about the centre: zoomed by 1.5 its side is 12
-    assert zoom_image(x, 1.5)[0, 0].sum().item() == pytest.approx(144, abs=1) and zoom_image(x, 1.0) is x
-    assert zoom_image(x, 1 / 1.5)[0, 0, 0].abs().max() == 0  # zoomed out: the border gets the mask's value
-    assert zoom_factors(0.05) == pytest.approx((1.05, 1 / 1.05)) and zoom_factors(0) == ()
-    spec = _spec()
-    spec.backbone = {"mirror": False, "upper": 0, "shifts": 0, "scales": 0.1}
-    model = PostureMIL(spec).eval()
-
-    def centroid(img: torch.Tensor, upper: bool = False) -> torch.Tensor:
-        """A reader that reads exactly: every joint at the image's centre of brightness, in view coordinates."""
-        s = img.shape[-1]
-        c = (torch.arange(s, dtype=img.dtype) + 0.5) * 2 / s - 1
-        w = img[:, 0] / img[:, 0].sum((1, 2), keepdim=True)
-        q = torch.stack([(w.sum(1) * c).sum(1), (w.sum(2) * c).sum(1)], -1)
-        return q[:, None].repeat(1, model.cfg.joints, 1)
-
-    monkeypatch.setattr(model, "raw_joints", centroid)
-    r, c = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    img = torch.stack([torch.exp(-((r - 8) ** 2 + (c - cx) ** 2) / 8) for cx in (6.0, 25.0)])[:, None]
-    img = img.repeat(1, 3, 1, 1)  # blobs well off the centre: a zoom moves them by about 1 px
-    plain = centroid(img)
-    assert torch.allclose(model.joints(img), plain, atol=3e-3)
-    for z in (1.1, 1 / 1.1):  # each zoomed reading alone gives the plain joints back (not z or 1/z times them)
-        monkeypatch.setattr(posture, "zoom_factors", lambda s, z=z: (z,))
-        monkeypatch.setattr(posture, "SHIFT_MOVES", ())
-        assert torch.allclose(model.joints(img), plain, atol=3e-3)
-        assert not torch.allclose(centroid(zoom_image(img, z)), plain, atol=3e-2)
-    assert PostureConfig.from_dict({k: v for k, v in model.cfg.to_dict().items() if k != "scales"}).scales == 0
-    from stanviewer.core.models.bundled import _posture_reading
-
-    assert "zoomed by 1.1 and 1/1.1" in _posture_reading({"backbone": model.cfg.to_dict()})
 
 
 def test_the_upper_body_reader_reads_the_top_of_the_crop_square_at_twice_the_pixels() -> None:

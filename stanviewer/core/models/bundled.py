@@ -50,9 +50,6 @@ def _posture_reading(spec: dict) -> str:
     upper = "its upper-body image" + (" (heatmap read-out)" if cfg.upper_readout == "softargmax" else "")
     extra = [*(["its mirror image"] if cfg.mirror else []), *([upper] if cfg.upper else [])]
     moved = f", each also read moved by ±{cfg.shifts} px across and up/down" if cfg.shifts else ""
-    if cfg.scales:
-        zoom = f"zoomed by {1 + cfg.scales:g} and 1/{1 + cfg.scales:g}"
-        moved += f" and {zoom}" if moved else f", each also read {zoom}"
     return (f" and {' and '.join(extra)}" if extra else "") + moved
 
 

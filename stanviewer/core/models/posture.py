@@ -169,10 +169,6 @@ class PostureConfig:
     # time on 2 CPU cores); 0: off (training, and files written before this option existed). Measured in
     # docs/posture.md ("test-time shifts").
     shifts: int = 0
-    # test-time zoom: with s > 0, every image (and its mirror image) is also read zoomed by 1 + s and by
-    # 1 / (1 + s) about its centre (the uncovered border gets the mask's value), the joints scaled back, and
-    # these readings averaged with the others; 0: off (files written before this option existed)
-    scales: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -211,22 +207,6 @@ def shift_image(x: Tensor, dx: int, dy: int) -> Tensor:
     p = max(abs(dx), abs(dy))
     xp = F.pad(x, (p, p, p, p))
     return xp[..., p - dy : p - dy + h, p - dx : p - dx + w]
-
-
-def zoom_factors(s: float) -> tuple[float, ...]:
-    """The test-time zooms of ``PostureConfig.scales`` = ``s``: ``1 + s`` and ``1 / (1 + s)``."""
-    return (1 + s, 1 / (1 + s)) if s > 0 else ()
-
-
-def zoom_image(x: Tensor, z: float) -> Tensor:
-    """Images ``[N, C, S, S]`` zoomed by ``z`` about their centre (``z > 1``: the content larger), bilinear;
-    a point at view coordinates ``q`` (``[-1, 1]``) moves to ``z * q``; the uncovered border is 0 (the mask's
-    value)."""
-    if z == 1:
-        return x
-    theta = torch.tensor([[1 / z, 0.0, 0.0], [0.0, 1 / z, 0.0]], dtype=x.dtype, device=x.device)
-    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def image_step(fps: float, sample_fps: float) -> int:
@@ -384,19 +364,15 @@ class PostureMIL(nn.Module):
         return q
 
     def _read(self, x: Tensor, upper: bool = False) -> Tensor:
-        d, s = int(self.cfg.shifts), float(self.cfg.scales)
-        if d <= 0 and s <= 0:
+        d = int(self.cfg.shifts)
+        if d <= 0:
             return self._read_once(x, upper)
-        size = x.shape[-1]
-        # each reading: (image, zoom z, move b in view coordinates); a joint read at q is at (q - b) / z
-        views = [(shift_image(x, dx * d, dy * d), 1.0, (2.0 * dx * d / size, 2.0 * dy * d / size))
-                 for dx, dy in (SHIFT_MOVES if d > 0 else SHIFT_MOVES[:1])]  # fmt: skip
-        views += [(zoom_image(x, z), z, (0.0, 0.0)) for z in zoom_factors(s)]
-        n = x.shape[0]
-        q = self._read_once(torch.cat([v[0] for v in views]), upper).view(len(views), n, -1, 2)
-        z = torch.tensor([v[1] for v in views], dtype=q.dtype, device=q.device)[:, None, None, None]
-        b = torch.tensor([v[2] for v in views], dtype=q.dtype, device=q.device)[:, None, None, :]
-        return ((q - b) / z).mean(0)
+        moves = SHIFT_MOVES
+        n, size = x.shape[0], x.shape[-1]
+        q = self._read_once(torch.cat([shift_image(x, dx * d, dy * d) for dx, dy in moves]), upper)
+        back = torch.tensor([[2.0 * dx * d / size, 2.0 * dy * d / size] for dx, dy in moves], dtype=q.dtype)
+        q = q.view(len(moves), n, *q.shape[1:]) - back.to(q.device)[:, None, None, :]
+        return q.mean(0)
 
     def joints(self, x: Tensor, upper_images: Tensor | None = None) -> Tensor:
         """Joints of normalised local-view images ``[N, 3, S, S]`` in view coordinates ``[-1, 1]``:
