@@ -37,7 +37,7 @@ from stanviewer.core.explain.methods import LogOdds, frame_scores, frozen, make_
 from stanviewer.core.explain.posture import METHOD as POSTURE
 from stanviewer.core.explain.scoring import AnalysisSettings, normalise_scores
 from stanviewer.core.explain.segments import calibrate_threshold, flags_from_segments, segments_from_scores
-from stanviewer.core.explain.store import analyze_video
+from stanviewer.core.explain.store import EVALUATION, analyze_video
 from stanviewer.core.fileio import atomic_write, write_dict_rows
 from stanviewer.core.manifest import ManifestEntry, read_frame_labels, read_manifest
 from stanviewer.core.metrics import auroc, prf
@@ -146,7 +146,8 @@ def _score_videos(ck: Checkpoint, entries: list[ManifestEntry], st: AnalysisSett
     out = []
     for k, e in enumerate(entries):
         yield Progress(k, len(entries), f"{label} {k + 1}/{len(entries)}: {e.name}")
-        a, _ = yield from nested(analyze_video(e.video, ck, st), k, len(entries), f"{label} {k + 1}/{len(entries)}")
+        job = analyze_video(e.video, ck, st, made_by=EVALUATION)
+        a, _ = yield from nested(job, k, len(entries), f"{label} {k + 1}/{len(entries)}")
         labels = read_frame_labels(e.frame_labels, len(a.scores))
         out.append(
             _Scored(

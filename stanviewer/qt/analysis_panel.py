@@ -571,6 +571,8 @@ class AnalysisPanel(QWidget):
         for folder, meta in entries:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime((folder / "analysis.json").stat().st_mtime))
             text = f"{meta.get('method')} · {meta.get('model', {}).get('name', '?')} · {when}"
+            if meta.get("made_by") == "evaluate":
+                text += " (made by evaluate)"
             self.cached.addItem(text, str(folder))
         self._select_shown()
 

@@ -179,3 +179,29 @@ def test_partial_curves_show_only_settled_frames_without_gaps(
         analysis, _ = stop.value
     assert len(shown) >= 3 and shown == sorted(shown) and shown[-1] == 61 == len(analysis.scores)
     assert 0 < shown[len(shown) // 2] < 61  # it really grew
+
+
+def test_analyses_evaluate_made_come_after_the_users(make_video: Callable[..., Path], tmp_path: Path) -> None:
+    """export, agree and the app take the first cached analysis: one evaluate made (sampled, no maps) must not
+    push aside the one the user asked for, however new; a user's request for it makes it theirs."""
+    import json
+    import os
+
+    from stanviewer.core.explain.store import EVALUATION, cached_analyses
+    from stanviewer.core.video import open_video
+
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 0))
+    video = make_video("store_made_by.mp4", 20)
+    with open_video(video) as r:
+        fp = r.info.fingerprint
+    (_, mine), _ = _run(analyze_video(video, ck, AnalysisSettings(method="window", heatmaps=False)))
+    st = AnalysisSettings(method="window", heatmaps=False, coverage="sampled")
+    (_, theirs), _ = _run(analyze_video(video, ck, st, made_by=EVALUATION))
+    t = (mine / "analysis.json").stat().st_mtime
+    os.utime(theirs / "analysis.json", (t + 60, t + 60))  # evaluate ran later
+    assert json.loads((theirs / "analysis.json").read_text())["made_by"] == EVALUATION
+    assert cached_analyses(fp) == [mine, theirs]
+    (a, again), msgs = _run(analyze_video(video, ck, st))  # the user asks for the same analysis
+    assert again == theirs and "cached" in msgs and "made_by" not in a.meta
+    assert "made_by" not in json.loads((theirs / "analysis.json").read_text())
+    assert cached_analyses(fp)[0] == theirs

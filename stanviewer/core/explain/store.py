@@ -197,13 +197,26 @@ def _csv_rows(folder: Path, name: str, need: tuple[str, ...]) -> list[tuple[int,
     return rows
 
 
+#: ``meta["made_by"]`` of analyses that ``evaluate`` made for its own tables (sampled coverage, no maps)
+EVALUATION = "evaluate"
+
+
+def made_by_evaluation(folder: Path) -> bool:
+    """Whether the cached analysis in ``folder`` was made by ``evaluate`` (not asked for by a user)."""
+    try:
+        return json.loads((folder / "analysis.json").read_text(encoding="utf-8")).get("made_by") == EVALUATION
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def cached_analyses(fingerprint: str) -> list[Path]:
-    """Cached analysis folders of a video, newest first."""
+    """Cached analysis folders of a video: those users asked for (app, ``analyze``) newest first, then those
+    ``evaluate`` made, newest first — the first is the one the app shows and ``export``/``agree`` use."""
     base = cache_dir() / "analyses" / fingerprint[:32]
     if not base.exists():
         return []
     found = [p for p in base.iterdir() if (p / "analysis.json").exists()]
-    return sorted(found, key=lambda p: (p / "analysis.json").stat().st_mtime, reverse=True)
+    return sorted(found, key=lambda p: (made_by_evaluation(p), -(p / "analysis.json").stat().st_mtime))
 
 
 def analyze_video(
@@ -215,10 +228,13 @@ def analyze_video(
     use_cache: bool = True,
     labels: np.ndarray | None = None,
     roi: tuple | None = None,
+    made_by: str | None = None,
 ) -> Job[tuple[Analysis, Path]]:
     """Analyse a video file, reusing a cached result with the same video, model and settings.
 
-    Returns the analysis and its folder (``out`` when given, else the cache folder).
+    Returns the analysis and its folder (``out`` when given, else the cache folder). ``made_by``
+    (:data:`EVALUATION`) marks an analysis made for ``evaluate``'s tables; a user's request for the same
+    analysis later takes the mark off (see :func:`cached_analyses`).
     """
     st = settings or AnalysisSettings()
     with open_video(path) as reader:
@@ -233,6 +249,9 @@ def analyze_video(
             try:
                 a = load_analysis(folder)
                 a.meta["analysis_key"] = key  # analyses cached before the key was recorded get it now
+                if made_by is None and a.meta.get("made_by"):  # a user asks for it: it is theirs now
+                    a.meta.pop("made_by")
+                    save_analysis(a, folder)
                 yield Progress(1, 1, "cached")
                 if out is not None:
                     save_analysis(a, out, labels)
@@ -246,6 +265,8 @@ def analyze_video(
         a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=folder / "heatmaps.zip", roi=roi)
     a.meta["video"]["path"] = str(Path(path).resolve())
     a.meta["analysis_key"] = key  # video, model file, settings and person boxes (``analyze --out`` skips on it)
+    if made_by:
+        a.meta["made_by"] = made_by
     save_analysis(a, folder, labels)
     if out is not None:
         save_analysis(a, out, labels)
