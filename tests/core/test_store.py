@@ -200,7 +200,8 @@ def test_analyses_evaluate_made_come_after_the_users(make_video: Callable[..., P
     t = (mine / "analysis.json").stat().st_mtime
     os.utime(theirs / "analysis.json", (t + 60, t + 60))  # evaluate ran later
     assert json.loads((theirs / "analysis.json").read_text())["made_by"] == EVALUATION
-    assert cached_analyses(fp) == [mine, theirs]
+    found = cached_analyses(fp)  # (other tests' videos of the same content may have analyses here too)
+    assert found.index(mine) < found.index(theirs) and found[-1] == theirs
     (a, again), msgs = _run(analyze_video(video, ck, st))  # the user asks for the same analysis
     assert again == theirs and "cached" in msgs and "made_by" not in a.meta
     assert "made_by" not in json.loads((theirs / "analysis.json").read_text())
