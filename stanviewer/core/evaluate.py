@@ -520,8 +520,10 @@ def markdown_report(
 def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
     """Write the calibrated thresholds (long sequence, protocol a) of a checkpoint into its metadata.
 
-    Methods not evaluated this time keep their stored thresholds. The method with the best test F1 among
-    all stored becomes ``default_method``. Returns a one-line summary.
+    Methods not evaluated this time keep their stored thresholds. ``default_method`` becomes the method
+    with the best test F1 among those evaluated this time (the same test videos), unless the stored default
+    was not evaluated this time: F1s of other runs come from other videos, so it stays. Returns a one-line
+    summary.
     """
     from stanviewer.core.models.checkpoint import read_metadata, update_metadata
 
@@ -541,7 +543,11 @@ def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
         for r in rows
     }
     th = {**old, **new}
-    best = max(th, key=lambda m: float(th[m].get("test_f1", -1.0)) if isinstance(th[m], dict) else -1.0)
+    current = meta.get("default_method")
+    if isinstance(current, str) and current in old and current not in new:
+        best, why = current, " (kept: not evaluated this time)"
+    else:
+        best, why = max(new, key=lambda m: new[m]["test_f1"]), ""
     update_metadata(checkpoint, {"thresholds": th, "default_method": best})
     parts = ", ".join(f"{m} {v['threshold']:.2f}" + ("" if m in new else " (kept)") for m, v in th.items())
-    return f"{checkpoint}: thresholds {parts}; default method {best}"
+    return f"{checkpoint}: thresholds {parts}; default method {best}{why}"

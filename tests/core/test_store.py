@@ -112,7 +112,11 @@ def test_calibrating_some_methods_keeps_the_others(tmp_path: Path) -> None:
     from stanviewer.core.models.checkpoint import read_metadata, update_metadata
 
     path = _micro_checkpoint(tmp_path, 0)
-    update_metadata(path, {"thresholds": {"vanilla": {"threshold": 0.3, "test_f1": 0.6, "protocol": "a"}}})
+    stored = {
+        "thresholds": {"vanilla": {"threshold": 0.3, "test_f1": 0.6, "protocol": "a"}},
+        "default_method": "vanilla",
+    }
+    update_metadata(path, stored)
 
     def row(method: str, th: float, f1: float, **kw: str) -> dict:
         base = {"model": "micro", "method": method, "sequence": "long", "protocol": "a"}
@@ -124,9 +128,13 @@ def test_calibrating_some_methods_keeps_the_others(tmp_path: Path) -> None:
     assert meta["thresholds"]["vanilla"]["threshold"] == 0.3 and meta["thresholds"]["window"]["threshold"] == 0.5
     assert "gradcam" not in meta["thresholds"]  # only the long sequence, protocol a is stored
     assert meta["default_method"] == "vanilla" and "(kept)" in msg
-    store_thresholds(path, [row("window", 0.45, 0.7)])
+    # a better F1 of another run does not move the default: it was measured on other videos
+    msg = store_thresholds(path, [row("window", 0.45, 0.7)])
+    assert read_metadata(path)["default_method"] == "vanilla" and "kept: not evaluated this time" in msg
+    store_thresholds(path, [row("window", 0.45, 0.7), row("vanilla", 0.35, 0.62)])  # both on the same videos
     meta = read_metadata(path)
     assert meta["default_method"] == "window" and meta["thresholds"]["window"]["threshold"] == 0.45
+    assert meta["thresholds"]["vanilla"]["threshold"] == 0.35
 
 
 def test_occlusion_window_is_the_geometric_mean_of_occlusion_and_window_probability(
