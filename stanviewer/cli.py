@@ -35,8 +35,12 @@ def _open_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_open(a: argparse.Namespace) -> int:
+    from stanviewer.core.errors import StanError
     from stanviewer.qt.app import run_app
 
+    for v in a.videos:  # a one-line error here rather than a dialog after the window opened
+        if not Path(v).exists():
+            raise StanError("no such file", v)
     return run_app([str(v) for v in a.videos], analysis=a.analysis)
 
 
@@ -72,6 +76,13 @@ def _run_demo(a: argparse.Namespace) -> int:
         from stanviewer.core.models.bundled import default_checkpoint_path
 
         ck_path = a.checkpoint or default_checkpoint_path()
+    else:
+        from stanviewer.core.errors import StanError
+        from stanviewer.qt.app import display_problem
+
+        problem = display_problem()
+        if problem is not None:
+            raise StanError(problem)
     video = run_job(demo_video(a.seed, (lo, hi)))
     print(f"demo video: {video}")
     if not a.no_gui:
@@ -894,6 +905,15 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     first = next((x for x in argv if not x.startswith("-")), None)
     if first is not None and first not in COMMANDS:
+        if not Path(first).exists() and not Path(first).suffix:  # a mistyped command, not a video
+            import difflib
+
+            near = difflib.get_close_matches(first, list(COMMANDS), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; commands: {', '.join(sorted(COMMANDS))}"
+            print(
+                f"stanviewer: error: unknown command '{first}'{hint} (to open a video, give its path)", file=sys.stderr
+            )
+            return 2
         argv.insert(argv.index(first), "open")  # ``stanviewer VIDEO`` opens the app
     parser = build_parser()
     args = parser.parse_args(argv)

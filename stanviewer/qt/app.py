@@ -58,6 +58,19 @@ def make_app(argv: Sequence[str] | None = None):
     return app
 
 
+def display_problem() -> str | None:
+    """Why the app cannot open a window here (None: it can). On Linux without an X or Wayland display
+    Qt aborts the process ("could not connect to display"); say so in one line instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "no display to open the app on (neither DISPLAY nor WAYLAND_DISPLAY is set). Without one, use "
+        "`stanviewer demo --no-gui` or `stanviewer analyze VIDEO`, or run the app under `xvfb-run`"
+    )
+
+
 def run_app(
     videos: Sequence[str | Path] = (),
     analysis: str | Path | None = None,
@@ -72,6 +85,11 @@ def run_app(
     starts an analysis as soon as the video is open (``stanviewer demo``). Extra videos go to the
     recent-files menu.
     """
+    problem = display_problem()
+    if problem is not None:
+        from stanviewer.core.errors import StanError
+
+        raise StanError(problem)
     setup_logging()
     app = make_app()
     from stanviewer.qt.main_window import MainWindow

@@ -155,3 +155,26 @@ def test_train_standardises_features_only_from_a_pretrained_start(extra: list[st
         a = build_parser().parse_args(["train", "m.csv", "--out", "o", "--arch", arch, *extra])
         spec, _ = _train_parts(a)
         assert spec.feature_norm is expected, arch
+
+
+def test_a_mistyped_command_is_not_opened_as_a_video(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyse", "x.mp4"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'analyse'; did you mean 'analyze'?" in err and err.count("\n") == 1
+    assert main(["frobnicate"]) == 2 and "commands: " in capsys.readouterr().err
+
+
+def test_opening_a_missing_video_or_without_a_display_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main([str(tmp_path / "gone.mp4")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    video = tmp_path / "there.mp4"
+    video.write_bytes(b"")
+    for args in ([str(video)], ["demo"]):  # demo says so before it draws a video
+        assert main(args) == 2
+        out = capsys.readouterr()
+        assert "no display to open the app on" in out.err and "demo --no-gui" in out.err and "demo video" not in out.out
