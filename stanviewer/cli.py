@@ -7,6 +7,7 @@ and exit with status 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,14 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7, help="which synthetic video (default 7)")
     p.add_argument("--reps", default="3-4", help="exercise repetitions in the video, MIN-MAX (default 3-4)")
     p.set_defaults(run=_run_demo)
+
+
+def _device(text: str) -> str:
+    """``--device``: auto, cpu, mps, cuda or cuda:N (any case); anything else is a usage error."""
+    d = text.strip().lower()
+    if d in ("auto", "cpu", "mps", "cuda") or re.fullmatch(r"cuda:\d+", d):
+        return d
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
 
 
 def _parse_reps(text: str) -> tuple[int, int]:
@@ -106,7 +115,7 @@ def _run_demo(a: argparse.Namespace) -> int:
 @command("self-test", "installation check: bundled model, synthetic video, analysis, review file, one clip")
 def _selftest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, help="check this checkpoint instead of the bundled model")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    p.add_argument("--device", type=_device, default="cpu", help="cpu (default), auto, cuda, mps")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     p.set_defaults(run=_run_selftest)
 
@@ -518,7 +527,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "windows of the step, with the gradient through it)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--cv", help="cross-validation instead of the manifest split: loso or kfold:K")
     p.add_argument("--workers", type=int, default=1, help="processes that decode videos not yet cached")
     p.set_defaults(run=_run_train)
@@ -655,7 +664,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
         help="predict joints from the flattened feature map instead of the pooled features",
     )
     p.add_argument("--init", type=Path, help="continue from this checkpoint")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--workers", type=int, default=1, help="processes that decode videos not yet cached")
     p.set_defaults(run=_run_pretrain)
 
@@ -793,7 +802,7 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--views", help="check that the model uses these views (global, local, global+local)")
     p.add_argument("--target", help="class to explain (default: the model's target class)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--stride", type=int, help="window stride in model frames (default T/2)")
     p.add_argument(
         "--coverage",
@@ -854,7 +863,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store the calibrated thresholds (protocol a) in the checkpoint's metadata",
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_run_evaluate)
 

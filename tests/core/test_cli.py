@@ -178,3 +178,13 @@ def test_opening_a_missing_video_or_without_a_display_is_a_one_line_error(
         assert main(args) == 2
         out = capsys.readouterr()
         assert "no display to open the app on" in out.err and "demo --no-gui" in out.err and "demo video" not in out.out
+
+
+@pytest.mark.parametrize("command", ["analyze", "evaluate", "train", "pretrain"])
+def test_a_device_that_does_not_exist_is_a_usage_error(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([command, "x", "--device", "foo"])
+    assert e.value.code == 2 and "'foo' is not a device" in capsys.readouterr().err
+    from stanviewer.cli import _device
+
+    assert [_device(d) for d in ("CPU", "cuda:1", " auto")] == ["cpu", "cuda:1", "auto"]
