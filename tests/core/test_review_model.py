@@ -271,3 +271,7 @@ def test_agreement_kappa_prf_spans_and_next() -> None:
     assert [(s.start, s.end) for s in only_x.spans] == [(5, 8)]
     text = "\n".join(ag.lines(np.arange(40) / 25))
     assert "kappa" in text and "precision" in text and "22-25" in text
+    # nothing marked on either tier: no perfect scores, a note instead
+    empty = agreement(m, "annotator", "therapist", label="nosuch")
+    text = "\n".join(empty.lines())
+    assert "n/a: neither tier marks any frame (label 'nosuch')" in text and "F1 1.000" not in text

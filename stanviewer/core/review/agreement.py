@@ -83,6 +83,8 @@ class Agreement:
             f"(tp {p.tp}, fp {p.fp}, fn {p.fn}, tn {p.tn})",
             f"disagree    {len(self.spans)} span(s), 0-based frames, end exclusive:",
         ]
+        if p.tp + p.fp + p.fn == 0:  # perfect agreement on nothing says nothing
+            out[2:4] = [f"kappa, F1   n/a: neither tier marks any frame{what}; nothing to compare"]
         for s in self.spans[:max_spans]:
             when = ""
             if times is not None:
