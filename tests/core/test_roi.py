@@ -176,6 +176,14 @@ def test_csv_boxes_and_joints(small_video: Path, tmp_path: Path) -> None:
         (tmp_path / "bad.csv").write_text("frame,x,y,w,h\n0,1,2,3,4\n1,1,2,three,4\n")
         with pytest.raises(RoiError, match=r"bad\.csv: line 3"):
             run_job(compute_roi(r, "csv", file=tmp_path / "bad.csv"), stream=None)
+        # another video's file (many more rows than frames) is refused; a frame or two past the end is not
+        other = ["frame,x,y,w,h"] + [f"{i},10,5,20,30" for i in range(n + 40)]
+        (tmp_path / "other.csv").write_text("\n".join(other) + "\n")
+        with pytest.raises(RoiError, match=r"other\.csv: has rows up to frame .*is it this video's file"):
+            run_job(compute_roi(r, "csv", file=tmp_path / "other.csv", smooth=0), stream=None)
+        (tmp_path / "near.csv").write_text("\n".join(other[: n + 2]) + "\n")
+        t = run_job(compute_roi(r, "csv", file=tmp_path / "near.csv", smooth=0), stream=None)
+        assert t.confidence.min() == 1
 
 
 # --------------------------------------------------------------------------- NTU RGB+D skeleton files

@@ -120,6 +120,12 @@ class CsvProvider(RoiProvider):
             kind, rows = read_roi_csv(self.params["file"])
         except LabelError as e:  # pragma: no cover - read_roi_csv raises RoiError itself
             raise RoiError(e.reason, e.path) from e
+        last = max(rows) if rows else -1
+        if last >= n + max(2, n // 100):  # a frame or two past the end: counting differences; more: another video
+            raise RoiError(
+                f"has rows up to frame {last}, but the video has {n} frames (0-{n - 1}): is it this video's file?",
+                self.params["file"],
+            )
         sx, sy = _source_scale(reader, str(self.params["coords"]))
         boxes = np.full((n, 4), np.nan)
         conf = np.zeros(n)
