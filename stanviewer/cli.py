@@ -181,6 +181,7 @@ def _agree_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--analysis", type=Path, help="analysis folder for the model tier (default: the cached one)")
     p.add_argument("--threshold", type=float, help="threshold of the model tier (default: the calibrated one)")
     _segment_seconds_args(p, "the model tier's segments")
+    p.add_argument("--force", action="store_true", help="use a review file even if its video fingerprint differs")
     p.set_defaults(run=_run_agree)
 
 
@@ -196,6 +197,7 @@ def _run_agree(a: argparse.Namespace) -> int:
         analysis=a.analysis,
         threshold=a.threshold,
         segment_seconds=(a.min_seconds, a.merge_seconds),
+        allow_other_video=a.force,
     )
     print("\n".join(lines))
     return 0

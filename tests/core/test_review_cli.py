@@ -56,6 +56,19 @@ def test_agree_prints_kappa_prf_and_spans(project: tuple[Path, Path], capsys: py
     assert "no tier named 'nobody'" in capsys.readouterr().err
 
 
+def test_agree_takes_force_for_a_review_of_another_video(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    videos, _ = project
+    other = make_video(tmp_path / "c.mp4", n=30, fps=30)  # as many frames as a.mp4, another video
+    (tmp_path / "c.mp4.stanreview.json").write_bytes((videos / "a.mp4.stanreview.json").read_bytes())
+    args = ["agree", str(other), "--a", "annotator", "--b", "therapist"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "belongs to another video" in err and "`agree` take --force" in err
+    assert main([*args, "--force"]) == 0 and "recall 0.750" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("fmt", ["csv", "intervals", "json", "eaf", "boris"])
 def test_export_labels_reimport(
     fmt: str, project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]

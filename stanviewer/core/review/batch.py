@@ -272,11 +272,12 @@ def run_agree(
     analysis: str | Path | None = None,
     threshold: float | None = None,
     segment_seconds: tuple[float, float] = (DEFAULT_MIN_SECONDS, DEFAULT_MERGE_SECONDS),
+    allow_other_video: bool = False,
 ) -> list[str]:
     """Lines of the agreement report of tiers ``a`` and ``b`` of a review file or a video's review.
 
     The ``model`` tier comes from the analysis when one is found (at ``threshold``), else from the
-    review file as it was saved.
+    review file as it was saved. ``allow_other_video``: use a review file whose video fingerprint differs.
     """
     from stanviewer.core.review.agreement import agreement
 
@@ -284,8 +285,15 @@ def run_agree(
     if target.name.endswith(SUFFIX) or target.suffix.lower() == ".json":
         video = Path(read_review_dict(target)["video"]["path"])
         if video.exists():
-            prep = prepare(video, project=None, analysis=analysis, threshold=threshold, segment_seconds=segment_seconds)
-            review = load_review(target, prep.review.video)
+            prep = prepare(
+                video,
+                project=None,
+                analysis=analysis,
+                threshold=threshold,
+                segment_seconds=segment_seconds,
+                allow_other_video=allow_other_video,
+            )
+            review = load_review(target, prep.review.video, allow_other_video=allow_other_video)
             if prep.analysis is not None:
                 review.labels.set_proposal(
                     prep.analysis.scores, prep.threshold, proposal_info(prep.analysis), prep.options
@@ -295,7 +303,14 @@ def run_agree(
             review = load_review(target)
             times = FrameTimes.from_fps(review.video.frames, review.video.fps)
     else:
-        prep = prepare(target, project=project, analysis=analysis, threshold=threshold, segment_seconds=segment_seconds)
+        prep = prepare(
+            target,
+            project=project,
+            analysis=analysis,
+            threshold=threshold,
+            segment_seconds=segment_seconds,
+            allow_other_video=allow_other_video,
+        )
         review, times = prep.review, prep.times
     ag = agreement(review.labels, a, b, label)
     head = [f"video       {review.video.path}"]

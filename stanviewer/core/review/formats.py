@@ -510,6 +510,6 @@ def _check_fingerprint(path: Path, fmt: str, fingerprint: str) -> None:
     if stored and stored != fingerprint:
         raise VideoMismatchError(
             f"the labels were made for another video (fingerprint {stored[:12]}…, this video {fingerprint[:12]}…); "
-            "import them anyway only on purpose (allow_other_video=True, --force)",
+            "import them anyway only on purpose (the app asks; `export` and `agree` take --force)",
             path,
         )

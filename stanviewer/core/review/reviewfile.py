@@ -289,7 +289,7 @@ def review_from_dict(
                 raise VideoMismatchError(
                     f"belongs to another video: {problem}. Labels are not attached to a different video "
                     f"silently; open the right video ({stored.path}) or override explicitly "
-                    "(allow_other_video=True, --force)",
+                    "(the app asks; `export` and `agree` take --force)",
                     src,
                 )
             if stored.frames != video.frames:
