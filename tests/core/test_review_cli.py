@@ -124,6 +124,18 @@ def test_export_reports_failures_per_video(
     assert "no analysis found" in captured.out
     assert main(["export", str(videos / "a.mp4"), "--what", "pictures", "--out", str(tmp_path / "o")]) == 2
     assert "--what takes labels, clips, report" in capsys.readouterr().err
+    assert main(["export", str(videos / "a.mp4"), "--what", "", "--out", str(tmp_path / "o")]) == 2
+    assert "--what names nothing to export" in capsys.readouterr().err
+    # a mistyped --analysis folder is an error naming it, not "no tier named 'model'" or an empty export
+    gone = str(tmp_path / "nonexist")
+    assert main(["export", str(videos / "a.mp4"), "--analysis", gone, "--out", str(tmp_path / "p")]) == 2
+    assert "no such analysis folder" in capsys.readouterr().err
+    assert main(["agree", str(videos / "a.mp4"), "--a", "annotator", "--b", "model", "--analysis", gone]) == 2
+    assert "no such analysis folder" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["agree", str(videos / "a.mp4"), "--a", "annotator", "--b", "model", "--analysis", str(empty)]) == 2
+    assert "holds no analysis of a.mp4" in capsys.readouterr().err
 
 
 def test_export_keeps_videos_of_the_same_name_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -133,19 +133,31 @@ def prepare(
         times = FrameTimes.from_reader(reader)
     review = open_review(ref, project, allow_other_video=allow_other_video)
     prep = Prepared(review, times, options=SegmentOptions.from_seconds(ref.fps, *segment_seconds))
+    if analysis is not None and not Path(analysis).is_dir():
+        raise StanError("no such analysis folder (--analysis)", analysis)
     folder = _find_analysis(ref, Path(analysis) if analysis is not None else None)
     if folder is None:
+        if analysis is not None:  # the user named a folder: that it holds nothing for this video is an error
+            raise StanError(
+                f"holds no analysis of {Path(ref.path).name} (no analysis.json here or in a folder named after "
+                "the video)",
+                analysis,
+            )
         prep.notes.append("no analysis found (analyse it first, or pass --analysis): no model tier, no scores")
         return prep
     from stanviewer.core.explain.store import load_analysis
 
     a = load_analysis(folder)
     fp = a.meta.get("video", {}).get("fingerprint")
+    problem = ""
     if fp and fp != ref.fingerprint:
-        prep.notes.append(f"the analysis in {folder} is of another video (fingerprint differs): ignored")
-        return prep
-    if len(a.scores) != ref.frames:
-        prep.notes.append(f"the analysis in {folder} has {len(a.scores)} frames, the video {ref.frames}: ignored")
+        problem = "is of another video (fingerprint differs)"
+    elif len(a.scores) != ref.frames:
+        problem = f"has {len(a.scores)} frames, the video {ref.frames}"
+    if problem:
+        if analysis is not None:
+            raise StanError(f"the analysis {problem}", folder)
+        prep.notes.append(f"the analysis in {folder} {problem}: ignored")
         return prep
     th = threshold if threshold is not None else a.meta.get("threshold")
     th = 0.5 if th is None else float(th)
@@ -188,6 +200,8 @@ def export_job(
     bad = [w for w in what if w not in WHAT]
     if bad:
         raise StanError(f"--what takes {', '.join(WHAT)}, not {', '.join(bad)}")
+    if not what:
+        raise StanError(f"--what names nothing to export: give one or more of {', '.join(WHAT)}")
     videos = expand(inputs)
     out = check_output_folder(out)
     res = ExportResult()
