@@ -107,6 +107,24 @@ def _check_file(path: Path) -> None:
         raise CheckpointError("file is empty (0 bytes)", path)
 
 
+def _not_safetensors(path: Path) -> str:
+    """Why a file that safetensors cannot open is not a checkpoint: a PyTorch ``.pth`` (zip or pickle) needs
+    converting; anything else named ``.safetensors`` is damaged or cut short."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        head = b""
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return "a PyTorch file, not a safetensors checkpoint: convert it with 'stanviewer model import'"
+    if path.suffix.lower() == ".safetensors":
+        return "a damaged or incomplete safetensors file (cut short while copying or downloading?)"
+    return (
+        "not a safetensors checkpoint; official UniFormer .pth files must first be converted with "
+        "'stanviewer model import'"
+    )
+
+
 def read_metadata(path: str | Path) -> dict:
     """The ``stanviewer`` metadata of a checkpoint (no tensors are read)."""
     path = Path(path)
@@ -115,11 +133,8 @@ def read_metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get("stanviewer")
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"not a safetensors checkpoint ({str(e).splitlines()[0][:120]}); "
-            "official UniFormer .pth files must first be converted with 'stanviewer model import'",
-            path,
-        ) from e
+        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(f"{_not_safetensors(path)} ({why})", path) from e
     if raw is None:
         raise CheckpointError(
             "has no stanviewer metadata (a bare state dict?); convert it with 'stanviewer model import'", path
