@@ -7,6 +7,7 @@ and exit with status 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from collections.abc import Callable
@@ -944,6 +945,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stanviewer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # ``stanviewer … | head``: the reader has what it wanted
+        import os
+
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except (OSError, MemoryError) as e:
         if debug:
             raise

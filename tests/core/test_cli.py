@@ -188,3 +188,15 @@ def test_a_device_that_does_not_exist_is_a_usage_error(command: str, capsys: pyt
     from stanviewer.cli import _device
 
     assert [_device(d) for d in ("CPU", "cuda:1", " auto")] == ["cpu", "cuda:1", "auto"]
+
+
+def test_output_piped_into_head_ends_quietly(make_video: Callable[..., Path], env_with_repo: dict[str, str]) -> None:
+    """``stanviewer info VIDEO --frames | head``: no "[Errno 32] Broken pipe" error when the reader stops."""
+    video = make_video("cli_pipe.mp4", 120)
+    cmd = [sys.executable, "-m", "stanviewer", "info", str(video), "--frames"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env_with_repo)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.read(20)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0 and "Broken pipe" not in err, err
