@@ -40,6 +40,12 @@ def test_analyze_a_folder_in_batch_and_resume(
     assert main(args) == 2
     again = capsys.readouterr().out
     assert again.count("already analysed with these settings") == 2
+    # --out naming a file: said at once, before any video is analysed
+    (tmp_path / "notes.csv").write_text("x", encoding="utf-8")
+    bad = [*args[: args.index("--out")], "--out", str(tmp_path / "notes.csv")]
+    assert main(bad) == 2
+    cap = capsys.readouterr()
+    assert "notes.csv: is a file; --out needs a folder" in cap.err and "predicted" not in cap.out
 
 
 @pytest.mark.slow

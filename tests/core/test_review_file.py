@@ -55,6 +55,9 @@ def test_save_and_load_round_trip(video: Path, tmp_path: Path) -> None:
     again = open_review(video)
     assert again.labels.tiers == r.labels.tiers  # provenance (who, when, origin) included
     assert again.labels.status == "done"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # an editor saved it with a byte-order mark
+    assert open_review(video).labels.tiers == r.labels.tiers
+    path.write_bytes(path.read_bytes()[3:])
     # a project folder instead of the sidecar
     proj = tmp_path / "project"
     r.save(review_path(video, proj))

@@ -224,7 +224,7 @@ def read_review_dict(path: str | Path) -> dict[str, Any]:
     """Parse and validate the top level of a review file; :class:`LabelError` with the line when malformed."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (an editor's) is not an error
     except FileNotFoundError:
         raise LabelError("review file not found", path) from None
     except UnicodeDecodeError as e:
