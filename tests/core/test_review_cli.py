@@ -103,6 +103,7 @@ def test_export_clips_of_flagged_segments_and_a_tier(
     assert main([*args, "--padding", "2", "--threshold", "0.95"]) == 0
     assert "no segments" in capsys.readouterr().out  # nothing is flagged at 0.95
     assert main([*args, "--padding", "2", "--burn-in"]) == 0
+    assert "a.mp4: clips without the heatmap: the analysis has no heatmaps" in capsys.readouterr().out
     clips = sorted((out / "clips").glob("*.mp4"))
     assert [c.name for c in clips] == ["a_model_f000005-000011.mp4", "a_model_f000018-000024.mp4"]
     with open_video(clips[0]) as r:

@@ -250,6 +250,9 @@ def export_job(
                     timestamp=burn_in,
                     score_strip=burn_in and a is not None,
                 )
+                if burn_in and not opts.heatmap and reqs:
+                    why = "no analysis" if a is None else "the analysis has no heatmaps (its method, or --no-heatmaps)"
+                    res.notes.append(f"{name}: clips without the heatmap: {why}")
                 if not reqs:
                     res.notes.append(f"{name}: no segments in tier(s) {', '.join(names) or '-'}: no clips")
                 else:
