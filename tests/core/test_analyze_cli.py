@@ -35,6 +35,9 @@ def test_analyze_a_folder_in_batch_and_resume(
         assert (out / name / "analysis.json").exists() and (out / name / "scores.csv").exists()
         assert f"{name}: predicted" in cap.out
         assert f"frames 0-{n - 1}" in cap.out  # threshold 0 flags every frame: one segment
+        rows = (out / name / "segments.csv").read_text(encoding="utf-8").splitlines()
+        assert rows[0] == "segment,first_frame,last_frame,start_s,end_s,duration_s,peak,mean,threshold"
+        assert rows[1].startswith(f"1,0,{n - 1},0.0,") and rows[1].endswith(",0.0") and len(rows) == 2
     assert "not a diagnosis" in cap.out
     # a second run skips what is already there with the same settings
     assert main(args) == 2

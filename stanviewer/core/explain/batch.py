@@ -15,7 +15,7 @@ from stanviewer.core.explain.result import Analysis
 from stanviewer.core.explain.scoring import AnalysisSettings
 from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
 from stanviewer.core.explain.store import analysis_key, analyze_video, roi_identity
-from stanviewer.core.fileio import distinct_names, each_file_once, fingerprint
+from stanviewer.core.fileio import atomic_write, distinct_names, each_file_once, fingerprint, write_dict_rows
 from stanviewer.core.manifest import read_frame_labels, read_manifest
 from stanviewer.core.progress import run_job
 
@@ -128,6 +128,8 @@ def run_analyze(a: argparse.Namespace) -> int:
             f"{len(segs)} flagged segment(s) -> {folder}"
         )
         t = analysis.times
+        if out is not None:  # the flagged segments as printed, for a spreadsheet
+            write_segments_csv(out / "segments.csv", analysis, segs, th)
         for s in segs[:50]:
             print(
                 f"    frames {s.start}-{s.end - 1}  {_fmt_time(t[s.start])} - {_fmt_time(_end_time(analysis, s.end))}  "
@@ -137,6 +139,32 @@ def run_analyze(a: argparse.Namespace) -> int:
             print(f"    ... {len(segs) - 50} more")
     print("Scores show which frames influenced the model; they are not a diagnosis.")
     return 2 if failed else 0
+
+
+def write_segments_csv(path: Path, analysis: Analysis, segs: list, threshold: float) -> None:
+    """``segments.csv`` of ``analyze --out``: one row per flagged segment (0-based frames, the last one
+    included; end time = when the last frame ends), its peak and mean score, and the threshold used."""
+    sc = np.asarray(analysis.scores, np.float64)
+    t = analysis.times
+    rows = [
+        {
+            "segment": k + 1,
+            "first_frame": g.start,
+            "last_frame": g.end - 1,
+            "start_s": round(float(t[g.start]), 6),
+            "end_s": round(_end_time(analysis, g.end), 6),
+            "duration_s": round(_end_time(analysis, g.end) - float(t[g.start]), 6),
+            "peak": round(float(np.max(sc[g.start : g.end])), 6),
+            "mean": round(float(np.mean(sc[g.start : g.end])), 6),
+            "threshold": round(float(threshold), 6),
+        }
+        for k, g in enumerate(segs)
+    ]
+    if rows:
+        write_dict_rows(path, rows)
+    else:
+        with atomic_write(path) as f:
+            f.write("segment,first_frame,last_frame,start_s,end_s,duration_s,peak,mean,threshold\n")
 
 
 def printed_segment_options(a: argparse.Namespace, fps: float) -> SegmentOptions:
