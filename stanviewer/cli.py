@@ -364,7 +364,16 @@ def _run_roi(a: argparse.Namespace) -> int:
     print(f"video       {a.video}")
     used = f", {track.params['used']} boxes used" if track.params.get("used") else ""
     print(f"provider    {track.provider} ({len(track)} frames of {track.size[0]}x{track.size[1]}{used})")
-    print(f"detected    {np.mean(track.confidence > 0):.0%} of frames, mean confidence {np.mean(track.confidence):.2f}")
+    every = int(track.params.get("every") or 1) if track.provider == "learned" else 1
+    if every > 1:  # the detector looked at every n-th frame; the others are filled in (confidence 0)
+        seen = np.zeros(len(track), bool)
+        seen[::every] = True
+        seen[-1] = True
+        conf = track.confidence[seen]
+        looked = f" of the {int(seen.sum())} frames the detector looked at (one in {every}; the rest filled in)"
+    else:
+        conf, looked = track.confidence, " of frames"
+    print(f"detected    {np.mean(conf > 0):.0%}{looked}, mean confidence {np.mean(conf):.2f}")
     print(f"median box  x={np.median(xywh[:, 0]):.0f} y={np.median(xywh[:, 1]):.0f} "
           f"w={np.median(xywh[:, 2]):.0f} h={np.median(xywh[:, 3]):.0f}")  # fmt: skip
     print(f"crop square cx={cx:.0f} cy={cy:.0f} side={side:.0f}")

@@ -170,7 +170,9 @@ def test_train_detector_cli_writes_a_file_the_roi_command_uses(det_dataset: Path
     assert "wrote" in capsys.readouterr().out and load_detector(out)[1]["training"]["steps"] == 2
     video = read_manifest(det_dataset)[0].video
     assert main(["roi", str(video), "--provider", "learned", "--file", str(out), "--no-cache"]) == 0
-    assert "provider    learned" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "provider    learned" in out_text
+    assert "frames the detector looked at (one in 2; the rest filled in)" in out_text  # not "detected 50%"
     assert main(["model", "info", str(out)]) == 0  # a detector's card, not a classifier's
     assert "person detector" in capsys.readouterr().out
     # a manifest without person boxes: a clear message, no traceback
