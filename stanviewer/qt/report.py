@@ -40,6 +40,7 @@ from PySide6.QtGui import (
 )
 
 from stanviewer.core.errors import StanError
+from stanviewer.core.explain.segments import format_threshold
 from stanviewer.core.fileio import make_temp
 from stanviewer.core.review.report_data import ReportData, ReportRow, gather
 from stanviewer.core.review.reviewfile import Review
@@ -184,7 +185,9 @@ def _draw_timeline(pg: _Pages) -> None:
             p.setPen(QPen(QColor(200, 30, 30), 1.5, Qt.PenStyle.DashLine))
             p.drawLine(QPointF(left, y), QPointF(right, y))
             p.drawText(
-                QRectF(right - 200, y - 18, 196, 16), Qt.AlignmentFlag.AlignRight, f"threshold {d.threshold:.2f}"
+                QRectF(right - 200, y - 18, 196, 16),
+                Qt.AlignmentFlag.AlignRight,
+                f"threshold {format_threshold(d.threshold)}",
             )
         p.setPen(QColor(60, 60, 60))
         p.drawRect(plot)

@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
+from stanviewer.core.explain.segments import format_threshold
 from stanviewer.qt.session import Session
 from stanviewer.qt.video_view import format_time
 
@@ -163,7 +164,7 @@ class SegmentsPanel(QWidget):
             frames = sum(g.frames for g in s.segments)
             share = 100.0 * frames / max(1, s.frame_count)
             self.summary.setText(
-                f"<b>{n}</b> flagged segment{'s' if n != 1 else ''} at threshold {s.threshold:.2f}"
+                f"<b>{n}</b> flagged segment{'s' if n != 1 else ''} at threshold {format_threshold(s.threshold)}"
                 f"{options_text(s)}: {frames} frames ({share:.1f}% of the video). "
                 "Click a row to jump; N/P step through them."
             )

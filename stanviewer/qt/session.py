@@ -19,7 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from stanviewer.core.errors import StanError
-from stanviewer.core.explain.segments import Segment, SegmentOptions, segments_from_scores
+from stanviewer.core.explain.segments import Segment, SegmentOptions, format_threshold, segments_from_scores
 
 if TYPE_CHECKING:  # the scoring module imports torch; the window must not wait for it
     from stanviewer.core.explain.scoring import Analysis
@@ -189,7 +189,7 @@ class Session(QObject):
         if self.scores is None and self.reader is None:
             return list(self.label_tiers)
         shown = self.scores is not None
-        name = f"model ≥ {self.threshold:.2f}" if shown else "model"
+        name = f"model ≥ {format_threshold(self.threshold)}" if shown else "model"
         spans = [(g.start, g.end) for g in self.segments] if shown else []
         return [Tier(name, spans, source="model", color=(230, 120, 40)), *self.label_tiers]
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stanviewer.core.explain.segments import format_threshold
 from stanviewer.qt.lanes import LaneViewBox
 from stanviewer.qt.session import Session
 
@@ -161,7 +162,7 @@ class Timeline(QWidget):
             bounds=(0.0, 1.0),
             pen=pg.mkPen(255, 80, 80, width=2, style=Qt.PenStyle.DashLine),
             hoverPen=pg.mkPen(255, 120, 120, width=3),
-            label="threshold {value:.2f}",
+            label=f"threshold {format_threshold(session.threshold)}",
             labelOpts={
                 "position": 0.985,
                 "color": (255, 150, 150),
@@ -305,6 +306,7 @@ class Timeline(QWidget):
         self.threshold_line.blockSignals(True)
         self.threshold_line.setValue(t)
         self.threshold_line.blockSignals(False)
+        self.threshold_line.label.setFormat(f"threshold {format_threshold(t)}")  # as the box and the table say
         self._place_threshold_label(t)
 
     def _place_threshold_label(self, t: float) -> None:

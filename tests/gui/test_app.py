@@ -730,3 +730,14 @@ def test_the_window_fits_a_laptop_screen_with_the_curve_readable(qtbot, window, 
     assert hint.width() <= 1366 and hint.height() <= 740
     qtbot.waitUntil(lambda: window.timeline.vb.geometry().height() >= 90, timeout=SHORT)  # the curve's own area
     assert window.opacity.width() >= 60
+
+
+def test_a_threshold_reads_the_same_everywhere(qtbot, window, analysed_video: Path) -> None:
+    """0.455 in the box: the table's header, the model lane and the line's label say 0.455, not 0.46."""
+    open_and_wait(qtbot, window, analysed_video)
+    window.threshold_bar.spin.setValue(0.455)
+    assert "at threshold 0.455" in window.segments_panel.summary.text()
+    assert window.timeline.threshold_line.label.toPlainText() == "threshold 0.455"
+    assert "model ≥ 0.455" in window.timeline._lane_names
+    window.threshold_bar.spin.setValue(0.5)
+    assert window.timeline.threshold_line.label.toPlainText() == "threshold 0.50"

@@ -135,3 +135,10 @@ def calibrate_threshold(
         if f >= best_f - 1e-12:
             best_t, best_f = float(t), f
     return best_t, best_f
+
+
+def format_threshold(t: float) -> str:
+    """A threshold as every screen and file shows it: as the threshold box does (3 decimals), the third
+    only when it is not 0 (``0.5`` -> ``0.50``, ``0.455`` -> ``0.455``)."""
+    text = f"{float(t):.3f}"
+    return text[:-1] if text.endswith("0") else text
