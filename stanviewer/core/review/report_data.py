@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from stanviewer import DISCLAIMER, __version__
+from stanviewer.core.explain.segments import format_threshold
 from stanviewer.core.review.model import Tier
 from stanviewer.core.review.reviewfile import Review
 from stanviewer.core.review.timing import FrameTimes
@@ -112,7 +113,7 @@ def _facts(review: Review, analysis: Any, threshold: float | None) -> list[tuple
         if seg:  # in seconds, as the app's threshold bar shows them, and in this video's frames
             mn, gap = int(seg.get("min_frames", 1)), int(seg.get("merge_gap", 0))
             extra = f" (segments at least {_frames_s(mn, v.fps)}; gaps up to {_frames_s(gap, v.fps)} joined)"
-        out.append(("Threshold", f"{threshold:.2f}{extra}"))
+        out.append(("Threshold", f"{format_threshold(threshold)}{extra}"))
     out.append(("Software", f"stanviewer {__version__}, report of {datetime.now().strftime('%Y-%m-%d %H:%M')}"))
     return out
 
