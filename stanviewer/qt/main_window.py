@@ -240,8 +240,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
-        top.setMinimumHeight(260)
-
+        top.setMinimumHeight(260)  # the bottom's minimum comes from its bars and the timeline's plot and lanes
         self.splitter.setSizes([560, 420])
         self.setCentralWidget(self.splitter)
         self.analysis_dock = QDockWidget("Analysis", self)
