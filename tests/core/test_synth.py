@@ -138,6 +138,13 @@ def test_a_folder_with_a_data_set_is_not_overwritten_silently(tmp_path: Path) ->
     assert main(["synth", str(out), "--subjects", "1", "--videos-per-subject", "1", "--reps", "1-1", "--force"]) == 0
     assert [p.name for p in (out / "videos").iterdir()] == ["S01_V01.mp4"]
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    # a folder of the user's own (a manifest, no synth.json) is refused even with --force: nothing is deleted
+    own = tmp_path / "own"
+    (own / "videos").mkdir(parents=True)
+    (own / "videos" / "patient.mp4").write_bytes(b"x")
+    (own / "manifest.csv").write_text("video,subject,label\nvideos/patient.mp4,p,normal\n", encoding="utf-8")
+    assert main(["synth", str(own), "--subjects", "1", "--videos-per-subject", "1", "--force"]) == 2
+    assert (own / "videos" / "patient.mp4").read_bytes() == b"x"
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

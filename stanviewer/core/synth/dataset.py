@@ -453,9 +453,10 @@ def make_dataset(
     (``pose_data=True`` is ``"reps"``). Such a set has one class only: it is not for training or evaluating
     a classifier.
 
-    A folder that already holds a data set (its ``manifest.csv`` or ``synth.json``) is refused: a smaller
-    new set would replace some videos and leave the others beside a manifest that no longer lists them.
-    ``overwrite`` removes the old set's files first (only those a data set consists of).
+    A folder that already holds a data set is refused: a smaller new set would replace some videos and leave
+    the others beside a manifest that no longer lists them. ``overwrite`` removes an earlier synthetic set's
+    files first (only those a data set consists of, and only where its ``synth.json`` says it is one); a
+    folder with another ``manifest.csv`` (someone's own videos) is never touched.
     """
     mode = "reps" if pose_data is True else (pose_data or None)
     if mode not in (None, "reps", "free"):
@@ -464,10 +465,14 @@ def make_dataset(
         raise StanError("subjects and videos per subject must be at least 1")
     out = Path(out_dir)
     old = [out / n for n in DATASET_ENTRIES if (out / n).exists()]
-    if any(p.name in ("manifest.csv", "synth.json") for p in old):
+    if (out / "manifest.csv").exists() and not (out / "synth.json").exists():  # someone's own data set
+        raise StanError(
+            "this folder holds a manifest.csv that `stanviewer synth` did not write; choose a new folder", out
+        )
+    if (out / "synth.json").exists():
         if not overwrite:
             raise StanError(
-                "this folder already holds a synthetic data set (manifest.csv); choose a new folder, or "
+                "this folder already holds a synthetic data set (synth.json); choose a new folder, or "
                 "--force to replace it (its videos, labels, boxes and joints are deleted first)",
                 out,
             )
