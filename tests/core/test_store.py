@@ -214,3 +214,21 @@ def test_analyses_evaluate_made_come_after_the_users(make_video: Callable[..., P
     assert again == theirs and "cached" in msgs and "made_by" not in a.meta
     assert "made_by" not in json.loads((theirs / "analysis.json").read_text())
     assert cached_analyses(fp)[0] == theirs
+
+
+def test_a_stopped_analysis_leaves_no_cache_folder(make_video: Callable[..., Path], tmp_path: Path) -> None:
+    """Ctrl+C or Cancel part-way: the video's cache holds no empty or half-written folder afterwards."""
+    from stanviewer.core.explain.store import cache_dir
+    from stanviewer.core.video import open_video
+
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 3))
+    video = make_video("store_stopped.mp4", 40)
+    with open_video(video) as r:
+        base = cache_dir() / "analyses" / r.info.fingerprint[:32]
+    before = set(base.iterdir()) if base.exists() else set()
+    job = analyze_video(video, ck, AnalysisSettings(method="vanilla"), use_cache=False)
+    next(job)  # the analysis has started: its folder exists
+    assert set(base.iterdir()) != before
+    job.close()  # what a cancelled worker or an interrupted command does to the generator
+    after = set(base.iterdir()) if base.exists() else set()
+    assert after == before

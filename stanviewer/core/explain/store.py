@@ -262,7 +262,12 @@ def analyze_video(
         folder.mkdir(parents=True, exist_ok=True)
         from stanviewer.core.explain.scoring import analyze_reader
 
-        a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=folder / "heatmaps.zip", roi=roi)
+        try:
+            a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=folder / "heatmaps.zip", roi=roi)
+        except BaseException:  # cancelled, interrupted or failed: leave no half-made cache folder behind
+            if not (folder / "analysis.json").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
     a.meta["video"]["path"] = str(Path(path).resolve())
     a.meta["analysis_key"] = key  # video, model file, settings and person boxes (``analyze --out`` skips on it)
     if made_by:
