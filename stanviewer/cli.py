@@ -881,10 +881,16 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(a: argparse.Namespace) -> int:
+    from stanviewer.core.errors import StanError
     from stanviewer.core.evaluate import EvalConfig, evaluate, store_thresholds
     from stanviewer.core.models.bundled import default_checkpoint_path
     from stanviewer.core.progress import run_job
 
+    if a.calibrate and not a.checkpoint:  # it writes into the file: never into the installed model by default
+        raise StanError(
+            "--calibrate writes the thresholds into the checkpoint file: name it with --checkpoint (a bundled "
+            "model too; it is never changed by default)"
+        )
     cks = a.checkpoint or [default_checkpoint_path()]
     cfg = EvalConfig(
         methods=[m.strip() for m in a.methods.split(",") if m.strip()],
@@ -901,7 +907,7 @@ def _run_evaluate(a: argparse.Namespace) -> int:
     print(rep.markdown)
     if a.calibrate:
         for c in cks:
-            print(store_thresholds(c, rep.frame_rows))
+            print(store_thresholds(c, rep.frame_rows, rep.names.get(str(c))))
     return 0
 
 

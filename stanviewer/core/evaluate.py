@@ -75,6 +75,26 @@ class EvalReport:
     sanity_rows: list[dict]
     markdown: str
     kind_rows: list[dict] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # checkpoint path -> its name in the rows and tables
+
+
+def model_names(checkpoints: list[Path]) -> dict[str, str]:
+    """Each checkpoint's name in the tables: its model name, with the file's distinct name beside it where two
+    checkpoints share a model name (``best`` and ``last`` of one run), so their rows never mix."""
+    from stanviewer.core.fileio import distinct_names
+    from stanviewer.core.models.checkpoint import read_metadata
+
+    base = {}
+    for c in checkpoints:
+        try:
+            base[str(c)] = str(read_metadata(c).get("name") or Path(c).stem)
+        except StanError:
+            base[str(c)] = Path(c).stem  # loading it will say what is wrong
+    files = dict(zip([str(c) for c in checkpoints], distinct_names(checkpoints), strict=True))
+    counts: dict[str, int] = {}
+    for n in base.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {c: (f"{n} ({files[c]})" if counts[n] > 1 else n) for c, n in base.items()}
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -298,8 +318,10 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
     frame_rows: list[dict] = []
     sanity_rows: list[dict] = []
     kind_rows: list[dict] = []
+    names = model_names(checkpoints)
     for cpath in checkpoints:
         ck = load_checkpoint(cpath)
+        name = names[str(cpath)]
         tgt = ck.spec.target
         pool = _calibration_pool(ck, train_e, cfg.calib_from, manifest)
         pos_train = [e for e in pool if e.label == tgt]
@@ -316,14 +338,14 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                 samples=cfg.samples,
                 heatmaps=False,
             )
-            test = yield from _score_videos(ck, test_e, st, f"{ck.name} {method} test")
+            test = yield from _score_videos(ck, test_e, st, f"{name} {method} test")
             if first:
                 y = np.array([e.label == tgt for e in test_e])
                 ev = np.array([v.evidence for v in test])
                 m = prf(ev > 0, y)
                 video_rows.append(
                     {
-                        "model": ck.name,
+                        "model": name,
                         "views": ck.spec.views,
                         "videos": len(test),
                         "f1": m.f1,
@@ -332,8 +354,8 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                     }
                 )
                 first = False
-            ca = yield from _score_videos(ck, calib_a, st, f"{ck.name} {method} calibration (a)")
-            cb = yield from _score_videos(ck, calib_b, st, f"{ck.name} {method} calibration (b)")
+            ca = yield from _score_videos(ck, calib_a, st, f"{name} {method} calibration (a)")
+            cb = yield from _score_videos(ck, calib_b, st, f"{name} {method} calibration (b)")
             th_a, _ = calibrate_threshold([(v.scores, v.labels) for v in ca])
             th_b, _ = calibrate_threshold(_protocol_b(cb))
             test_a = [(v.scores, v.labels) for v in test if v.entry.label == tgt]
@@ -343,10 +365,10 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                 for v in test
                 if v.entry.label == tgt
             )
-            kind_rows += [{"model": ck.name, "method": method, "threshold": th_a, **r} for r in kinds]
+            kind_rows += [{"model": name, "method": method, "threshold": th_a, **r} for r in kinds]
             frame_rows.append(
                 {
-                    "model": ck.name,
+                    "model": name,
                     "views": ck.spec.views,
                     "method": method,
                     "sequence": "long",
@@ -365,7 +387,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
             flags = np.concatenate([np.full(len(v.labels), v.predicted_target) for v in test])
             frame_rows.append(
                 {
-                    "model": ck.name,
+                    "model": name,
                     "views": ck.spec.views,
                     "method": method,
                     "sequence": "long",
@@ -382,18 +404,18 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                 roi = _roi_fn(ck)
                 cal, tst = [], []
                 for k, e in enumerate(calib_a):
-                    yield Progress(k, len(calib_a), f"{ck.name} {method} short calibration: {e.name}")
+                    yield Progress(k, len(calib_a), f"{name} {method} short calibration: {e.name}")
                     s, lab, _ = _short_clip_scores(ck, e, method, st, roi)
                     cal.append((s, lab))
                 for k, e in enumerate([e for e in test_e if e.label == tgt]):
-                    yield Progress(k, len(test_e), f"{ck.name} {method} short test: {e.name}")
+                    yield Progress(k, len(test_e), f"{name} {method} short test: {e.name}")
                     s, lab, _ = _short_clip_scores(ck, e, method, st, roi)
                     tst.append((s, lab))
                 th_s, _ = calibrate_threshold(cal)
                 rs = _pooled(tst, th_s)
                 frame_rows.append(
                     {
-                        "model": ck.name,
+                        "model": name,
                         "views": ck.spec.views,
                         "method": method,
                         "sequence": "short",
@@ -412,13 +434,13 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                         rc,
                         [v.entry for v in test if v.entry.label == tgt],
                         st,
-                        f"{ck.name} {method} randomised to {level}",
+                        f"{name} {method} randomised to {level}",
                     )
                     pairs = [(v.scores, v.labels) for v in rt]
                     r = _pooled(pairs, th_a)
                     sanity_rows.append(
                         {
-                            "model": ck.name,
+                            "model": name,
                             "method": method,
                             "randomised": level,
                             "f1": r["f1"],
@@ -435,7 +457,7 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
     md = markdown_report(video_rows, frame_rows, sanity_rows, kind_rows, cfg.calib_from)
     with atomic_write(out / "report.md") as f:
         f.write(md)
-    return EvalReport(video_rows, frame_rows, sanity_rows, md, kind_rows)
+    return EvalReport(video_rows, frame_rows, sanity_rows, md, kind_rows, names)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -517,7 +539,7 @@ def markdown_report(
     return "\n".join(out) + "\n"
 
 
-def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
+def store_thresholds(checkpoint: str | Path, frame_rows: list[dict], name: str | None = None) -> str:
     """Write the calibrated thresholds (long sequence, protocol a) of a checkpoint into its metadata.
 
     Methods not evaluated this time keep their stored thresholds. ``default_method`` becomes the method
@@ -528,7 +550,7 @@ def store_thresholds(checkpoint: str | Path, frame_rows: list[dict]) -> str:
     from stanviewer.core.models.checkpoint import read_metadata, update_metadata
 
     meta = read_metadata(checkpoint)
-    name = str(meta.get("name") or Path(checkpoint).stem)
+    name = name or str(meta.get("name") or Path(checkpoint).stem)  # the rows' name (:func:`model_names`)
     rows = [r for r in frame_rows if r["model"] == name and r["sequence"] == "long" and r["protocol"] == "a"]
     if not rows:
         return f"{checkpoint}: no rows to store"

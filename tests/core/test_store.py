@@ -232,3 +232,31 @@ def test_a_stopped_analysis_leaves_no_cache_folder(make_video: Callable[..., Pat
     job.close()  # what a cancelled worker or an interrupted command does to the generator
     after = set(base.iterdir()) if base.exists() else set()
     assert after == before
+
+
+def test_thresholds_go_to_their_own_file_when_two_checkpoints_share_a_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from stanviewer.cli import main
+    from stanviewer.core.evaluate import model_names, store_thresholds
+    from stanviewer.core.models.checkpoint import read_metadata
+
+    best = _micro_checkpoint(tmp_path, 0)  # both named "micro": best and last of one run
+    (tmp_path / "run").mkdir()
+    last = shutil.copy(best, tmp_path / "run" / "last.safetensors")
+    names = model_names([best, Path(last)])
+    assert names[str(best)] != names[str(last)] and all(n.startswith("micro (") for n in names.values())
+
+    def row(model: str, th: float) -> dict:
+        return {"model": model, "method": "vanilla", "sequence": "long", "protocol": "a", "threshold": th, "f1": 0.5}
+
+    rows = [row(names[str(best)], 0.82), row(names[str(last)], 0.45)]
+    store_thresholds(best, rows, names[str(best)])
+    store_thresholds(last, rows, names[str(last)])
+    assert read_metadata(best)["thresholds"]["vanilla"]["threshold"] == 0.82
+    assert read_metadata(last)["thresholds"]["vanilla"]["threshold"] == 0.45
+    # --calibrate never writes into the installed model by default
+    assert main(["evaluate", str(tmp_path / "m.csv"), "--out", str(tmp_path / "e"), "--calibrate"]) == 2
+    assert "name it with --checkpoint" in capsys.readouterr().err
