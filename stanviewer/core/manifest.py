@@ -107,6 +107,14 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     return out
 
 
+def trained_on_synthetic_only(manifest: str | Path) -> bool:
+    """Whether every training video of ``manifest`` (rows not in the test split) is one ``stanviewer synth``
+    drew (its data set folder, ``videos/``' parent, holds the generator's ``synth.json``): a model trained on
+    them is marked synthetic-only, and its card and the app warn that it knows nothing about real patients."""
+    entries = [e for e in read_manifest(manifest) if e.split != "test"]
+    return bool(entries) and all((Path(e.video).parent.parent / "synth.json").is_file() for e in entries)
+
+
 def _unique_names(entries: list[ManifestEntry], root: Path, path: Path) -> None:
     """Give videos that share a file name their path (relative to the manifest where possible) as name,
     so that every name is unique; a video listed twice is an error (it would count twice)."""

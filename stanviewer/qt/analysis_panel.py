@@ -351,6 +351,8 @@ class AnalysisPanel(QWidget):
             )
         if synthetic:
             lines.append("<i>Trained on synthetic videos only.</i>")
+        else:
+            lines.append("<i>Research model: its scores explain it, they are not a diagnosis.</i>")
         self.card.setText("<br>".join(lines))
         self.views.setText(f"{spec.get('views')} (fixed by this model)")
         self._model_text(f"Model: {name}" + (" (synthetic-only)" if synthetic else ""))

@@ -75,6 +75,26 @@ def test_head_only_then_fine_tune(dataset: Path, tmp_path: Path) -> None:
     assert torch.equal(b.backbone.norm.running_mean, a.backbone.norm.running_mean)
     assert not torch.equal(b.backbone.blocks4[0].attn.qkv.weight, a.backbone.blocks4[0].attn.qkv.weight)
 
+    # the generator's videos: the model is marked synthetic-only, and its card warns so
+    from stanviewer.core.models.bundled import describe
+    from stanviewer.core.models.checkpoint import read_metadata
+
+    assert read_metadata(res_b.best)["synthetic_only"] is True
+    assert "Trained on synthetic videos" in describe(res_b.best, read_metadata(res_b.best))
+
+
+def test_a_model_trained_on_other_videos_is_not_called_synthetic(dataset: Path, tmp_path: Path) -> None:
+    """The same videos copied out of the generator's folder (no synth.json): someone's own recordings."""
+    import shutil
+
+    from stanviewer.core.manifest import trained_on_synthetic_only
+
+    assert trained_on_synthetic_only(dataset)
+    own = tmp_path / "own"
+    shutil.copytree(dataset.parent, own)
+    (own / "synth.json").unlink()
+    assert not trained_on_synthetic_only(own / dataset.name)
+
 
 def test_position_profile_divides_out_window_position_bias(dataset: Path, tmp_path: Path) -> None:
     """Gradients depend on where a frame sits in the window; the scorer measures and divides that out."""

@@ -123,4 +123,6 @@ def describe(path: str | Path, meta: dict) -> str:
     lines.append(f"software    stanviewer {sw.get('stanviewer')}, torch {sw.get('torch')}")
     if meta.get("synthetic_only", True) and "imported_from" not in meta:
         lines.append(f"warning     {SYNTHETIC_WARNING}")
+    else:  # trained (or fine-tuned) on videos other than the generator's
+        lines.append("note        Scores explain the model, they are not a diagnosis.")
     return "\n".join(lines)

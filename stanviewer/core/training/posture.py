@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.fileio import write_dict_rows
-from stanviewer.core.manifest import read_manifest
+from stanviewer.core.manifest import read_manifest, trained_on_synthetic_only
 from stanviewer.core.metrics import prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.posture import (
@@ -648,7 +648,13 @@ def train_posture(
     best_path, last_path = out / "best.safetensors", out / "last.safetensors"
     for path in (best_path, last_path):
         # frame scores are probabilities (sigmoid of the frame logit), not rescaled per video
-        meta = {"name": out.name, "training": training, "default_method": "posture", "frame_scores": "probability"}
+        meta = {
+            "name": out.name,
+            "training": training,
+            "default_method": "posture",
+            "frame_scores": "probability",
+            "synthetic_only": trained_on_synthetic_only(manifest),
+        }
         save_checkpoint(path, model, meta)
     if test_rows:
         write_dict_rows(out / "test_videos.csv", test_rows)

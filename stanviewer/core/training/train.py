@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from stanviewer.core.errors import CheckpointError, StanError, describe
 from stanviewer.core.fileio import write_dict_rows, write_via_temp
+from stanviewer.core.manifest import trained_on_synthetic_only
 from stanviewer.core.metrics import auroc, prf
 from stanviewer.core.models.checkpoint import load_checkpoint, save_checkpoint
 from stanviewer.core.models.framecnn import FrameCNN
@@ -525,6 +526,9 @@ def train(
     from stanviewer.core.roi.learned import roi_record
 
     train_desc = {**split_description(manifest, tr, val, test), "config": asdict(cfg), **roi_record(spec.roi_provider)}
+    synthetic = trained_on_synthetic_only(
+        manifest
+    )  # the model card's warning says so only for a model that saw nothing else
     stop_reason = "epochs done"
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -616,7 +620,7 @@ def train(
         yield Progress(
             step, total, " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
         )
-        meta = {"name": out.name, "training": {**train_desc, "history": history}}
+        meta = {"name": out.name, "training": {**train_desc, "history": history}, "synthetic_only": synthetic}
         save_checkpoint(last_path, model, meta)
         val_loss = val_m.get("loss", rec["train_loss"])
         if val_loss < best_val - 1e-4:
@@ -636,7 +640,8 @@ def train(
             stop_reason = f"early stop (no validation improvement for {cfg.patience} epochs)"
             break
     if not best_path.exists():
-        save_checkpoint(best_path, model, {"name": out.name, "training": {**train_desc, "history": history}})
+        meta = {"name": out.name, "training": {**train_desc, "history": history}, "synthetic_only": synthetic}
+        save_checkpoint(best_path, model, meta)
     best = load_checkpoint(best_path, device)
     val_m, _ = evaluate_videos(best.model, val, cfg, device) if val else ({}, [])
     test_m, test_rows = evaluate_videos(best.model, test, cfg, device) if test else ({}, [])
