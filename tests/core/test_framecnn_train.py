@@ -198,3 +198,37 @@ def test_a_pretrained_resnet_initialises_any_sequence_head(dataset: Path, tmp_pa
     cfg.init = str(stan)
     with pytest.raises(StanError, match="--init checkpoint is tiny"):
         run_job(train(dataset, _spec("cnn-narrow-fcl"), tmp_path / "bad", cfg), stream=None)
+
+
+def test_a_backbone_with_other_class_names_initialises_your_own_classes(dataset: Path, tmp_path: Path) -> None:
+    """pretrain saves normal/compensation; a user's manifest says healthy/impaired: the backbone is used, the
+    head is not (it stays as built), and the run says so."""
+    import csv
+
+    from stanviewer.core.models.checkpoint import save_checkpoint
+    from stanviewer.core.progress import Progress
+
+    src = FrameCNN(_spec())
+    init = save_checkpoint(tmp_path / "pretrained.safetensors", src)
+    rows = list(csv.DictReader(dataset.open(encoding="utf-8")))
+    for r in rows:
+        r["label"] = {"normal": "healthy", "compensation": "impaired"}[r["label"]]
+        for c in ("video", "frame_labels", "boxes", "joints"):
+            if r.get(c):
+                r[c] = str((dataset.parent / r[c]).resolve())
+    own = tmp_path / "own.csv"
+    with own.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    spec = _spec()
+    spec.classes, spec.target = ["healthy", "impaired"], "impaired"
+    cfg = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, max_windows=2, init=str(init))
+    cfg.freeze_stages = 4
+    seen: list[Progress] = []
+    res = run_job(train(own, spec, tmp_path / "own", cfg), stream=None, on_progress=seen.append)
+    m = load_checkpoint(res.last).model
+    assert m.spec.classes == ["healthy", "impaired"]
+    for (k, v), (_, w) in zip(m.backbone.state_dict().items(), src.backbone.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert any("its head is not used" in p.message for p in seen)

@@ -474,15 +474,14 @@ def train(
 
         # per-frame CNNs with the same ResNet share a pretrained backbone whatever their sequence head
         other_head = ck.spec.arch != spec.arch and _cnn_backbone(ck.spec.arch) == _cnn_backbone(spec.arch) is not None
-        if (ck.spec.arch != spec.arch and not other_head) or ck.spec.classes != spec.classes:
-            raise StanError(
-                f"--init checkpoint is {ck.spec.arch} with classes {ck.spec.classes}, "
-                f"not {spec.arch} with {spec.classes}",
-                ck.path,
-            )
+        if ck.spec.arch != spec.arch and not other_head:
+            raise StanError(f"--init checkpoint is {ck.spec.arch}, not {spec.arch}", ck.path)
+        other_classes = ck.spec.classes != spec.classes  # e.g. a pretrained backbone, your own class names
+        if other_classes:
+            yield Progress(0, 0, f"--init: its classes {ck.spec.classes} are not {spec.classes}: its head is not used")
         model = build_model(spec)  # views do not change the parameters: any views' checkpoint initialises any views
         try:
-            same_head = not other_head and ck.spec.head_hidden == getattr(spec, "head_hidden", 0)
+            same_head = not other_head and not other_classes and ck.spec.head_hidden == getattr(spec, "head_hidden", 0)
             load_backbone(model, ck.model, same_head=same_head)
         except RuntimeError as e:
             why = str(e).splitlines()[-1].strip()[:160]
