@@ -260,3 +260,17 @@ def test_video_centred_head_training_and_analysis(dataset: Path, tmp_path: Path)
     assert not torch.equal(b.backbone.blocks4[0].attn.qkv.weight, ck.model.backbone.blocks4[0].attn.qkv.weight)
     with pytest.raises(StanError, match="STAN models"):
         run_job(train(dataset, ModelSpec(arch="cnn-narrow-patch", video_centre=True), tmp_path / "C"), stream=None)
+
+
+def test_an_unknown_class_names_the_manifest_it_is_in(dataset: Path, tmp_path: Path) -> None:
+    from stanviewer.core.errors import StanError
+    from stanviewer.core.training.data import load_samples
+
+    text = dataset.read_text(encoding="utf-8").replace(",compensation,", ",Compensation,", 1)
+    other = dataset.parent / "m_lcase.csv"  # beside the manifest: the same relative paths
+    other.write_text(text, encoding="utf-8")
+    try:
+        with pytest.raises(StanError, match=r"m_lcase\.csv: line \d+: class 'Compensation' is not one of"):
+            run_job(load_samples(other, _spec()), stream=None)
+    finally:
+        other.unlink()

@@ -203,6 +203,9 @@ def load_samples(
     entries = read_manifest(manifest)
     if split is not None:
         entries = [e for e in entries if (e.split or "train") == split]
+    for e in entries:  # before any video is decoded, naming this manifest
+        if e.label not in spec.classes:
+            raise StanError(f"line {e.line}: class {e.label!r} is not one of {spec.classes}", manifest)
     if workers > 1 and len(entries) > 1:
         yield from _prepare_parallel(entries, spec, manifest.parent, workers, upper)
     samples: list[VideoSample] = []
