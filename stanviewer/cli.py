@@ -638,8 +638,10 @@ def _run_train(a: argparse.Namespace) -> int:
 
         rows = run_job(cross_validate(a.manifest, spec, a.out, cfg, a.cv))
         for r in rows:
+            note = f"  ({r['note']})" if r.get("note") else ""
             print(
                 f"fold {r['fold']}: test subjects {r['test_subjects']}  video F1 {r['f1']:.3f}  AUROC {r['auroc']:.3f}"
+                + note
             )
         return 0
     res = run_job(train(a.manifest, spec, a.out, cfg, resume=a.resume))

@@ -274,3 +274,32 @@ def test_an_unknown_class_names_the_manifest_it_is_in(dataset: Path, tmp_path: P
             run_job(load_samples(other, _spec()), stream=None)
     finally:
         other.unlink()
+
+
+def test_a_fold_with_test_videos_of_one_class_is_left_out_of_the_means(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its F1 would read 1.0 with nothing flagged and raise the mean; it gets no F1 and the mean says so."""
+    import stanviewer.core.training.cv as cv
+    from stanviewer.core.training.train import TrainResult
+
+    def fake_train(manifest, spec, out, cfg, train_subjects, test_subjects):
+        yield from ()
+        f1 = 1.0 if "S01" in test_subjects else 0.5
+        return TrainResult(
+            best=out, last=out, history=[], val={}, test={"videos": 2, "f1": f1, "auroc": 0.7, "accuracy": 1.0}
+        )
+
+    monkeypatch.setattr(cv, "train", fake_train)
+    lines = dataset.read_text(encoding="utf-8").splitlines()
+    lines = [ln.replace(",compensation,", ",normal,") if ln.split(",")[1] == "S01" else ln for ln in lines]
+    one = dataset.parent / "one_class_s01.csv"
+    one.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        cfg = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, max_windows=2)
+        rows = run_job(cv.cross_validate(one, _spec(), tmp_path / "cv", cfg, "loso"), stream=None)
+    finally:
+        one.unlink()
+    by = {r["test_subjects"]: r for r in rows}
+    assert by["S01"]["f1"] != by["S01"]["f1"] and "one class" in by["S01"]["note"]
+    assert rows[-1]["f1"] == pytest.approx(0.5) and rows[-1]["note"] == "F1 and AUROC over 1 of 2 folds"

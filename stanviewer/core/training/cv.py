@@ -43,7 +43,8 @@ def cross_validate(
     manifest: str | Path, spec: ModelSpec, out_dir: str | Path, cfg: TrainConfig, scheme: str
 ) -> Job[list[dict]]:
     out = Path(out_dir)
-    subjects = [e.subject for e in read_manifest(manifest)]
+    entries = read_manifest(manifest)
+    subjects = [e.subject for e in entries]
     groups = folds(subjects, scheme, cfg.seed)
     rows: list[dict] = []
     for k, held in enumerate(groups):
@@ -51,20 +52,26 @@ def cross_validate(
         train_subj = set(subjects) - set(held)
         job = train(manifest, spec, out / f"fold{k + 1:02d}", cfg, train_subjects=train_subj, test_subjects=set(held))
         res = yield from nested(job, k, len(groups), f"fold {k + 1}/{len(groups)}")
+        # a fold whose test videos are all of one class has no F1 or AUROC to speak of (F1 would read 1.0
+        # when nothing is flagged): it is left out of the means, and the row says why
+        one_class = len({e.label for e in entries if e.subject in set(held)}) < 2
         rows.append(
             {
                 "fold": k + 1,
                 "test_subjects": " ".join(held),
                 "videos": res.test.get("videos", 0),
-                "f1": res.test.get("f1", float("nan")),
-                "auroc": res.test.get("auroc", float("nan")),
+                "f1": float("nan") if one_class else res.test.get("f1", float("nan")),
+                "auroc": float("nan") if one_class else res.test.get("auroc", float("nan")),
                 "accuracy": res.test.get("accuracy", float("nan")),
+                "note": "test videos of one class only: no F1 or AUROC" if one_class else "",
             }
         )
     mean = {"fold": "mean", "test_subjects": "", "videos": sum(r["videos"] for r in rows)}
     for key in ("f1", "auroc", "accuracy"):
         vals = [r[key] for r in rows if r[key] == r[key]]
         mean[key] = float(np.mean(vals)) if vals else float("nan")
+    skipped = sum(1 for r in rows if r["note"])
+    mean["note"] = f"F1 and AUROC over {len(rows) - skipped} of {len(rows)} folds" if skipped else ""
     rows.append(mean)
     with atomic_write(out / "cv.csv") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
