@@ -303,3 +303,18 @@ def test_a_fold_with_test_videos_of_one_class_is_left_out_of_the_means(
     by = {r["test_subjects"]: r for r in rows}
     assert by["S01"]["f1"] != by["S01"]["f1"] and "one class" in by["S01"]["note"]
     assert rows[-1]["f1"] == pytest.approx(0.5) and rows[-1]["note"] == "F1 and AUROC over 1 of 2 folds"
+
+
+def test_resume_refuses_a_model_other_than_the_one_trained(dataset: Path, tmp_path: Path) -> None:
+    """--resume with other --frames (or --arch) must not go on training another model (or end in a traceback)."""
+    from dataclasses import replace
+
+    from stanviewer.core.errors import StanError
+
+    cfg = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, max_windows=2)
+    run_job(train(dataset, _spec(), tmp_path / "r", cfg), stream=None)
+    more = replace(cfg, epochs=2)
+    with pytest.raises(StanError, match=r"--resume: this run was started with frames 4, this command asks for 8"):
+        run_job(train(dataset, replace(_spec(), frames=8), tmp_path / "r", more, resume=True), stream=None)
+    res = run_job(train(dataset, _spec(), tmp_path / "r", more, resume=True), stream=None)
+    assert [h["epoch"] for h in res.history] == [1, 2]

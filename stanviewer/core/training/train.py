@@ -514,7 +514,17 @@ def train(
     if resume:
         if not (last_path.exists() and state_path.exists()):
             raise StanError("nothing to resume: no last.safetensors / trainer_state.safetensors", out)
-        model.load_state_dict(load_checkpoint(last_path).model.state_dict())
+        saved = load_checkpoint(last_path)
+        was, now = saved.spec.to_dict(), model.spec.to_dict()
+        changed = [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+        if changed:  # the same run goes on, or none: a resumed model must be the model that was trained
+            k = changed[0]
+            raise StanError(
+                f"--resume: this run was started with {k} {was.get(k)!r}, this command asks for {now.get(k)!r}; "
+                "resume with the options it was started with, or train into a new --out",
+                out,
+            )
+        model.load_state_dict(saved.model.state_dict())
         model.to(device)
         info = _load_state(state_path, opt)
         start_epoch, step = info["epoch"], info["step"]
@@ -525,9 +535,8 @@ def train(
     from stanviewer.core.roi.learned import roi_record
 
     train_desc = {**split_description(manifest, tr, val, test), "config": asdict(cfg), **roi_record(spec.roi_provider)}
-    synthetic = trained_on_synthetic_only(
-        manifest
-    )  # the model card's warning says so only for a model that saw nothing else
+    # the model card warns that the model knows only synthetic figures when it saw nothing else
+    synthetic = trained_on_synthetic_only(manifest)
     stop_reason = "epochs done"
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
