@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stanviewer import DISCLAIMER, __version__
 from stanviewer.core.explain.segments import DEFAULT_MERGE_SECONDS, DEFAULT_MIN_SECONDS
@@ -914,6 +915,52 @@ def _run_evaluate(a: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- main
+_AT_LEAST_1 = (
+    "batch", "calib_videos", "epochs", "frames_per_video", "patience", "samples", "steps", "subjects",
+    "videos_per_subject", "workers", "stride", "test_videos", "min_frames",
+)  # fmt: skip
+_NOT_NEGATIVE = (
+    "head_hidden", "reader_steps", "upper_steps", "merge_gap", "padding", "threads", "sigma", "weight_decay",
+    "mask_margin", "readout_weight", "upper_weight", "upper_lift", "merge_seconds", "min_seconds",
+)  # fmt: skip
+#: the values each numeric option takes (by its dest, in every command): (test, what the message says)
+RANGES: dict[str, tuple] = {
+    **{d: (lambda v: v >= 1, "at least 1") for d in _AT_LEAST_1},
+    **{d: (lambda v: v >= 0, "0 or more") for d in _NOT_NEGATIVE},
+    **{d: (lambda v: v > 0, "more than 0") for d in ("lr", "sample_fps", "long", "max_minutes")},
+    "frames": (lambda v: v >= 2 and v % 2 == 0, "an even number, at least 2"),
+    "size": (lambda v: v >= 32 and v % 32 == 0, "a multiple of 32"),
+    "freeze_stages": (lambda v: 0 <= v <= 4, "0 to 4"),
+    "val_fraction": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
+    "test_fraction": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
+    "threshold": (lambda v: 0 <= v <= 1, "from 0 to 1"),
+}
+
+
+def _checked(convert: Any, dest: str) -> Any:
+    ok, what = RANGES[dest]
+
+    def check(text: str) -> Any:
+        v = convert(text)
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text}")
+        return v
+
+    check.__name__ = getattr(convert, "__name__", "value")  # argparse names the type in its messages
+    return check
+
+
+def _check_ranges(parser: argparse.ArgumentParser) -> None:
+    """Give every numeric option of every command its range (:data:`RANGES`): a usage error, not a traceback
+    from deep inside a run."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _check_ranges(sub)
+        elif action.dest in RANGES and action.type in (int, float):
+            action.type = _checked(action.type, action.dest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stanviewer",
@@ -925,6 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, fn) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         fn(p)
+    _check_ranges(parser)
     return parser
 
 

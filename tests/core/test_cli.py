@@ -200,3 +200,23 @@ def test_output_piped_into_head_ends_quietly(make_video: Callable[..., Path], en
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 0 and "Broken pipe" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "m.csv", "--frames", "3"], "--frames: must be an even number, at least 2, not 3"),
+        (["pretrain", "m.csv", "--size", "50"], "--size: must be a multiple of 32, not 50"),
+        (["pretrain", "m.csv", "--steps", "0"], "--steps: must be at least 1, not 0"),
+        (["train", "m.csv", "--lr", "-1"], "--lr: must be more than 0, not -1"),
+        (["train", "m.csv", "--val-fraction", "1.5"], "--val-fraction: must be from 0 up to (not including) 1"),
+        (["evaluate", "m.csv", "--out", "e", "--calib-videos", "0"], "--calib-videos: must be at least 1, not 0"),
+        (["train-detector", "m.csv", "--out", "d", "--threads", "-1"], "--threads: must be 0 or more, not -1"),
+        (["model", "import", "x.pth", "--out", "y", "--frames", "3"], "--frames: must be an even number"),
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors(args: list[str], message: str, capsys) -> None:
+    """Each gave a traceback (or ran with nonsense) from deep inside the run."""
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
