@@ -323,8 +323,17 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
         ck = load_checkpoint(cpath)
         name = names[str(cpath)]
         tgt = ck.spec.target
+        unknown = sorted({e.label for e in entries} - set(ck.spec.classes))
+        if unknown:
+            raise StanError(
+                f"the manifest's label(s) {', '.join(map(repr, unknown))} are not classes of {name} "
+                f"({', '.join(ck.spec.classes)}); evaluate a model trained on these classes",
+                manifest,
+            )
         pool = _calibration_pool(ck, train_e, cfg.calib_from, manifest)
         pos_train = [e for e in pool if e.label == tgt]
+        if not pos_train:
+            raise StanError(f"no training video of class {tgt!r} to calibrate the thresholds on", manifest)
         calib_a = _pick(pos_train, cfg.calib_videos, cfg.seed)
         calib_b = _pick(pool, cfg.calib_videos, cfg.seed + 1)
         first = True

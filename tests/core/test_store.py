@@ -260,3 +260,21 @@ def test_thresholds_go_to_their_own_file_when_two_checkpoints_share_a_name(
     # --calibrate never writes into the installed model by default
     assert main(["evaluate", str(tmp_path / "m.csv"), "--out", str(tmp_path / "e"), "--calibrate"]) == 2
     assert "name it with --checkpoint" in capsys.readouterr().err
+
+
+def test_evaluate_names_labels_the_model_does_not_know(make_video: Callable[..., Path], tmp_path: Path) -> None:
+    from stanviewer.core.errors import StanError
+    from stanviewer.core.evaluate import EvalConfig, evaluate
+    from stanviewer.core.progress import run_job
+
+    video = make_video("store_labels.mp4", 20)
+    other = make_video("store_labels_2.mp4", 20)
+    (tmp_path / "fl.csv").write_text("frame,label\n" + "".join(f"{i},0\n" for i in range(20)), encoding="utf-8")
+    pairs = [(video, "healthy", "train"), (other, "impaired", "test")]
+    rows = [f"{v},s{k},{lab},fl.csv,{split}" for k, (v, lab, split) in enumerate(pairs)]
+    (tmp_path / "m.csv").write_text(
+        "video,subject,label,frame_labels,split\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
+    ck = _micro_checkpoint(tmp_path, 0)
+    with pytest.raises(StanError, match=r"m\.csv: the manifest's label\(s\) 'healthy', 'impaired' are not classes"):
+        run_job(evaluate(tmp_path / "m.csv", [ck], EvalConfig(methods=["window"]), tmp_path / "e"), stream=None)
