@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from stanviewer.core.errors import CheckpointError, StanError
 from stanviewer.core.models.bundled import BUNDLED_NAME, bundled_checkpoints
+from stanviewer.core.models.metadata import check_metadata, not_a_model
 from stanviewer.core.models.registry import describe_arch, family
 from stanviewer.core.progress import Job, Progress
 from stanviewer.qt.analysis_process import server
@@ -79,15 +80,16 @@ def peek_metadata(path: str | Path) -> dict:
             if not 0 < n < 100_000_000:
                 raise ValueError("bad header length")
             header = json.loads(f.read(n))
-        raw = (header.get("__metadata__") or {}).get("stanviewer")
+        file_meta = header.get("__metadata__") or {}
+        raw = file_meta.get("stanviewer")
         meta = json.loads(raw) if raw else None
     except FileNotFoundError:
         raise CheckpointError("file not found", path) from None
-    except (OSError, ValueError, struct.error) as e:
+    except (OSError, ValueError, struct.error, AttributeError) as e:
         raise CheckpointError(f"not a stanviewer safetensors checkpoint ({e})", path) from None
-    if not isinstance(meta, dict) or "spec" not in meta:
-        raise CheckpointError("has no stanviewer metadata (convert it with 'stanviewer model import')", path)
-    return meta
+    if meta is None:
+        raise CheckpointError(not_a_model(file_meta), path)
+    return check_metadata(meta, path)
 
 
 def _bundled_path() -> Path:

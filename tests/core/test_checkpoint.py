@@ -558,3 +558,45 @@ def test_finalize_model_keeps_a_provider_new_videos_can_use(
     meta = read_metadata(out)
     assert meta["spec"]["roi_provider"] == for_new_videos and meta["training"]["roi_provider"] == trained_on
     assert meta["name"] == "x" and meta["synthetic_only"] is True
+
+
+@pytest.mark.parametrize(
+    ("patch", "words"),
+    [
+        ({"spec": 5}, "metadata: spec must be an object, not 5"),
+        ({"thresholds": {"window": {"threshold": None}}}, "thresholds.window.threshold must be a number from 0 to 1"),
+        ({"thresholds": {"window": {"threshold": 7}}}, "thresholds.window.threshold must be a number from 0 to 1"),
+        ({"thresholds": []}, "metadata: thresholds must be an object"),
+        ({"name": 3}, "metadata: name must be text"),
+    ],
+)
+def test_hand_edited_metadata_is_a_clear_error(
+    saved: tuple[Path, STAN], tmp_path: Path, patch: dict, words: str
+) -> None:
+    """model info and the analysis stopped with AttributeError / TypeError on these."""
+    import importlib.util
+    import shutil
+
+    from stanviewer.core.models.checkpoint import read_metadata, update_metadata
+
+    readers = [read_metadata, load_checkpoint]
+    if importlib.util.find_spec("PySide6") is not None:  # the app's torch-free reader (the core runs without Qt)
+        from stanviewer.qt.analysis_panel import peek_metadata
+
+        readers.append(peek_metadata)
+    path = Path(shutil.copy(saved[0], tmp_path / "edited.safetensors"))
+    update_metadata(path, patch)
+    for read in readers:
+        with pytest.raises(CheckpointError) as e:
+            read(path)
+        assert_names(e, path, words)
+
+
+def test_a_trainer_state_file_is_not_taken_for_a_model(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "trainer_state.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"state": "{}"})
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert_names(e, path, "a trainer state file")

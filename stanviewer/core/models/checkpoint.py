@@ -28,6 +28,7 @@ from torch import nn
 from stanviewer import __version__
 from stanviewer.core.errors import CheckpointError, describe
 from stanviewer.core.fileio import sha256_file, write_via_temp
+from stanviewer.core.models.metadata import check_metadata, not_a_model
 from stanviewer.core.models.registry import build_model, is_known
 from stanviewer.core.models.stan import STAN, ModelSpec
 from stanviewer.core.models.uniformer import VARIANTS, UniFormer, UniFormerConfig, checkpoint_filter_fn
@@ -131,21 +132,18 @@ def read_metadata(path: str | Path) -> dict:
     _check_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("stanviewer")
+            file_meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(f"{_not_safetensors(path)} ({why})", path) from e
+    raw = file_meta.get("stanviewer")
     if raw is None:
-        raise CheckpointError(
-            "has no stanviewer metadata (a bare state dict?); convert it with 'stanviewer model import'", path
-        )
+        raise CheckpointError(not_a_model(file_meta), path)
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"metadata is not valid JSON ({e.msg})", path) from e
-    if not isinstance(meta, dict) or "spec" not in meta:
-        raise CheckpointError("metadata has no model spec", path)
-    return meta
+    return check_metadata(meta, path)
 
 
 def _build(meta: dict, path: Path) -> nn.Module:
