@@ -660,7 +660,12 @@ def _run_train(a: argparse.Namespace) -> int:
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="synthetic manifest with a joints column")
     p.add_argument("--out", type=Path, required=True, help="output folder (pretrained.safetensors)")
-    p.add_argument("--arch", default="tiny", choices=arch_names(), help="STAN or per-frame CNN (as in train)")
+    p.add_argument(
+        "--arch",
+        default="tiny",
+        choices=[a for a in arch_names() if not a.startswith("posture")],  # its readers are cnn-narrow-patch's
+        help="STAN or per-frame CNN (as in train; a posture model's reader is pretrained as cnn-narrow-patch)",
+    )
     p.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=64)
