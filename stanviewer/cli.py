@@ -65,6 +65,17 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
 
 
+def _classes(text: str) -> list[str]:
+    """``--classes a,b[,c]``: two or more distinct names; the last is the class whose evidence is explained."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if len(names) < 2:
+        raise argparse.ArgumentTypeError(f"needs two or more class names, comma-separated, not {text!r}")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"names {', '.join(twice)} more than once")
+    return names
+
+
 def _parse_reps(text: str) -> tuple[int, int]:
     """``--reps MIN-MAX`` of ``demo`` and ``synth``."""
     from stanviewer.core.errors import StanError
@@ -431,7 +442,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-fps", type=float, default=5.0, help="frames per second the model sees")
     p.add_argument("--roi", default="motion", help="ROI provider for the local view (motion, none, truth, ...)")
     _mask_args(p)
-    p.add_argument("--classes", default="normal,compensation", help="class names, the last is the target")
+    p.add_argument(
+        "--classes", type=_classes, default="normal,compensation", help="class names, the last is the target"
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=6, help="videos per step (half of each class)")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -583,7 +596,7 @@ def _train_parts(a: argparse.Namespace):
     from stanviewer.core.models.stan import ModelSpec
     from stanviewer.core.training.train import TrainConfig
 
-    classes = [c.strip() for c in a.classes.split(",") if c.strip()]
+    classes = list(a.classes)
     spec = ModelSpec(
         arch=a.arch,
         classes=classes,
@@ -730,7 +743,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="convert an official UniFormer video .pth into a stanviewer checkpoint")
     imp.add_argument("source", type=Path, help="e.g. uniformer_small_k400_16x8.pth (read with weights_only=True)")
-    imp.add_argument("--classes", required=True, help="class names, comma-separated; the last is the target")
+    imp.add_argument(
+        "--classes", type=_classes, required=True, help="class names, comma-separated; the last is the target"
+    )
     imp.add_argument("--out", type=Path, required=True, help="output .safetensors")
     imp.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
     imp.add_argument("--frames", type=int, default=16)
@@ -755,11 +770,7 @@ def _run_model(a: argparse.Namespace) -> int:
     from stanviewer.core.models import checkpoint as ck
 
     if a.model_command == "import":
-        classes = [c.strip() for c in a.classes.split(",") if c.strip()]
-        if len(classes) < 2:
-            from stanviewer.core.errors import StanError
-
-            raise StanError("--classes needs at least two names, e.g. normal,compensation")
+        classes = list(a.classes)  # two or more distinct names (checked by the option's type)
         if a.arch:
             out, notes = ck.import_resnet(
                 a.source,

@@ -220,3 +220,11 @@ def test_numbers_out_of_range_are_usage_errors(args: list[str], message: str, ca
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["train", "m.csv"], ["model", "import", "x.pth", "--out", "y"]])
+def test_classes_are_two_or_more_distinct_names(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    for bad, words in (("a,a", "names a more than once"), ("solo", "needs two or more class names")):
+        with pytest.raises(SystemExit):
+            main([*command, "--classes", bad])
+        assert words in capsys.readouterr().err
