@@ -65,6 +65,22 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
 
 
+def _folder(text: str) -> Path:
+    """An output folder: refused at once when a file of that name exists (not after the work)."""
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder (it is created if needed)")
+    return p
+
+
+def _file(text: str) -> Path:
+    """An output file: refused at once when a folder of that name exists."""
+    p = Path(text)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    return p
+
+
 def _classes(text: str) -> list[str]:
     """``--classes a,b[,c]``: two or more distinct names; the last is the class whose evidence is explained."""
     names = [c.strip() for c in text.split(",") if c.strip()]
@@ -226,7 +242,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
         choices=["csv", "intervals", "json", "eaf", "boris"],
         help="label format (csv = one row per frame)",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--out", type=_folder, required=True, help="output folder (created)")
     p.add_argument("--tier", action="append", help="tier(s) to export or clip (repeatable; default: all / model)")
     p.add_argument("--threshold", type=float, help="threshold of the model tier (default: the calibrated one)")
     _segment_seconds_args(p, "the model tier's segments")
@@ -280,7 +296,7 @@ def _run_export(a: argparse.Namespace) -> int:
 
 @command("synth", "generate a synthetic rehabilitation data set (or one long video)")
 def _synth_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, help="output folder (created; a folder with a data set is refused)")
+    p.add_argument("out", type=_folder, help="output folder (created; a folder with a data set is refused)")
     p.add_argument(
         "--force", action="store_true", help="replace the data set already in OUT (its generated files are deleted)"
     )
@@ -355,7 +371,7 @@ def _roi_args(p: argparse.ArgumentParser) -> None:
         help="input of the skeleton (.skeleton) and csv (boxes/joints) providers; the detector file of 'learned' "
         "and 'checked' (default: the bundled one, which knows only the synthetic figure)",
     )
-    p.add_argument("--out", type=Path, help="write frame,x,y,w,h,confidence rows to this CSV")
+    p.add_argument("--out", type=_file, help="write frame,x,y,w,h,confidence rows to this CSV")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached boxes exist")
     p.set_defaults(run=_run_roi)
 
@@ -401,7 +417,7 @@ def _run_roi(a: argparse.Namespace) -> int:
 @command("train-detector", "train the person-box detector of the 'learned' ROI provider on videos with known boxes")
 def _train_detector_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifests", type=Path, nargs="+", help="manifest.csv files with a boxes column (test rows skipped)")
-    p.add_argument("--out", type=Path, required=True, help="detector file to write (.safetensors)")
+    p.add_argument("--out", type=_file, required=True, help="detector file to write (.safetensors)")
     p.add_argument("--steps", type=int, default=1500, help="training steps (batches of --batch frames)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--frames-per-video", type=int, default=12, help="frames read from each video, evenly spaced")
@@ -428,7 +444,7 @@ def _run_train_detector(a: argparse.Namespace) -> int:
 @command("train", "train a STAN or per-frame CNN model on a manifest with video-level labels")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="manifest.csv (video,subject,label[,frame_labels][,split])")
-    p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, history.csv)")
+    p.add_argument("--out", type=_folder, required=True, help="output folder (checkpoints, history.csv)")
     p.add_argument(
         "--arch",
         default="tiny",
@@ -672,7 +688,7 @@ def _run_train(a: argparse.Namespace) -> int:
 @command("pretrain", "pose-pretrain a backbone on a synthetic data set (joints column; no labels used)")
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="synthetic manifest with a joints column")
-    p.add_argument("--out", type=Path, required=True, help="output folder (pretrained.safetensors)")
+    p.add_argument("--out", type=_folder, required=True, help="output folder (pretrained.safetensors)")
     p.add_argument(
         "--arch",
         default="tiny",
@@ -746,7 +762,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     imp.add_argument(
         "--classes", type=_classes, required=True, help="class names, comma-separated; the last is the target"
     )
-    imp.add_argument("--out", type=Path, required=True, help="output .safetensors")
+    imp.add_argument("--out", type=_file, required=True, help="output .safetensors")
     imp.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
     imp.add_argument("--frames", type=int, default=16)
     imp.add_argument("--size", type=int, default=224)
@@ -848,7 +864,7 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     _segment_seconds_args(p, "printed segments")
     p.add_argument("--min-frames", type=int, help="as --min-seconds, in frames (overrides it)")
     p.add_argument("--merge-gap", type=int, help="as --merge-seconds, in frames (overrides it)")
-    p.add_argument("--out", type=Path, help="write results to OUT/<video name>/ (default: the cache only)")
+    p.add_argument("--out", type=_folder, help="write results to OUT/<video name>/ (default: the cache only)")
     p.add_argument("--no-heatmaps", action="store_true")
     p.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
     p.set_defaults(run=_run_analyze)
@@ -875,7 +891,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="comma-separated: vanilla, smoothgrad, gradcam, ig, occlusion, window (a posture model is "
         "evaluated with its own method, posture)",
     )
-    p.add_argument("--out", type=Path, required=True, help="folder for video_level.csv, frame_level.csv, report.md")
+    p.add_argument("--out", type=_folder, required=True, help="folder for video_level.csv, frame_level.csv, report.md")
     p.add_argument("--coverage", choices=["full", "sampled"], default="sampled")
     p.add_argument("--calib-videos", type=int, default=40, help="training videos used to calibrate thresholds")
     p.add_argument(

@@ -46,9 +46,10 @@ def test_analyze_a_folder_in_batch_and_resume(
     # --out naming a file: said at once, before any video is analysed
     (tmp_path / "notes.csv").write_text("x", encoding="utf-8")
     bad = [*args[: args.index("--out")], "--out", str(tmp_path / "notes.csv")]
-    assert main(bad) == 2
+    with pytest.raises(SystemExit) as e:
+        main(bad)
     cap = capsys.readouterr()
-    assert "notes.csv: is a file; --out needs a folder" in cap.err and "predicted" not in cap.out
+    assert e.value.code == 2 and "notes.csv is a file; give a folder" in cap.err and "predicted" not in cap.out
 
 
 @pytest.mark.slow

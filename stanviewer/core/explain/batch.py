@@ -86,8 +86,6 @@ def run_analyze(a: argparse.Namespace) -> int:
         sigma=a.sigma,
         heatmaps=not a.no_heatmaps,
     )
-    if a.out is not None and a.out.exists() and not a.out.is_dir():  # before any video is analysed
-        raise StanError("is a file; --out needs a folder (one subfolder per video is written there)", a.out)
     items = expand_inputs(list(a.inputs))
     names = distinct_names([it.video for it in items])  # p01/trial1.mp4 and p02/trial1.mp4 -> two folders
     failed = 0
