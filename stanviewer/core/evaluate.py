@@ -459,10 +459,11 @@ def evaluate(manifest: str | Path, checkpoints: list[Path], cfg: EvalConfig, out
                     )
     _write_csv(out / "video_level.csv", video_rows)
     _write_csv(out / "frame_level.csv", frame_rows)
-    if sanity_rows:
-        _write_csv(out / "sanity.csv", sanity_rows)
-    if kind_rows:
-        _write_csv(out / "by_kind.csv", kind_rows)
+    for name, rows in (("sanity.csv", sanity_rows), ("by_kind.csv", kind_rows)):
+        if rows:
+            _write_csv(out / name, rows)
+        else:  # an earlier run's table must not sit beside this run's report as if it were this run's
+            (out / name).unlink(missing_ok=True)
     md = markdown_report(video_rows, frame_rows, sanity_rows, kind_rows, cfg.calib_from)
     with atomic_write(out / "report.md") as f:
         f.write(md)

@@ -318,3 +318,16 @@ def test_resume_refuses_a_model_other_than_the_one_trained(dataset: Path, tmp_pa
         run_job(train(dataset, replace(_spec(), frames=8), tmp_path / "r", more, resume=True), stream=None)
     res = run_job(train(dataset, _spec(), tmp_path / "r", more, resume=True), stream=None)
     assert [h["epoch"] for h in res.history] == [1, 2]
+
+
+def test_a_new_run_does_not_overwrite_an_earlier_one(dataset: Path, tmp_path: Path) -> None:
+    """Training again into a folder with a trained model would overwrite it and leave its other files
+    (test_videos.csv, fold folders) beside the new run's: refused, with the way out."""
+    from stanviewer.core.errors import StanError
+
+    cfg = TrainConfig(epochs=1, batch_videos=2, val_fraction=0, threads=1, max_windows=2)
+    first = run_job(train(dataset, _spec(), tmp_path / "r", cfg), stream=None)
+    before = first.best.read_bytes()
+    with pytest.raises(StanError, match=r"holds an earlier training run \(best\.safetensors\).*--resume"):
+        run_job(train(dataset, _spec(), tmp_path / "r", cfg), stream=None)
+    assert first.best.read_bytes() == before

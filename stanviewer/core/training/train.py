@@ -421,6 +421,13 @@ def train(
 
     if getattr(spec, "video_centre", False) and family(spec.arch) != "stan":
         raise StanError(f"--video-centre applies to STAN models (tiny, small, base), not {spec.arch}")
+    earlier = [n for n in ("best.safetensors", "last.safetensors") if (Path(out_dir) / n).exists()]
+    if earlier and not resume:  # its models would be overwritten and its other files left beside the new ones
+        raise StanError(
+            f"this folder holds an earlier training run ({earlier[0]}): train into a new --out"
+            + ("" if family(spec.arch) == "posture" else ", or --resume it"),
+            out_dir,
+        )
     if family(spec.arch) == "posture":  # whole-video model: its own recipe (a few minutes, nothing to resume)
         from stanviewer.core.training.posture import train_posture
 
