@@ -678,6 +678,11 @@ def _run_train(a: argparse.Namespace) -> int:
     print(f"best checkpoint: {res.best}")
     if res.val:
         print(f"validation: video F1 {res.val['f1']:.3f}  AUROC {res.val['auroc']:.3f}  ({res.val['videos']} videos)")
+    else:
+        print(
+            "validation: none (too few training subjects for --val-fraction): the best checkpoint is the epoch with "
+            "the lowest training loss, and nothing stopped training early"
+        )
     if res.test:
         print(
             f"test:       video F1 {res.test['f1']:.3f}  AUROC {res.test['auroc']:.3f}  ({res.test['videos']} videos)"

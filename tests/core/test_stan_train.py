@@ -331,3 +331,12 @@ def test_a_new_run_does_not_overwrite_an_earlier_one(dataset: Path, tmp_path: Pa
     with pytest.raises(StanError, match=r"holds an earlier training run \(best\.safetensors\).*--resume"):
         run_job(train(dataset, _spec(), tmp_path / "r", cfg), stream=None)
     assert first.best.read_bytes() == before
+
+
+def test_train_says_when_there_is_no_validation(dataset: Path, tmp_path: Path, capsys) -> None:
+    from stanviewer.cli import main
+
+    args = ["train", str(dataset), "--out", str(tmp_path / "nv"), "--views", "global", "--frames", "4"]
+    args += ["--size", "32", "--epochs", "1", "--val-fraction", "0", "--threads", "1"]
+    assert main(args) == 0
+    assert "validation: none (too few training subjects" in capsys.readouterr().out
