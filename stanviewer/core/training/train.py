@@ -627,7 +627,7 @@ def train(
             "step": step,
             "train_loss": float(np.mean(losses)),
             "train_acc": correct / max(1, seen),
-            "lr": _lr_at(step, total, cfg),
+            "lr": _lr_at(max(0, step - 1), total, cfg),  # the rate of the epoch's last step (not the next one's)
             "seconds": round(time.monotonic() - t_epoch, 1),
             **{f"val_{k}": v for k, v in val_m.items() if k != "videos"},
         }
