@@ -658,11 +658,29 @@ def _train_parts(a: argparse.Namespace):
     return spec, cfg
 
 
+#: ``train`` options for the window models (STAN, per-frame CNN) that the posture model's recipe does not use
+POSTURE_IGNORES = (
+    "batch", "pool", "no_augment", "head_hidden", "weight_decay", "patience", "max_minutes", "device", "frames",
+    "freeze_stages", "video_centre",
+)  # fmt: skip
+
+
+def _given(a: argparse.Namespace, command: str, dests: tuple[str, ...]) -> list[str]:
+    """The options among ``dests`` that this command line set to something other than their default."""
+    sub = next(x for x in build_parser()._actions if isinstance(x, argparse._SubParsersAction)).choices[command]
+    flags = {act.dest: act.option_strings[0] for act in sub._actions if act.option_strings}
+    return [flags[d] for d in dests if d in flags and getattr(a, d, None) != sub.get_default(d)]
+
+
 def _run_train(a: argparse.Namespace) -> int:
     from stanviewer.core.progress import run_job
     from stanviewer.core.training.train import train
 
     spec, cfg = _train_parts(a)
+    if a.arch.startswith("posture"):
+        ignored = _given(a, "train", POSTURE_IGNORES)
+        if ignored:  # said, not silently dropped: the posture model trains its readers and heads its own way
+            print(f"note: {', '.join(ignored)} do(es) not apply to the posture model (ignored)", file=sys.stderr)
     if a.cv:
         from stanviewer.core.training.cv import cross_validate
 

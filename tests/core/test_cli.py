@@ -228,3 +228,21 @@ def test_classes_are_two_or_more_distinct_names(command: list[str], capsys: pyte
         with pytest.raises(SystemExit):
             main([*command, "--classes", bad])
         assert words in capsys.readouterr().err
+
+
+def test_options_the_posture_model_does_not_use_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stanviewer.core.training.train as tr
+    from stanviewer.core.errors import StanError
+
+    def stop(*args, **kw):
+        raise StanError("stopped here")
+        yield
+
+    monkeypatch.setattr(tr, "train", stop)
+    base = ["train", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "--arch", "posture-narrow"]
+    assert main([*base, "--pool", "max", "--batch", "2", "--no-augment"]) == 2
+    assert "note: --batch, --pool, --no-augment do(es) not apply to the posture model" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "note:" not in capsys.readouterr().err
