@@ -64,7 +64,7 @@ def describe_result(analysis: object, threshold: float, options: SegmentOptions 
     ]
     for s in segs:
         lines.append(
-            f"  frames {s.start}-{s.end - 1}  {times[s.start]:.2f}-{times[s.end - 1]:.2f} s  "
+            f"  frames {s.start}-{s.end - 1}  {times[s.start]:.2f}-{a.end_time(s.end):.2f} s  "  # type: ignore[attr-defined]
             f"peak {float(np.max(a.scores[s.start : s.end])):.2f}"  # type: ignore[attr-defined]
         )
     return lines

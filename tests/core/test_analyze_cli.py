@@ -114,7 +114,6 @@ def test_analyze_keeps_videos_of_the_same_name_apart(
 
 def test_printed_segment_ends_are_when_the_last_frame_ends() -> None:
     """As the app's table, the intervals export and the clips: the next frame's time, the duration at the end."""
-    from stanviewer.core.explain.batch import _end_time
     from stanviewer.core.explain.result import Analysis
 
     times = np.arange(10) / 25.0
@@ -122,7 +121,7 @@ def test_printed_segment_ends_are_when_the_last_frame_ends() -> None:
         scores=np.zeros(10, np.float32), raw=np.zeros(10, np.float32), window_prob=np.zeros(10, np.float32),
         times=times, windows=[], prediction={}, meta={"video": {"fps": 25.0, "duration_s": 0.4}},
     )  # fmt: skip
-    assert _end_time(a, 3) == pytest.approx(0.12)  # frames 0-2 end when frame 3 starts
-    assert _end_time(a, 10) == pytest.approx(0.4)
+    assert a.end_time(3) == pytest.approx(0.12)  # frames 0-2 end when frame 3 starts
+    assert a.end_time(10) == pytest.approx(0.4)
     a.meta["video"] = {"fps": 25.0}
-    assert _end_time(a, 10) == pytest.approx(0.4)
+    assert a.end_time(10) == pytest.approx(0.4)

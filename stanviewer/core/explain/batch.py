@@ -52,17 +52,6 @@ def _fmt_time(t: float) -> str:
     return f"{int(m)}:{s:06.3f}"
 
 
-def _end_time(analysis: Analysis, end: int) -> float:
-    """When a segment ending before frame ``end`` ends: that frame's time (the video's duration after the
-    last frame) — as the app's segment table, the intervals export and the clips say."""
-    t = analysis.times
-    if end < len(t):
-        return float(t[end])
-    video = analysis.meta.get("video") or {}
-    fps = float(video.get("fps") or 0)
-    return float(video.get("duration_s") or (t[-1] + (1 / fps if fps > 0 else 0)))
-
-
 def run_analyze(a: argparse.Namespace) -> int:
     from stanviewer.core.models.bundled import default_checkpoint_path
     from stanviewer.core.models.checkpoint import load_checkpoint
@@ -130,7 +119,7 @@ def run_analyze(a: argparse.Namespace) -> int:
             write_segments_csv(out / "segments.csv", analysis, segs, th)
         for s in segs[:50]:
             print(
-                f"    frames {s.start}-{s.end - 1}  {_fmt_time(t[s.start])} - {_fmt_time(_end_time(analysis, s.end))}  "
+                f"    frames {s.start}-{s.end - 1}  {_fmt_time(t[s.start])} - {_fmt_time(analysis.end_time(s.end))}  "
                 f"peak {float(np.max(analysis.scores[s.start : s.end])):.2f}"
             )
         if len(segs) > 50:
@@ -150,8 +139,8 @@ def write_segments_csv(path: Path, analysis: Analysis, segs: list, threshold: fl
             "first_frame": g.start,
             "last_frame": g.end - 1,
             "start_s": round(float(t[g.start]), 6),
-            "end_s": round(_end_time(analysis, g.end), 6),
-            "duration_s": round(_end_time(analysis, g.end) - float(t[g.start]), 6),
+            "end_s": round(analysis.end_time(g.end), 6),
+            "duration_s": round(analysis.end_time(g.end) - float(t[g.start]), 6),
             "peak": round(float(np.max(sc[g.start : g.end])), 6),
             "mean": round(float(np.mean(sc[g.start : g.end])), 6),
             "threshold": round(float(threshold), 6),

@@ -149,6 +149,16 @@ class Analysis:
         except (TypeError, ValueError):
             return float("nan")
 
+    def end_time(self, end: int) -> float:
+        """When a segment that ends before frame ``end`` (exclusive) ends: that frame's time, or the video's
+        duration after the last frame — as the app's segment table, the label exports and the clips say."""
+        t = self.times
+        if end < len(t):
+            return float(t[end])
+        video = self.meta.get("video") or {}
+        fps = float(video.get("fps") or 0)
+        return float(video.get("duration_s") or (t[-1] + (1 / fps if fps > 0 else 0)))
+
 
 def probability_scores(meta: dict) -> bool:
     """Whether a model's metadata asks for frame scores as probabilities (``"frame_scores": "probability"``,
