@@ -390,9 +390,15 @@ class AnalysisPanel(QWidget):
             except StanError:
                 current = None
             if current != sha:
+                name = str((meta.get("model") or {}).get("name") or "")
                 for k in range(self.checkpoint.count()):
                     data = self.checkpoint.itemData(k)
-                    path = _bundled_path() if data in (None, BUNDLED) else Path(data)
+                    try:
+                        path = _bundled_path() if data in (None, BUNDLED) else Path(data)
+                        if name and str(peek_metadata(path).get("name") or path.stem) != name:
+                            continue  # read the header only; hash a file (seconds for a large one) only if it may match
+                    except StanError:  # a missing bundled model or an unreadable file: not this analysis's
+                        continue
                     if self._file_sha(path) == sha:
                         self.checkpoint.setCurrentIndex(k)  # -> _on_checkpoint (card, methods, status bar)
                         break

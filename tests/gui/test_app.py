@@ -741,3 +741,17 @@ def test_a_threshold_reads_the_same_everywhere(qtbot, window, analysed_video: Pa
     assert "model ≥ 0.455" in window.timeline._lane_names
     window.threshold_bar.spin.setValue(0.5)
     assert window.timeline.threshold_line.label.toPlainText() == "threshold 0.50"
+
+
+def test_a_missing_bundled_model_does_not_stop_a_video_opening(
+    qtbot, window, analysed_video: Path, monkeypatch, tmp_path: Path
+) -> None:
+    """The panel looks for the shown analysis's model among its entries: a missing bundled file is skipped."""
+    from stanviewer.core.models import bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED_NAME", "no-such-model.safetensors")
+    opened = []
+    window.sigOpened.connect(opened.append)
+    open_and_wait(qtbot, window, analysed_video)
+    qtbot.waitUntil(lambda: bool(opened), timeout=LONG)
+    assert window.session.analysis is not None and window.analysis_panel.cached.count() >= 1
