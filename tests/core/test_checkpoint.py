@@ -600,3 +600,16 @@ def test_a_trainer_state_file_is_not_taken_for_a_model(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as e:
         load_checkpoint(path)
     assert_names(e, path, "a trainer state file")
+
+
+def test_a_cut_safetensors_whose_header_length_starts_with_0x80_is_not_called_a_pickle(tmp_path: Path) -> None:
+    """The first byte of a safetensors file is its header length's low byte: 0x80 in about 1 file in 32."""
+    import struct
+
+    path = tmp_path / "cut.safetensors"
+    header = b'{"__metadata__":{"stanviewer":"{}"}' + b" " * (0x80 - 35)
+    path.write_bytes(struct.pack("<Q", 0x80) + header[:60])  # cut short inside the header
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert_names(e, path, "damaged or incomplete safetensors file")
+    assert "PyTorch" not in str(e.value)

@@ -113,10 +113,12 @@ def _not_safetensors(path: Path) -> str:
     converting; anything else named ``.safetensors`` is damaged or cut short."""
     try:
         with path.open("rb") as f:
-            head = f.read(8)
+            head = f.read(9)
     except OSError:
         head = b""
-    if head.startswith((b"PK\x03\x04", b"\x80")):
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{"  # 8-byte header length, then the JSON header
+    pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # PROTO opcode, protocols 2-5
+    if not looks_safetensors and (head.startswith(b"PK\x03\x04") or pickle):
         return "a PyTorch file, not a safetensors checkpoint: convert it with 'stanviewer model import'"
     if path.suffix.lower() == ".safetensors":
         return "a damaged or incomplete safetensors file (cut short while copying or downloading?)"
