@@ -43,6 +43,13 @@ def test_analyze_a_folder_in_batch_and_resume(
     assert main(args) == 2
     again = capsys.readouterr().out
     assert again.count("already analysed with these settings") == 2
+    # ... and its segments are cut again at a new threshold, not left as the first run wrote them
+    before = (out / "patient 1" / "segments.csv").read_text(encoding="utf-8")
+    higher = [*args[: args.index("--threshold")], "--threshold", "0.75", *args[args.index("--threshold") + 2 :]]
+    assert main(higher) == 2
+    assert "already analysed" in capsys.readouterr().out
+    last = (out / "patient 1" / "segments.csv").read_text(encoding="utf-8")
+    assert last != before and all(row.endswith(",0.75") for row in last.splitlines()[1:])
     # --out naming a file: said at once, before any video is analysed
     (tmp_path / "notes.csv").write_text("x", encoding="utf-8")
     bad = [*args[: args.index("--out")], "--out", str(tmp_path / "notes.csv")]

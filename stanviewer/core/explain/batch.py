@@ -83,6 +83,7 @@ def run_analyze(a: argparse.Namespace) -> int:
         out = (a.out / name) if a.out else None
         try:
             labels = None
+            analysis, skipped = None, False
             if out is not None and (out / "analysis.json").exists() and not a.no_cache:
                 meta = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
                 # the cache's own key: same video, model file, settings and person boxes (a new ROI
@@ -90,11 +91,14 @@ def run_analyze(a: argparse.Namespace) -> int:
                 same = item.video.exists() and meta.get("analysis_key") == analysis_key(
                     fingerprint(item.video), ck.sha256, st, roi_identity(ck.spec)
                 )
-                if same:
+                if same:  # not analysed again; its segments are cut again (the threshold or options may differ)
                     print(f"[{k + 1}/{len(items)}] {name}: already analysed with these settings ({out})")
-                    continue
-            analysis, folder = run_job(analyze_video(item.video, ck, st, out=out, use_cache=not a.no_cache))
-            if item.labels_file is not None:
+                    from stanviewer.core.explain.store import load_analysis
+
+                    analysis, folder, skipped = load_analysis(out), out, True
+            if analysis is None:
+                analysis, folder = run_job(analyze_video(item.video, ck, st, out=out, use_cache=not a.no_cache))
+            if not skipped and item.labels_file is not None:
                 labels = read_frame_labels(item.labels_file, len(analysis.scores))
                 if out is not None:
                     from stanviewer.core.explain.store import save_analysis
