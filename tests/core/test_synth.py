@@ -130,7 +130,7 @@ def test_a_folder_with_a_data_set_is_not_overwritten_silently(tmp_path: Path) ->
     manifest = run_job(make_dataset(out, **kw), stream=None)  # type: ignore[arg-type]
     before = manifest.read_bytes()
     (out / "notes.txt").write_text("mine", encoding="utf-8")
-    with pytest.raises(StanError, match="already holds a synthetic data set"):
+    with pytest.raises(StanError, match=r"already holds manifest\.csv, synth\.json, videos.*--force to replace"):
         run_job(make_dataset(out, subjects=1, videos_per_subject=1, reps=(1, 1), seed=9), stream=None)
     assert manifest.read_bytes() == before and len(list((out / "videos").iterdir())) == 2
     assert main(["synth", str(out), "--subjects", "1", "--videos-per-subject", "1", "--reps", "1-1"]) == 2
@@ -138,6 +138,17 @@ def test_a_folder_with_a_data_set_is_not_overwritten_silently(tmp_path: Path) ->
     assert main(["synth", str(out), "--subjects", "1", "--videos-per-subject", "1", "--reps", "1-1", "--force"]) == 0
     assert [p.name for p in (out / "videos").iterdir()] == ["S01_V01.mp4"]
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    # --force deletes the set's own files only: a file of the user's beside them stays
+    (out / "videos" / "patient01.mp4").write_bytes(b"mine")
+    assert main(["synth", str(out), "--subjects", "1", "--videos-per-subject", "1", "--reps", "1-1", "--force"]) == 0
+    assert (out / "videos" / "patient01.mp4").read_bytes() == b"mine"
+    # a folder with files of the user's in videos/ is refused, with or without --force
+    mine = tmp_path / "mine"
+    (mine / "videos").mkdir(parents=True)
+    (mine / "videos" / "patient02.mp4").write_bytes(b"x")
+    for extra in ([], ["--force"]):
+        assert main(["synth", str(mine), "--subjects", "1", "--videos-per-subject", "1", *extra]) == 2
+    assert [p.name for p in (mine / "videos").iterdir()] == ["patient02.mp4"]
     # a folder of the user's own (a manifest, no synth.json) is refused even with --force: nothing is deleted
     own = tmp_path / "own"
     (own / "videos").mkdir(parents=True)

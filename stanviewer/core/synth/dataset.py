@@ -18,10 +18,10 @@ train/test split, and ``synth.json`` with every generation parameter. Determinis
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -425,6 +425,28 @@ def _render_all(specs: list[VideoSpec], out: Path, workers: int) -> Job[list[dic
 DATASET_ENTRIES = ("manifest.csv", "synth.json", "videos", "labels", "boxes", "joints")
 
 
+def _remove_dataset(out: Path) -> None:
+    """Delete an earlier synthetic set in ``out``: its manifest, ``synth.json`` and the files its manifest lists
+    (inside ``out``), then its folders where that left them empty. Other files are kept."""
+    from stanviewer.core.manifest import read_manifest
+
+    try:
+        entries = read_manifest(out / "manifest.csv") if (out / "manifest.csv").is_file() else []
+    except StanError:
+        entries = []
+    root = out.resolve()
+    for e in entries:
+        files = [e.video, e.frame_labels, e.extra_path("boxes", out), e.extra_path("joints", out)]
+        for f in (Path(x).resolve() for x in files if x is not None):
+            if f.is_file() and root in f.parents:
+                f.unlink()
+    for n in ("manifest.csv", "synth.json"):
+        (out / n).unlink(missing_ok=True)
+    for n in ("videos", "labels", "boxes", "joints"):
+        with contextlib.suppress(OSError):  # not empty: someone's files are in it
+            (out / n).rmdir()
+
+
 def make_dataset(
     out_dir: str | Path,
     *,
@@ -453,10 +475,10 @@ def make_dataset(
     (``pose_data=True`` is ``"reps"``). Such a set has one class only: it is not for training or evaluating
     a classifier.
 
-    A folder that already holds a data set is refused: a smaller new set would replace some videos and leave
-    the others beside a manifest that no longer lists them. ``overwrite`` removes an earlier synthetic set's
-    files first (only those a data set consists of, and only where its ``synth.json`` says it is one); a
-    folder with another ``manifest.csv`` (someone's own videos) is never touched.
+    A folder that already holds a data set (a manifest, ``synth.json``, or files in ``videos/``, ``labels/``,
+    ``boxes/``, ``joints/``) is refused: a smaller new set would replace some videos and leave the others
+    beside a manifest that no longer lists them. ``overwrite`` removes an earlier synthetic set first (only
+    where its ``synth.json`` says it is one, and only the files its manifest lists); nothing else is deleted.
     """
     mode = "reps" if pose_data is True else (pose_data or None)
     if mode not in (None, "reps", "free"):
@@ -464,20 +486,15 @@ def make_dataset(
     if subjects < 1 or videos_per_subject < 1:
         raise StanError("subjects and videos per subject must be at least 1")
     out = Path(out_dir)
-    old = [out / n for n in DATASET_ENTRIES if (out / n).exists()]
-    if (out / "manifest.csv").exists() and not (out / "synth.json").exists():  # someone's own data set
+    taken = [n for n in DATASET_ENTRIES if (out / n).is_file() or ((out / n).is_dir() and any((out / n).iterdir()))]
+    if taken and not (overwrite and (out / "synth.json").is_file()):
+        hint = ", or --force to replace the synthetic set" if (out / "synth.json").is_file() else ""
         raise StanError(
-            "this folder holds a manifest.csv that `stanviewer synth` did not write; choose a new folder", out
+            f"this folder already holds {', '.join(taken)} (a data set); choose a new folder{hint}",
+            out,
         )
-    if (out / "synth.json").exists():
-        if not overwrite:
-            raise StanError(
-                "this folder already holds a synthetic data set (synth.json); choose a new folder, or "
-                "--force to replace it (its videos, labels, boxes and joints are deleted first)",
-                out,
-            )
-        for p in old:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if taken:
+        _remove_dataset(out)
     out.mkdir(parents=True, exist_ok=True)
     root = np.random.default_rng(seed)
     subj = [random_subject(root, f"S{k + 1:02d}") for k in range(subjects)]
