@@ -698,8 +698,8 @@ def _run_train(a: argparse.Namespace) -> int:
         print(f"validation: video F1 {res.val['f1']:.3f}  AUROC {res.val['auroc']:.3f}  ({res.val['videos']} videos)")
     else:
         print(
-            "validation: none (too few training subjects for --val-fraction): the best checkpoint is the epoch with "
-            "the lowest training loss, and nothing stopped training early"
+            "validation: none (--val-fraction gave no validation subject): best.safetensors is the epoch with the "
+            "lowest training loss, and --patience watched the training loss"
         )
     if res.test:
         print(

@@ -192,6 +192,11 @@ def test_cross_validation_writes_one_row_per_fold_and_the_mean(dataset: Path, tm
     f1 = [r["f1"] for r in rows[:2]]
     assert float(table[2]["f1"]) == pytest.approx(sum(f1) / 2)
     assert (tmp_path / "cv" / "fold01" / "last.safetensors").exists()
+    # again into the same folder: refused at once (its folds would mix with the new run's)
+    from stanviewer.core.errors import StanError
+
+    with pytest.raises(StanError, match=r"holds an earlier cross-validation \(fold01\): use a new --out"):
+        run_job(cross_validate(dataset, _spec(), tmp_path / "cv", cfg, "loso"), stream=None)
 
 
 def test_video_centre_subtracts_the_video_median_before_the_head(tmp_path: Path) -> None:
@@ -339,4 +344,4 @@ def test_train_says_when_there_is_no_validation(dataset: Path, tmp_path: Path, c
     args = ["train", str(dataset), "--out", str(tmp_path / "nv"), "--views", "global", "--frames", "4"]
     args += ["--size", "32", "--epochs", "1", "--val-fraction", "0", "--threads", "1"]
     assert main(args) == 0
-    assert "validation: none (too few training subjects" in capsys.readouterr().out
+    assert "validation: none (--val-fraction gave no validation subject)" in capsys.readouterr().out

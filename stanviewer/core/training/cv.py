@@ -43,6 +43,10 @@ def cross_validate(
     manifest: str | Path, spec: ModelSpec, out_dir: str | Path, cfg: TrainConfig, scheme: str
 ) -> Job[list[dict]]:
     out = Path(out_dir)
+    earlier = sorted(q.name for q in out.glob("fold*") if q.is_dir())
+    earlier += ["cv.csv"] if (out / "cv.csv").exists() else []
+    if earlier:  # its folds would mix with this run's (a LOSO run has more folds than kfold:2)
+        raise StanError(f"this folder holds an earlier cross-validation ({earlier[0]}): use a new --out", out)
     entries = read_manifest(manifest)
     subjects = [e.subject for e in entries]
     groups = folds(subjects, scheme, cfg.seed)
