@@ -31,7 +31,9 @@ def bump_scores(n: int = N_FRAMES) -> np.ndarray:
     return s
 
 
-def write_fake_analysis(video: Path, scores: np.ndarray, method: str = "vanilla", model: str = "f" * 64) -> Path:
+def write_fake_analysis(
+    video: Path, scores: np.ndarray, method: str = "vanilla", model: str = "f" * 64, name: str = "fake-model"
+) -> Path:
     """A cached analysis of ``video`` with these scores and blob heatmaps (found by ``cached_analyses``)."""
     from stanviewer.core.explain.heatmaps import HeatmapWriter
     from stanviewer.core.explain.scoring import Analysis
@@ -51,7 +53,7 @@ def write_fake_analysis(video: Path, scores: np.ndarray, method: str = "vanilla"
     meta = {
         "format": "stanviewer-analysis/1",
         "video": {"path": str(video), "fingerprint": fp, "frames": len(scores)},
-        "model": {"name": "fake-model", "sha256": model, "classes": ["normal", "compensation"]},
+        "model": {"name": name, "sha256": model, "classes": ["normal", "compensation"]},
         "target": "compensation",
         "prediction": {"class": "compensation", "probabilities": {"normal": 0.2, "compensation": 0.8}},
         "method": method,

@@ -703,8 +703,15 @@ def test_the_panel_describes_the_analysis_on_screen(qtbot, window, make_video, t
     ap.set_checkpoint(tiny_checkpoint)  # a file of the user's, in the model list
     cnn = next(p for p in bundled_checkpoints() if p.name.startswith("cnn-"))
     video = make_video("gui_follow.mp4", 60, "h264", gop=30)
-    older = write_fake_analysis(video, bump_scores(60), method="window", model=sha256_file(tiny_checkpoint))
-    newer = write_fake_analysis(video, bump_scores(60), method="vanilla", model=sha256_file(cnn))
+    from stanviewer.core.models.checkpoint import read_metadata
+
+    def named(path: Path) -> str:  # the name an analysis records: the model file's own
+        return str(read_metadata(path).get("name") or path.stem)
+
+    older = write_fake_analysis(
+        video, bump_scores(60), method="window", model=sha256_file(tiny_checkpoint), name=named(tiny_checkpoint)
+    )
+    newer = write_fake_analysis(video, bump_scores(60), method="vanilla", model=sha256_file(cnn), name=named(cnn))
     t = os.stat(newer / "analysis.json").st_mtime
     os.utime(older / "analysis.json", (t - 60, t - 60))
     ap.set_checkpoint(tiny_checkpoint)
