@@ -436,7 +436,9 @@ class AnalysisPanel(QWidget):
     # ---------------------------------------------------------------- running
     @property
     def running(self) -> bool:
-        return self.worker is not None and self.worker.isRunning()
+        # job_over: in sigDone's slot the thread may still be ending (the Run button stayed disabled after a
+        # cancel when _on_done asked isRunning() alone)
+        return self.worker is not None and self.worker.isRunning() and not self.worker.job_over
 
     def _update_enabled(self) -> None:
         ok = self.session.reader is not None and not self.running

@@ -65,6 +65,9 @@ class JobWorker(QThread):
         self.name = name
         self.setObjectName(f"stanviewer-{name}")
         self.started_at = 0.0
+        # set in the worker thread just before sigDone: slots of sigDone run while the thread is still ending
+        # (isRunning() is then still True), so "is the job over?" is asked of this, not of isRunning()
+        self.job_over = False
         self.finished.connect(self._forget)
 
     def cancel(self) -> None:
@@ -106,6 +109,7 @@ class JobWorker(QThread):
                 log.exception("job %s failed", self.name)
             self.sigErrored.emit(e)
         finally:
+            self.job_over = True
             self.sigDone.emit()
 
 

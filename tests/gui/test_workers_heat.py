@@ -40,3 +40,24 @@ def test_unreadable_heatmaps_file_opens_as_none(tmp_path: Path) -> None:
     assert _open_heat(junk) is None
     assert _open_heat(tmp_path / "missing.zip") is None
     assert _read_heat(None, 3, "video") is None
+
+
+def test_a_job_is_over_when_sigdone_arrives_though_its_thread_is_still_ending(qtbot) -> None:
+    """sigDone is emitted from the thread's last lines, so isRunning() can still be True in its slots: the
+    analysis panel's Run button stayed disabled after a cancel (seen once in CI). job_over says it is over."""
+    from PySide6.QtCore import Qt
+
+    from stanviewer.qt.workers import JobWorker
+
+    def job():
+        yield from ()
+        return 1
+
+    seen: list[tuple[bool, bool]] = []
+    w = JobWorker(job, "over")
+    w.sigDone.connect(lambda: seen.append((w.isRunning(), w.job_over)), Qt.ConnectionType.DirectConnection)
+    assert not w.job_over
+    w.start()
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    w.wait(5000)
+    assert seen == [(True, True)]
