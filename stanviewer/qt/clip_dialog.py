@@ -137,19 +137,10 @@ class ClipDialog(QDialog):
 
 
 def ask_clip_export(
-    parent: QWidget | None,
-    sources: list[str],
-    folder: str,
-    fps: float,
-    *,
-    has_heatmaps: bool,
-    has_scores: bool,
-    settings: AppSettings | None = None,
+    parent: QWidget | None, sources: list[str], folder: str, fps: float, **options: object
 ) -> ClipChoice | None:
-    """Show the dialog; None if cancelled."""
-    dlg = ClipDialog(
-        sources, folder, fps, has_heatmaps=has_heatmaps, has_scores=has_scores, settings=settings, parent=parent
-    )
+    """Show the dialog (``options``: :class:`ClipDialog`'s keywords); None if cancelled."""
+    dlg = ClipDialog(sources, folder, fps, parent=parent, **options)  # type: ignore[arg-type]
     if dlg.exec() != QDialog.DialogCode.Accepted:
         return None
     return dlg.choice()
