@@ -232,6 +232,12 @@ def _run_agree(a: argparse.Namespace) -> int:
     return 0
 
 
+def _heat_colormaps() -> tuple[str, ...]:
+    from stanviewer.core.explain.overlay import HEAT_COLORMAPS
+
+    return HEAT_COLORMAPS
+
+
 @command("export", "export labels, clips and PDF reports of videos, folders or manifests")
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", type=Path, help="videos, folders, manifest.csv or review files")
@@ -248,6 +254,18 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     _segment_seconds_args(p, "the model tier's segments")
     p.add_argument("--padding", type=int, default=0, help="frames added before and after each clip")
     p.add_argument("--burn-in", action="store_true", help="burn heatmap, timestamp and score strip into clips")
+    p.add_argument(
+        "--colormap",
+        default="inferno",
+        choices=list(_heat_colormaps()),
+        help="colour map of the burnt-in heatmap (default: inferno, as the app)",
+    )
+    p.add_argument(
+        "--heat-floor",
+        type=float,
+        default=0.1,
+        help="heatmap values under this are not drawn (0 to 0.99; default 0.1, as the app)",
+    )
     p.add_argument("--merged", action="store_true", help="one clip file per video instead of one per segment")
     p.add_argument("--project", type=Path, help="project folder holding the review files")
     p.add_argument(
@@ -277,6 +295,7 @@ def _run_export(a: argparse.Namespace) -> int:
         threshold=a.threshold,
         padding=a.padding,
         burn_in=a.burn_in,
+        heat_style=(a.colormap, a.heat_floor),
         merged=a.merged,
         project=a.project,
         analysis=a.analysis,
@@ -989,6 +1008,7 @@ RANGES: dict[str, tuple] = {
     "val_fraction": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
     "test_fraction": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
     "threshold": (lambda v: 0 <= v <= 1, "from 0 to 1"),
+    "heat_floor": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
 }
 
 

@@ -29,7 +29,22 @@ from stanviewer.qt.settings import AppSettings
 if TYPE_CHECKING:  # the clip module imports OpenCV, which the GUI process loads only when it cuts clips
     from stanviewer.core.review.clips import ClipOptions
 
-__all__ = ["ClipChoice", "ClipDialog", "ask_clip_export"]
+__all__ = ["ClipChoice", "ClipDialog", "HeatStyle", "ask_clip_export"]
+
+
+@dataclass(frozen=True)
+class HeatStyle:
+    """How the app draws the heatmap now; burnt-in clips draw it the same way."""
+
+    opacity: float = 0.5
+    colormap: str = "inferno"
+    floor: float = 0.1
+    scale: str = "video"  # video | frame
+
+    def describe(self) -> str:
+        hidden = f", values under {self.floor:g} not drawn" if self.floor > 0 else ""
+        scale = "each frame to its own peak" if self.scale == "frame" else "whole-video scale"
+        return f"{self.colormap}, opacity {self.opacity:.0%}{hidden}, {scale}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class ClipDialog(QDialog):
         *,
         has_heatmaps: bool,
         has_scores: bool,
+        heat_style: HeatStyle | None = None,
         settings: AppSettings | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -59,6 +75,7 @@ class ClipDialog(QDialog):
         self.setWindowTitle("Export clips")
         self.fps = fps if fps > 0 else 25.0
         self.settings = settings
+        self.heat_style = heat_style or HeatStyle()
         form = QFormLayout(self)
         self.source = QComboBox(self)
         self.source.addItems(sources)
@@ -80,7 +97,7 @@ class ClipDialog(QDialog):
         self.padding.setToolTip("Added before and after each clip (not past the video's ends)")
         form.addRow("Padding", self.padding)
         self.merged = QCheckBox("One file with every clip, one after another", self)
-        self.heatmap = QCheckBox("Heatmap burnt into the picture", self)
+        self.heatmap = QCheckBox(f"Heatmap burnt into the picture, as shown ({self.heat_style.describe()})", self)
         self.timestamp = QCheckBox("Source frame number and time burnt in", self)
         self.strip = QCheckBox("Score curve strip under the picture", self)
         for box, key, ok, why in (
@@ -121,6 +138,10 @@ class ClipDialog(QDialog):
             heatmap=self.heatmap.isChecked(),
             timestamp=self.timestamp.isChecked(),
             score_strip=self.strip.isChecked(),
+            heatmap_opacity=self.heat_style.opacity,
+            heatmap_colormap=self.heat_style.colormap,
+            heatmap_floor=self.heat_style.floor,
+            heatmap_scale=self.heat_style.scale,
         )
         if self.settings is not None:
             for key, value in (

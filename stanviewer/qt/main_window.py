@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from stanviewer.core.errors import StanError
+from stanviewer.core.explain.overlay import DEFAULT_FLOOR, FLOORS
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.review.model import MODEL_TIER
 from stanviewer.qt.analysis_panel import AnalysisPanel
@@ -196,21 +197,32 @@ class MainWindow(QMainWindow):
         self.cmap = QComboBox(bar)
         self.cmap.addItems(COLORMAPS)
         self.cmap.setToolTip("Heatmap colour map")
+        self.floor = QComboBox(bar)
+        for f in FLOORS:
+            self.floor.addItem(f"Hide < {f:g}" if f > 0 else "Show all", f)
+        self.floor.setCurrentIndex(max(0, self.floor.findData(o.floor)))
+        self.floor.setToolTip(
+            "Map values under this are not drawn: the faint, widespread part of a gradient map would tint the "
+            "whole crop (the colour bar hatches what is hidden)"
+        )
         self.scale = QComboBox(bar)
-        self.scale.addItem("Scale: whole video", "video")
-        self.scale.addItem("Scale: each frame", "frame")
-        self.scale.setToolTip("Whole video: colours comparable across frames. Each frame: scaled to its own peak.")
+        self.scale.addItem("Whole video", "video")
+        self.scale.addItem("Each frame", "frame")
+        self.scale.setToolTip(
+            "Colour scale. Whole video: colours comparable across frames. Each frame: scaled to its own peak."
+        )
         self.roi_check = QCheckBox("ROI box", bar)
         self.roi_check.setToolTip("Show the person box used for the local view (R)")
         if not HAS_ROI:
             self.roi_check.setEnabled(False)
             self.roi_check.setToolTip("ROI boxes are not available in this version")
-        for w in (self.heat_check, self.opacity, self.cmap, self.scale, self.roi_check):
+        for w in (self.heat_check, self.opacity, self.cmap, self.floor, self.scale, self.roi_check):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         lay.addWidget(self.heat_check)
         lay.addWidget(QLabel("Opacity"))
         lay.addWidget(self.opacity)
         lay.addWidget(self.cmap)
+        lay.addWidget(self.floor)
         lay.addWidget(self.scale)
         lay.addWidget(self.roi_check)
         lay.addStretch(1)
@@ -377,6 +389,7 @@ class MainWindow(QMainWindow):
         self.heat_check.toggled.connect(lambda on: s.set_overlay(visible=on))
         self.opacity.valueChanged.connect(lambda v: s.set_overlay(opacity=v / 100.0))
         self.cmap.currentTextChanged.connect(lambda name: s.set_overlay(colormap=name))
+        self.floor.currentIndexChanged.connect(lambda _k: s.set_overlay(floor=float(self.floor.currentData())))
         self.scale.currentIndexChanged.connect(lambda _k: s.set_overlay(relative_to=self.scale.currentData()))
         self.roi_check.toggled.connect(self._on_roi_toggled)
         s.sigOverlayChanged.connect(self._on_overlay)
@@ -426,7 +439,10 @@ class MainWindow(QMainWindow):
         st = self.settings  # read everything first: applying one value saves all overlay settings
         opacity, cmap = int(st.get("overlay/opacity", 50, int)), str(st.get("overlay/colormap", "inferno"))
         visible, rel = bool(st.get("overlay/visible", True, bool)), st.get("overlay/relative_to", "video")
+        floor = st.get("overlay/floor", DEFAULT_FLOOR, float)
         self.opacity.setValue(opacity)
+        k = self.floor.findData(floor)
+        self.floor.setCurrentIndex(k if k >= 0 else self.floor.findData(DEFAULT_FLOOR))
         self.cmap.setCurrentText(cmap)
         self.heat_check.setChecked(visible)
         self.scale.setCurrentIndex(max(0, self.scale.findData(rel)))
@@ -578,6 +594,7 @@ class MainWindow(QMainWindow):
         st.set("overlay/colormap", o.colormap)
         st.set("overlay/visible", o.visible)
         st.set("overlay/relative_to", o.relative_to)
+        st.set("overlay/floor", o.floor)
 
     def _on_roi_toggled(self, on: bool) -> None:
         self.session.set_overlay(roi_visible=on)

@@ -200,7 +200,7 @@ class ReviewFiles(QObject):
             )
             return
         s = self.ctl.session
-        a = s.analysis
+        a, o = s.analysis, s.overlay
         choice = clip_dialog.ask_clip_export(
             self.parent_widget,
             sources,
@@ -208,6 +208,7 @@ class ReviewFiles(QObject):
             float(s.reader.info.fps) if s.reader is not None else 0.0,
             has_heatmaps=a is not None and a.heatmap_path is not None,
             has_scores=a is not None,
+            heat_style=clip_dialog.HeatStyle(o.opacity, o.colormap, o.floor, o.relative_to),
             settings=self.settings,
         )
         if choice is None:

@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from stanviewer.core.errors import StanError
+from stanviewer.core.explain.overlay import DEFAULT_FLOOR
 from stanviewer.core.explain.segments import Segment, SegmentOptions, format_threshold, segments_from_scores
 
 if TYPE_CHECKING:  # the scoring module imports torch; the window must not wait for it
@@ -37,6 +38,7 @@ class Overlay:
     opacity: float = 0.5
     colormap: str = "inferno"
     relative_to: str = "video"  # video | frame (HeatmapReader.get)
+    floor: float = DEFAULT_FLOOR  # map values at or under it are not drawn (stanviewer.core.explain.overlay)
     roi_visible: bool = False
 
 

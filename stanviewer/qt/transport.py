@@ -237,7 +237,7 @@ class TransportBar(QWidget):
         self.speed.setToolTip("Playback speed ([ slower, ] faster)")
         self.speed.currentIndexChanged.connect(lambda k: transport.set_speed(self.speed.itemData(k)))
         lay.addWidget(self.speed)
-        self.loop = QCheckBox("Loop segment", self)
+        self.loop = QCheckBox("Loop", self)
         self.loop.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.loop.setToolTip("Play the selected flagged segment over and over (L)")
         self.loop.toggled.connect(transport.set_loop)

@@ -14,36 +14,17 @@ import time
 from collections import OrderedDict
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QLinearGradient, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from stanviewer.core.explain.overlay import HEAT_COLORMAPS, colormap_lut, heat_rgba
 from stanviewer.qt.session import Session
 from stanviewer.qt.workers import FrameGrabber, Grabbed, Thumbnails
 
-__all__ = ["COLORMAPS", "ColorBar", "VideoView", "colormap_lut", "format_time"]
+__all__ = ["COLORMAPS", "ColorBar", "VideoView", "format_time", "heat_rgba"]
 
-COLORMAPS = ["inferno", "viridis", "turbo", "plasma", "cividis"]
-_LUTS: dict[str, np.ndarray] = {}
-
-
-def colormap_lut(name: str) -> np.ndarray:
-    """uint8 [256, 3] lookup table of a pyqtgraph colour map."""
-    if name not in _LUTS:
-        cmap = pg.colormap.get(name)
-        _LUTS[name] = np.ascontiguousarray(cmap.getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8))
-    return _LUTS[name]
-
-
-def heat_rgba(heat: np.ndarray, colormap: str, opacity: float) -> np.ndarray:
-    """float [h, w] in [0, 1] -> uint8 RGBA [h, w, 4]; transparent where the value is 0."""
-    v = np.clip(np.nan_to_num(heat, nan=0.0), 0.0, 1.0)
-    idx = (v * 255.0 + 0.5).astype(np.uint8)
-    out = np.empty((*v.shape, 4), np.uint8)
-    out[..., :3] = colormap_lut(colormap)[idx]
-    out[..., 3] = (opacity * 255.0 * np.sqrt(v) + 0.5).astype(np.uint8)
-    return out
+COLORMAPS = list(HEAT_COLORMAPS)
 
 
 def format_time(seconds: float) -> str:
@@ -253,7 +234,7 @@ class VideoView(QWidget):
         if self._heat is None or not o.visible or self.session.partial is not None:
             self._heat_image = None
             return
-        self._heat_image = _qimage(heat_rgba(self._heat, o.colormap, o.opacity), QImage.Format.Format_RGBA8888)
+        self._heat_image = _qimage(heat_rgba(self._heat, o.colormap, o.opacity, o.floor), QImage.Format.Format_RGBA8888)
 
     def resizeEvent(self, e: QResizeEvent) -> None:
         super().resizeEvent(e)
@@ -377,7 +358,8 @@ class ColorBar(QWidget):
             scale = "each frame scaled to its own maximum (not comparable across frames)"
         else:
             scale = "1 = this video's 99th-percentile frame peak (comparable across frames)"
-        return f"Saliency ({s.method}, class '{a.meta.get('target', '?')}'): 0 → 1, {scale}"
+        hidden = f"; under {s.overlay.floor:g} not drawn" if s.overlay.floor > 0 else ""
+        return f"Saliency ({s.method}, class '{a.meta.get('target', '?')}'): 0 → 1, {scale}{hidden}"
 
     def paintEvent(self, e: QPaintEvent) -> None:
         p = QPainter(self)
@@ -391,6 +373,11 @@ class ColorBar(QWidget):
         c = lut[255]
         grad.setColorAt(1.0, QColor(int(c[0]), int(c[1]), int(c[2])))
         p.fillRect(bar, grad)
+        floor = s.overlay.floor
+        if floor > 0:  # the values the overlay leaves out: hatched, as the picture shows through there
+            hidden = QRectF(bar.x(), bar.y(), bar.width() * floor, bar.height())
+            p.fillRect(hidden, self.palette().window())
+            p.fillRect(hidden, QBrush(self.palette().mid().color(), Qt.BrushStyle.BDiagPattern))
         p.setPen(self.palette().windowText().color())
         fm = p.fontMetrics()
         for v in (0.0, 0.5, 1.0):

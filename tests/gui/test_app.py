@@ -320,12 +320,14 @@ def test_settings_and_recent_files_persist(qtbot, tmp_path: Path, analysed_video
     assert (s.options.min_frames, s.options.merge_gap) == (20, 0)
     w.opacity.setValue(80)
     w.cmap.setCurrentText("viridis")
+    w.floor.setCurrentIndex(w.floor.findData(0.3))
     w.analysis_panel.set_method("gradcam")
     w.close()
     w2 = MainWindow(settings=AppSettings(path), probe_devices=False)
     qtbot.addWidget(w2)
     try:
         assert w2.session.overlay.opacity == pytest.approx(0.8) and w2.session.overlay.colormap == "viridis"
+        assert w2.session.overlay.floor == 0.3 and w2.floor.currentText() == "Hide < 0.3"
         assert w2.analysis_panel.method.currentData() == "gradcam"
         assert (w2.threshold_bar.min_seconds.value(), w2.threshold_bar.merge_seconds.value()) == (0.8, 0.0)
         assert w2.session.segment_seconds == (0.8, 0.0)
@@ -346,6 +348,17 @@ def test_overlay_controls_and_help(qtbot, window, analysed_video: Path) -> None:
     assert window.view._heat_image is None
     qtbot.keyClick(window.view, Qt.Key.Key_H)
     assert window.session.overlay.visible and window.view._heat_image is not None
+    # the faint part of the map is left out by default; the floor moves with the control and says so
+    assert window.session.overlay.floor == 0.1 and "under 0.1 not drawn" in window.colorbar.caption()
+    heat = window.view._heat
+    assert heat is not None
+    faint = (heat > 0) & (heat <= 0.1)
+    alpha = window.view._heat_image.constBits().tobytes()
+    if faint.any():  # the drawn image is transparent there
+        a = np.frombuffer(alpha, np.uint8).reshape(*heat.shape, 4)[..., 3]
+        assert (a[faint] == 0).all()
+    window.floor.setCurrentIndex(window.floor.findData(0.0))
+    assert window.session.overlay.floor == 0.0 and "not drawn" not in window.colorbar.caption()
     window.scale.setCurrentIndex(1)
     assert window.session.overlay.relative_to == "frame" and "each frame" in window.colorbar.caption()
     dlg = ShortcutsDialog(window.actions(), window)

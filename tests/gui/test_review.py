@@ -488,6 +488,17 @@ def test_the_clip_dialog_turns_choices_into_options(qtbot, tmp_path: Path) -> No
     assert again.choice() is None
 
 
+def test_burnt_in_heatmaps_are_drawn_as_the_app_shows_them(qtbot, tmp_path: Path) -> None:
+    from stanviewer.qt.clip_dialog import ClipDialog, HeatStyle
+
+    style = HeatStyle(0.7, "viridis", 0.2, "frame")
+    dlg = ClipDialog(["model"], str(tmp_path), 25.0, has_heatmaps=True, has_scores=True, heat_style=style)
+    qtbot.addWidget(dlg)
+    assert "viridis, opacity 70%, values under 0.2 not drawn, each frame to its own peak" in dlg.heatmap.text()
+    o = dlg.choice().options
+    assert (o.heatmap_opacity, o.heatmap_colormap, o.heatmap_floor, o.heatmap_scale) == (0.7, "viridis", 0.2, "frame")
+
+
 def test_report_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.accept_all("annotator")

@@ -170,8 +170,8 @@ def test_small_helpers() -> None:
     x, y = intervals_path([(2, 5), (9, 10)], 0.0, 1.0)
     assert x.tolist() == [1.5, 1.5, 4.5, 4.5, 8.5, 8.5, 9.5, 9.5] and y.tolist() == [0, 1, 1, 0] * 2
     assert format_time(0) == "0:00.000" and format_time(61.5) == "1:01.500" and format_time(3723.25) == "1:02:03.250"
-    rgba = heat_rgba(np.array([[0.0, 1.0]], np.float32), "inferno", 0.5)
-    assert rgba.shape == (1, 2, 4) and rgba[0, 0, 3] == 0 and rgba[0, 1, 3] == 128
+    rgba = heat_rgba(np.array([[0.0, 0.08, 1.0]], np.float32), "inferno", 0.5, 0.1)
+    assert rgba.shape == (1, 3, 4) and rgba[0, 0, 3] == rgba[0, 1, 3] == 0 and rgba[0, 2, 3] == 128
 
 
 def test_thumbnails_stay_within_budget() -> None:

@@ -183,6 +183,7 @@ def export_job(
     threshold: float | None = None,
     padding: int = 0,
     burn_in: bool = False,
+    heat_style: tuple[str, float] = ("inferno", 0.1),
     merged: bool = False,
     project: str | Path | None = None,
     analysis: str | Path | None = None,
@@ -190,7 +191,8 @@ def export_job(
     report_writer: Callable[..., Path] | None = None,
     segment_seconds: tuple[float, float] = (DEFAULT_MIN_SECONDS, DEFAULT_MERGE_SECONDS),
 ) -> Job[ExportResult]:
-    """Export labels, clips and/or reports of many videos into ``out`` (see module doc).
+    """Export labels, clips and/or reports of many videos into ``out`` (see module doc); ``heat_style`` is the
+    burnt-in heatmap's colour map and floor (:func:`stanviewer.core.explain.overlay.blend_heat`).
 
     ``report_writer`` is :func:`stanviewer.qt.report.write_report`, passed in by the caller (the core
     never imports Qt); without it reports are skipped with a note.
@@ -249,6 +251,8 @@ def export_job(
                     heatmap=burn_in and a is not None and a.heatmap_path is not None,
                     timestamp=burn_in,
                     score_strip=burn_in and a is not None,
+                    heatmap_colormap=heat_style[0],
+                    heatmap_floor=heat_style[1],
                 )
                 if burn_in and not opts.heatmap and reqs:
                     why = "no analysis" if a is None else "the analysis has no heatmaps (its method, or --no-heatmaps)"

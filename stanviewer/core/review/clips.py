@@ -40,6 +40,7 @@ import numpy as np
 from stanviewer import __version__
 from stanviewer.core.encode import VideoWriter
 from stanviewer.core.errors import Cancelled, VideoError
+from stanviewer.core.explain.overlay import DEFAULT_FLOOR, blend_heat
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.review.model import Tier, now_iso
 
@@ -49,7 +50,6 @@ __all__ = [
     "check_output_folder",
     "clip_name",
     "export_clips",
-    "overlay_heatmap",
     "requests_from_tier",
 ]
 
@@ -74,7 +74,8 @@ class ClipOptions:
         heatmap: burn the saliency heatmap into the picture (needs the analysis' heatmaps).
         timestamp: burn the source frame number and time into the picture.
         score_strip: add a strip with the score curve under the picture (needs scores).
-        heatmap_opacity: strongest opacity of the heatmap overlay.
+        heatmap_opacity, heatmap_colormap, heatmap_floor, heatmap_scale: how the heatmap is drawn
+            (:func:`stanviewer.core.explain.overlay.blend_heat`; the app passes its own overlay settings).
         crf, preset: libx264 quality settings.
     """
 
@@ -84,6 +85,9 @@ class ClipOptions:
     timestamp: bool = False
     score_strip: bool = False
     heatmap_opacity: float = 0.5
+    heatmap_colormap: str = "inferno"
+    heatmap_floor: float = DEFAULT_FLOOR
+    heatmap_scale: str = "video"
     crf: int = 18
     preset: str = "veryfast"
 
@@ -326,18 +330,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- burn-in
-def overlay_heatmap(frame: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-    """Blend a heatmap (float [h, w] in [0, 1], any size) over an RGB frame with a jet colormap.
-
-    The opacity grows with the heat, so cold regions leave the picture untouched (clips and the report).
-    """
-    h, w = frame.shape[:2]
-    heat = np.clip(cv2.resize(np.asarray(heat, np.float32), (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
-    color = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    alpha = (heat * opacity)[..., None]
-    return (frame * (1 - alpha) + color * alpha).astype(np.uint8)
-
-
 def _decorate(
     frame: np.ndarray,
     i: int,
@@ -354,7 +346,7 @@ def _decorate(
     img = frame.copy()
     h, w = img.shape[:2]
     if o.heatmap and hm is not None:
-        img = overlay_heatmap(img, hm.get(i), o.heatmap_opacity)
+        img = blend_heat(img, hm.get(i, o.heatmap_scale), o.heatmap_opacity, o.heatmap_colormap, o.heatmap_floor)
     if o.timestamp:
         m, s = divmod(t, 60)
         inside = c.start <= i < c.end

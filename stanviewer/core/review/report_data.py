@@ -129,7 +129,7 @@ def gather(
     thumb_width: int = 160,
 ) -> ReportData:
     """Collect the report's content (decodes one frame per segment row, up to ``max_rows`` rows)."""
-    from stanviewer.core.review.clips import overlay_heatmap
+    from stanviewer.core.explain.overlay import blend_heat
     from stanviewer.core.video import open_video
 
     lab = review.labels
@@ -172,7 +172,7 @@ def gather(
             for r in sorted(rows, key=lambda r: r.key_frame):
                 r.thumb = reader.frame(r.key_frame, size)
                 if heat is not None:
-                    r.thumb_heat = overlay_heatmap(r.thumb, heat.get(r.key_frame), 0.55)
+                    r.thumb_heat = blend_heat(r.thumb, heat.get(r.key_frame), 0.55)
         if heat is not None:
             heat.close()
         elif analysis is not None:
