@@ -359,7 +359,8 @@ class ColorBar(QWidget):
         else:
             scale = "1 = this video's 99th-percentile frame peak (comparable across frames)"
         hidden = f"; under {s.overlay.floor:g} not drawn" if s.overlay.floor > 0 else ""
-        return f"Saliency ({s.method}, class '{a.meta.get('target', '?')}'): 0 → 1, {scale}{hidden}"
+        what = "Body parts behind the evidence" if s.method == "posture" else "Saliency"
+        return f"{what} ({s.method}, class '{a.meta.get('target', '?')}'): 0 → 1, {scale}{hidden}"
 
     def paintEvent(self, e: QPaintEvent) -> None:
         p = QPainter(self)

@@ -514,7 +514,7 @@ def test_posture_analyses_with_maps_have_their_own_cache_key() -> None:
     assert "posture_heatmaps" not in AnalysisSettings(method="vanilla").key()
 
 
-def test_heatmaps_follow_the_pose_reader_gradient(trained: Checkpoint, dataset: Path, tmp_path: Path) -> None:
+def test_body_part_maps_cover_the_read_frames(trained: Checkpoint, dataset: Path, tmp_path: Path) -> None:
     from stanviewer.core.explain.heatmaps import HeatmapReader
 
     e = read_manifest(dataset)[0]
@@ -526,13 +526,44 @@ def test_heatmaps_follow_the_pose_reader_gradient(trained: Checkpoint, dataset: 
         s = run_job(analyze_reader(r, trained, st, heatmap_path=tmp_path / "s.zip"), stream=None)
     assert a.heatmap_path is not None and s.heatmap_path is not None
     h = HeatmapReader(a.heatmap_path)
-    assert h.n == n and (h.frame_max > 0).all()
+    assert h.n == n and (h.frame_max > 0).mean() > 0.5
     hs = HeatmapReader(s.heatmap_path)
     read = np.arange(0, n, s.meta["window"]["step"])
-    assert (hs.frame_max[read] > 0).all() and (np.delete(hs.frame_max, read) == 0).all()
-    assert h.get(n // 2).max() > 0
+    assert (hs.frame_max[read] > 0).any() and (np.delete(hs.frame_max, read) == 0).all()
     h.close()
     hs.close()
+
+
+def test_a_body_part_map_puts_each_joints_blob_where_it_was_read() -> None:
+    from stanviewer.core.explain.posture import body_part_map
+
+    pts = np.array([[10.0, 5.0], [30.0, 20.0], [0.0, 0.0]])
+    m = body_part_map(pts, np.array([2.0, 0.5, 0.0]), 2.0, (40, 30))
+    assert m.shape == (30, 40) and np.unravel_index(np.argmax(m), m.shape) == (5, 10)
+    assert m[5, 10] == pytest.approx(2.0, rel=1e-3) and m[20, 30] == pytest.approx(0.5, rel=1e-2)
+    assert m[0, 0] < 1e-3  # a joint that adds nothing gets no blob
+    assert not body_part_map(pts, np.zeros(3), 2.0, (40, 30)).any()
+
+
+def test_joint_contributions_credit_the_displaced_joints_the_model_uses(trained: Checkpoint) -> None:
+    """Gradient x displacement from the median posture: joints the features do not use get nothing; a video
+    whose posture never moves gets nothing anywhere; a displaced feature joint may."""
+    from stanviewer.core.explain.posture import joint_contributions
+    from stanviewer.core.models.posture import JOINT_NAMES
+
+    model = trained.model
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-0.5, 0.5, (model.cfg.joints, 2)).astype(np.float32)
+    base[JOINT_NAMES.index("head"), 1] = -0.8
+    base[[JOINT_NAMES.index("ankle_l"), JOINT_NAMES.index("ankle_r")], 1] = 0.8
+    still = np.repeat(base[None], 60, axis=0)
+    square = (50.0, 50.0, 100.0)
+    assert not joint_contributions(model, still, square, 1).any()
+    moving = still + rng.normal(0, 0.02, still.shape).astype(np.float32)
+    c = joint_contributions(model, moving, square, 1)
+    assert c.shape == (60, model.cfg.joints) and (c >= 0).all()
+    credited = {JOINT_NAMES[j] for j in np.flatnonzero(c.max(0) > 0)}
+    assert credited and credited <= {*model.cfg.features, "pelvis"}
 
 
 def test_an_unmasked_local_view_keeps_the_crop_square_and_its_own_cache() -> None:

@@ -19,14 +19,16 @@ percentiles, then min-max), with which their stored thresholds were calibrated. 
 logits are learnt evidence on a common scale (the MIL loss ties them to video labels), so rescaling each
 video to [0, 1] stretched the normal repetitions of a compensated video up to mid-range scores. While
 the read pass runs, partial curves (the frames read so far) are reported about once a second.
-The frame logits are the model's own evidence. **Heatmaps** (a third pass, when asked for): the gradient of
-the sum of softplus(frame logit) — each frame's logit weighted by its own probability — with respect to
-each read frame's joints (through the posture features, context included; the video's median posture
-and body height held fixed, so that the gradient stays with the frames it is about), carried back
-through the pose reader to the pixels of that frame's local view — |vanilla gradient| of
-``g_t . joints_t(image_t)``, channel mean, mapped to frame coordinates (an upper-body image's map is
-mapped through its own square and added). They show which body parts' pixels move the joints that the
-evidence of flagged frames depends on; frames the model scores near 0 get faint maps.
+The frame logits are the model's own evidence. **Heatmaps** (a third pass, when asked for) are **body-part
+maps**: each read joint's contribution to the frame's evidence (:func:`joint_contributions`: gradient x
+displacement from the video's median posture, the gradient of the sum of softplus(frame logit) — each
+frame's logit weighted by its own probability — with the median posture and body height held fixed),
+drawn as a Gaussian blob (sigma :data:`BLOB_SIGMA` of the body height) where the reader placed that joint
+in the frame. The model decides from joints, so the map says which body part's displacement the evidence
+rests on, at the place the model read it (a misread joint shows where it was misread). On new synthetic
+subjects a shoulder carries most of a hike's evidence, and head, neck and shoulders share a lean's
+(docs/posture.md). Until the twenty-third session the maps were the pixel gradient carried back through
+the pose reader; it spread as faint speckle over the whole crop and cost a pass through the reader.
 """
 
 from __future__ import annotations
@@ -49,15 +51,16 @@ from stanviewer.core.explain.result import (
     shown_scores,
 )
 from stanviewer.core.models.checkpoint import Checkpoint
-from stanviewer.core.models.posture import PostureMIL, image_step, to_video, upper_square
+from stanviewer.core.models.posture import PostureMIL, body_height, image_step, to_video, upper_square
 from stanviewer.core.progress import Job, Progress
 from stanviewer.core.video import VideoReader
 from stanviewer.core.views import local_geometry, local_view, normalise_images
 
-__all__ = ["METHOD", "analyze_posture", "frame_logits"]
+__all__ = ["BLOB_SIGMA", "METHOD", "analyze_posture", "body_part_map", "frame_logits", "joint_contributions"]
 
 METHOD = "posture"
 _PARTIAL_EVERY_S = 1.0
+BLOB_SIGMA = 0.05  # body-part map: Gaussian blob per joint, sigma as a fraction of the body height
 PROBABILITY_KIND = "frame probability (sigmoid of the frame logit), not rescaled per video"
 
 
@@ -128,7 +131,7 @@ def analyze_posture(
     last_partial = time.monotonic()
     batch = max(8, st.batch * 8)
     want_heat = st.heatmaps and heatmap_path is not None
-    total = len(rows) * (2 if want_heat else 1)
+    total = len(rows) + (len(rows) // 20 if want_heat else 0)  # the body-part maps cost little
 
     def flush() -> None:
         nonlocal done
@@ -166,7 +169,7 @@ def analyze_posture(
     heat_file = None
     if want_heat:
         heat_file = yield from _heatmaps(
-            reader, model, st, Path(heatmap_path), (work, boxes, square), rows, qview, fine // every, device
+            reader, model, st, Path(heatmap_path), (work, boxes, square), rows, qview, fine // every
         )
     raw = np.interp(np.arange(n), rows, logits) if len(rows) < n else logits.astype(np.float64)
     scores = shown_scores(raw, absolute)
@@ -246,6 +249,37 @@ def _partial(
     return PartialScores(raw_sum, count, prob, count.copy(), final=int(rows[-1]) + 1, absolute=absolute)
 
 
+def joint_contributions(
+    model: PostureMIL, qview: np.ndarray, square: tuple[float, float, float], rows_step: int
+) -> np.ndarray:
+    """float32 ``[rows, J]``: how much each read joint's displacement from the video's median posture adds
+    to the frame evidence — gradient x displacement, ``max(0, g_tj . (q_tj - median_j))``, where ``g`` is
+    the gradient of the sum of softplus(frame logit) (each frame's logit weighted by its own probability)
+    with respect to the joints, the video's median posture and body height held fixed. Joints the features
+    do not use get 0; the pelvis, the features' reference, gets what moving the whole upper body adds."""
+    from stanviewer.core.explain.methods import frozen
+
+    q = torch.from_numpy(qview.astype(np.float64)).requires_grad_(True)
+    with frozen(model):
+        f = model.posture_features(to_video(q, square), rows_step, fixed_reference=True)
+        total = F.softplus(model.frame_logits(f)).sum()
+        g = torch.autograd.grad(total, q)[0].numpy()
+    d = qview.astype(np.float64) - np.median(qview.astype(np.float64), axis=0)
+    return np.maximum((g * d).sum(-1), 0.0).astype(np.float32)
+
+
+def body_part_map(points: np.ndarray, weights: np.ndarray, sigma: float, size: tuple[int, int]) -> np.ndarray:
+    """float32 ``[h, w]`` map of ``size`` (w, h): a Gaussian blob (``sigma`` px) of height ``weights[j]`` at
+    each ``points[j]`` (x, y in the map's pixels) whose weight is above 0."""
+    w, h = size
+    ys, xs = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
+    m = np.zeros((h, w), np.float32)
+    for (x, y), a in zip(points, weights):
+        if a > 0:
+            m += a * np.outer(np.exp(-0.5 * ((ys - y) / sigma) ** 2), np.exp(-0.5 * ((xs - x) / sigma) ** 2))
+    return m
+
+
 def _heatmaps(
     reader: VideoReader,
     model: PostureMIL,
@@ -255,65 +289,33 @@ def _heatmaps(
     rows: np.ndarray,
     qview: np.ndarray,
     rows_step: int,
-    device: torch.device,
 ) -> Job[Path]:
-    """Third pass: |gradient| of the frame logits through each read frame's joints to its pixels (see the
-    module docstring); frames not read (``"sampled"`` coverage) get no map. Returns the heatmap file."""
+    """Third pass: body-part maps (see the module docstring); frames not read (``"sampled"`` coverage) get
+    no map. Nothing is decoded: the maps need only the joints. Returns the heatmap file."""
     from stanviewer.core.explain.heatmaps import HeatmapWriter, heatmap_size
-    from stanviewer.core.explain.methods import frozen
-    from stanviewer.core.explain.scoring import _ViewMaker
 
-    work, boxes, square = geometry
+    work, _boxes, square = geometry
     n = reader.frame_count
     rw, rh = reader.size
-    q = torch.from_numpy(qview.astype(np.float64)).requires_grad_(True)
-    with frozen(model):
-        f = model.posture_features(to_video(q, square), rows_step, fixed_reference=True).to(device)
-        # softplus: each frame's logit weighs by its own probability (d softplus / d logit = sigmoid), so the
-        # maps show what the evidence of frames that are flagged rests on; a plain sum of the logits let
-        # frames of p ~ 0 (whose logits move most) take the whole colour scale
-        total = F.softplus(model.frame_logits(f)).sum()
-        g = torch.autograd.grad(total, q)[0].float()  # [rows, J, 2]: how each read frame's joints move the curve
+    contrib = joint_contributions(model, qview, square, rows_step)  # [rows, J]
     hw = heatmap_size(rw, rh, st.heatmap_side)
-    maker = _ViewMaker(model.spec, work, boxes, square, ["local"], hw)
-    # the upper-body image's gradient goes back to the frame through its own square and adds to the map
-    upper = _ViewMaker(model.spec, work, boxes, upper_square(square), ["local"], hw) if model.cfg.upper else None
+    scale = hw[0] / work[0], hw[1] / work[1]
+    pts = to_video(torch.from_numpy(qview.astype(np.float64)), square).numpy()  # joints in work pixels
+    pts = pts * np.array(scale)
+    sigma = max(1.0, BLOB_SIGMA * float(body_height(torch.from_numpy(pts))))
     writer = HeatmapWriter(path, n, rw, rh, st.heatmap_side)
     row_of = np.full(n, -1, np.int64)
     row_of[rows] = np.arange(len(rows))
-    batch = max(4, st.batch * 4)
-    pending: list[tuple[int, np.ndarray, np.ndarray | None]] = []
-
-    def run() -> None:
-        idx = [i for i, _, _ in pending]
-        x = _batch([im for _, im, _ in pending], device).requires_grad_(True)
-        xu = _batch([im for _, _, im in pending], device).requires_grad_(True) if upper is not None else None
-        qj = model.joints(x, xu)
-        grads = torch.autograd.grad((qj * g[row_of[idx]].to(device)).sum(), [x] if xu is None else [x, xu])
-        heat = grads[0].abs().mean(1).float().cpu().numpy()  # [B, S, S]
-        heat_u = grads[1].abs().mean(1).float().cpu().numpy() if upper is not None else None
-        for k, i in enumerate(idx):
-            m = maker.to_frame("local", heat[k])
-            if heat_u is not None:
-                m = m + upper.to_frame("local", heat_u[k])
-            writer.put(i, m)
-        pending.clear()
-
     try:
-        with frozen(model):
-            for i, frame in reader.iter_frames(0, n, size=work):
-                if row_of[i] < 0:  # not read: no map (earlier frames first, in order)
-                    if pending:
-                        run()
-                    writer.put(i, None)
-                    continue
-                pending.append((i, maker.make(i, frame)[0], upper.make(i, frame)[0] if upper is not None else None))
-                if len(pending) >= batch:
-                    run()
-                    yield Progress(len(rows) + int(row_of[i]) + 1, 2 * len(rows), "posture heatmaps")
-            if pending:
-                run()
-            return writer.close()
+        for i in range(n):
+            r = int(row_of[i])
+            if r < 0:
+                writer.put(i, None)
+                continue
+            writer.put(i, body_part_map(pts[r], contrib[r], sigma, hw))
+            if (r + 1) % 256 == 0:
+                yield Progress(len(rows) + (r + 1) // 20, len(rows) + len(rows) // 20, "body-part maps")
+        return writer.close()
     except BaseException:
         writer.abort()
         raise

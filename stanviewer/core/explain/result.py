@@ -30,7 +30,8 @@ SCORING_VERSION = 2
 # so that the app does not show an analysis made without maps, or with the old ones).
 # 2: the body height and median posture are constants for the gradient (it flowed to the median frames),
 #    and each frame's logit weighs by its probability (softplus).
-POSTURE_HEATMAPS_VERSION = 2
+# 3: body-part maps (a blob per joint, its contribution to the evidence) instead of the pixel gradient.
+POSTURE_HEATMAPS_VERSION = 3
 
 
 OCCLUSION_METHODS = ("occlusion", "occlusion-window")  # the methods that take ``occlusion_span``
