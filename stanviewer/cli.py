@@ -246,7 +246,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
         "--format",
         default="intervals",
         choices=["csv", "intervals", "json", "eaf", "boris"],
-        help="label format (csv = one row per frame)",
+        help="label format (default: intervals; csv = one row per frame)",
     )
     p.add_argument("--out", type=_folder, required=True, help="output folder (created)")
     p.add_argument("--tier", action="append", help="tier(s) to export or clip (repeatable; default: all / model)")
@@ -460,7 +460,7 @@ def _run_train_detector(a: argparse.Namespace) -> int:
     return 0
 
 
-@command("train", "train a STAN or per-frame CNN model on a manifest with video-level labels")
+@command("train", "train a STAN, per-frame CNN or posture model on a manifest with video-level labels")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="manifest.csv (video,subject,label[,frame_labels][,split])")
     p.add_argument("--out", type=_folder, required=True, help="output folder (checkpoints, history.csv)")
@@ -469,7 +469,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         default="tiny",
         choices=arch_names(),
         help="STAN: tiny, small, base (UniFormer); per-frame CNN (PAPER.md §5): cnn-<resnet18|resnet50|narrow>-"
-        "<fcl|patch|rnn>",
+        "<fcl|patch|rnn>; posture-narrow: the posture-MIL model (docs/posture.md)",
     )
     p.add_argument("--views", default="global+local", choices=["global", "local", "global+local"])
     p.add_argument("--frames", type=int, default=8, help="clip length T in model frames (even)")
@@ -554,8 +554,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         choices=["all", "train"],
         default="all",
         help="posture model: videos its pose readers are fitted on (read-outs, fine-tuning, upper-body reader): "
-        "'all' training videos, validation subjects included (default; how the bundled file was made), or "
-        "'train' only: the validation subjects are then read like new subjects, so early stopping and the "
+        "'all' training videos, validation subjects included (default; how the file bundled before was made), or "
+        "'train' only (how the bundled file was made): "
+        "the validation subjects are then read like new subjects, so early stopping and the "
         "video decision threshold are set on realistic readings (wholly unseen when the --init ResNet was "
         "pose-pretrained on other subjects, e.g. by scripts/gpu_reader_pretrain.sh)",
     )
@@ -930,8 +931,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--methods",
         default="window,vanilla,smoothgrad,gradcam",
-        help="comma-separated: vanilla, smoothgrad, gradcam, ig, occlusion, window (a posture model is "
-        "evaluated with its own method, posture)",
+        help="comma-separated: vanilla, smoothgrad, gradcam, ig, occlusion, occlusion-window, window (default: "
+        "window,vanilla,smoothgrad,gradcam; a posture model is evaluated with its own method, posture)",
     )
     p.add_argument("--out", type=_folder, required=True, help="folder for video_level.csv, frame_level.csv, report.md")
     p.add_argument("--coverage", choices=["full", "sampled"], default="sampled")
