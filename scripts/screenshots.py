@@ -74,7 +74,8 @@ def main() -> int:
         "--model",
         default="cnn-narrow-patch-synth",
         help="bundled model to show (its recommended method, when it has saliency maps; default: the per-frame "
-        "CNN baseline, which localises best — models/README.md)",
+        "CNN baseline, whose gradient maps the review screenshot shows; the README's main screenshot uses "
+        "--model posture-narrow-synth, the model that localises best)",
     )
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
