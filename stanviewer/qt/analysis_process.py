@@ -257,13 +257,15 @@ class AnalysisServer:
         self._proc = self._conn = None
         if proc is None:
             return
-        with contextlib.suppress(OSError, EOFError, ValueError):
-            conn.send(("quit",))
-        proc.join(timeout)
+        if conn is not None:  # None: the child is still starting (a window closed at once); just stop it
+            with contextlib.suppress(OSError, EOFError, ValueError):
+                conn.send(("quit",))
+            proc.join(timeout)
         if proc.is_alive():
             proc.terminate()
             proc.join(timeout)
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 def _raise(msg: tuple) -> None:

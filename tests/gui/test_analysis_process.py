@@ -33,3 +33,21 @@ def test_analysis_child_is_niced(monkeypatch: pytest.MonkeyPatch, env: str | Non
         assert _nice_of(srv._proc.pid) - os.nice(0) == expected
     finally:
         srv.shutdown()
+
+
+def test_shutdown_while_the_child_is_still_starting_stops_it() -> None:
+    """A window closed at once: the child exists but its pipe is not yet stored (start-up in another thread)."""
+    import multiprocessing as mp
+
+    srv = AnalysisServer()
+    proc = mp.get_context("spawn").Process(target=_sleep, daemon=True)
+    proc.start()
+    srv._proc = proc  # as _ensure leaves it between starting the child and storing the pipe
+    srv.shutdown(timeout=5)
+    assert not proc.is_alive() and srv._proc is None
+
+
+def _sleep() -> None:
+    import time
+
+    time.sleep(60)
