@@ -26,7 +26,14 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from stanviewer.core.errors import StanError
 from stanviewer.core.review.model import DEFAULT_LABEL, MODEL_TIER, EditError, LabelsModel, Selection
 from stanviewer.core.review.recovery import Autosaver, discard, find_recovery, recovery_path, restore
-from stanviewer.core.review.reviewfile import Review, VideoMismatchError, VideoRef, open_review
+from stanviewer.core.review.reviewfile import (
+    Review,
+    ReviewConflictError,
+    VideoMismatchError,
+    VideoRef,
+    load_review,
+    open_review,
+)
 from stanviewer.core.review.timing import FrameTimes
 from stanviewer.qt.dialogs import show_error
 from stanviewer.qt.session import Session
@@ -211,19 +218,63 @@ class ReviewController(QObject):
         self.sigHistoryChanged.emit(False, False)
         return True
 
-    def save(self) -> bool:
-        """Save the review file (the sidecar ``<video>.stanreview.json``); errors are dialogs."""
+    def save(self, overwrite: bool = False) -> bool:
+        """Save the review file (the sidecar ``<video>.stanreview.json``); errors are dialogs.
+
+        When another window or program saved the file since this review read or wrote it
+        (:class:`~stanviewer.core.review.reviewfile.ReviewConflictError`), asks: replace theirs, reload theirs
+        (dropping the unsaved changes here) or cancel. Returns True when no unsaved change is left.
+        """
         if self.review is None:
             self.sigMessage.emit("No video open: nothing to save")
             return False
         try:
-            path = self.review.save()
+            path = self.review.save(overwrite=overwrite)
+        except ReviewConflictError:
+            return self._resolve_conflict()
         except StanError as e:
             show_error(self.parent_widget, "Cannot save the labels", e)
             return False
         self.sigSaved.emit(path)
         self.sigLabelsChanged.emit()
         self.sigMessage.emit(f"Saved {path}")
+        return True
+
+    def _resolve_conflict(self) -> bool:
+        """The review file changed on disk since this window read or wrote it: ask whose labels to keep."""
+        review = self.review
+        assert review is not None
+        B = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self.parent_widget,
+            "Labels changed on disk",
+            f"{review.path.name} was saved by another window or program after this window opened or saved it. "
+            "Yes replaces that file with the labels shown here, No reloads the saved file and drops the unsaved "
+            "changes here, Cancel leaves both as they are.",
+            B.Yes | B.No | B.Cancel,
+            B.Cancel,
+        )
+        if answer == B.Yes:
+            return self.save(overwrite=True)
+        if answer == B.No:
+            return self._reload_saved()
+        self.sigMessage.emit(f"Not saved: {review.path.name} was changed elsewhere")
+        return False
+
+    def _reload_saved(self) -> bool:
+        """Replace the open review by the review file as it is on disk (unsaved changes and their recovery dropped)."""
+        old = self.review
+        assert old is not None
+        try:
+            new = load_review(old.path, old.video)
+        except StanError as e:
+            show_error(self.parent_widget, "Cannot reload the labels", e)
+            return False
+        old.saved_generation = old.generation  # the user dropped them: closing must not autosave them again
+        self.close(ask=False)
+        recovery_path(old.video).unlink(missing_ok=True)
+        self._attach(new)
+        self.sigMessage.emit(f"Reloaded the labels saved in {new.path.name}")
         return True
 
     # ---------------------------------------------------------------- core signals -> Qt

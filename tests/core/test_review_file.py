@@ -278,3 +278,32 @@ def test_a_project_folder_keeps_two_videos_of_one_file_name_apart(tmp_path: Path
     make_video(videos[0], fps=50)  # the first video changed in place
     with pytest.raises(VideoMismatchError):
         open_review(videos[0], proj)
+
+
+def test_a_save_never_replaces_another_writers_save_silently(video: Path) -> None:
+    from stanviewer.core.review.reviewfile import ReviewConflictError
+
+    a, b = open_review(video), open_review(video)  # two windows (or instances) on one video, no file yet
+    a.labels.set_label("annotator", 1, 5, "from A")
+    a.save()
+    b.labels.set_label("therapist", 7, 9, "from B")
+    with Autosaver(b, delay=0.05, max_delay=0.1) as saver:  # autosave is not blocked by the conflict
+        b.labels.set_label("therapist", 10, 12, "more B")
+        _wait_for(saver.path, lambda d: True, 2.0)
+    with pytest.raises(ReviewConflictError, match="changed by another window or program"):
+        b.save()
+    assert open_review(video).labels.spans()["annotator"] == [(1, 5, "from A")]  # A's save is intact
+    assert b.dirty and recovery_path(b.video).exists()  # B's edits are kept too
+    b.save(overwrite=True)  # the user chose to replace A's save
+    assert open_review(video).labels.spans()["therapist"] == [(7, 9, "from B"), (10, 12, "more B")]
+    with pytest.raises(ReviewConflictError):  # now A is the one whose view is stale
+        a.save()
+    b.labels.set_label("annotator", 20, 22, "B again")
+    b.save()  # B's own earlier save is no conflict
+    c = open_review(video)
+    b.labels.set_label("annotator", 24, 25, "B once more")
+    b.save()
+    with pytest.raises(ReviewConflictError):  # a loaded review is checked against what it read
+        c.save()
+    b.path.unlink()  # deleted meanwhile: nobody's save is lost by writing it again
+    c.save()

@@ -354,6 +354,63 @@ def test_save_and_reopen(qtbot, answers: Answers, window, video: Path) -> None:
     assert spans(labels2) == [(5, 15, "lean")] and not answers.asked
 
 
+def second_window(qtbot, tmp_path: Path):
+    """Another main window (as a second instance would be), with its own settings file."""
+    from stanviewer.qt.main_window import MainWindow
+    from stanviewer.qt.settings import AppSettings
+
+    settings = AppSettings(tmp_path / "second.ini")
+    settings.set_segment_seconds(0.0, 0.0)
+    w = MainWindow(settings=settings, probe_devices=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def close_second(window, other) -> None:
+    """Close ``other``; first stop ``window``'s frame grabber, which a window's shutdown would wait for (60 s)."""
+    window.grabber.stop()
+    other.review.close(ask=False)
+    other.close()
+
+
+def test_two_windows_never_overwrite_each_others_save_silently(
+    qtbot, answers: Answers, window, video: Path, tmp_path: Path
+) -> None:
+    other = second_window(qtbot, tmp_path)
+    try:
+        la, lb = opened(qtbot, window, video), opened(qtbot, other, video)
+        la.create("annotator", 5, 15, "from A")
+        assert window.review.save()
+        lb.create("therapist", 40, 60, "from B")
+        rec = recovery_path(other.review.review.video)
+        qtbot.waitUntil(rec.exists, timeout=2000)  # autosave goes on regardless
+        # Cancel: nothing is written, B keeps its edits and their recovery file
+        answers.question = B.Cancel
+        assert not other.review.save()
+        assert answers.asked[-1][0] == "Labels changed on disk" and video.name in answers.asked[-1][1]
+        assert spans(open_review(VideoRef.open(video)).labels) == [(5, 15, "from A")]
+        assert other.review.dirty and rec.exists()
+        # No: B reloads A's save (its own unsaved changes dropped, as it said)
+        answers.question = B.No
+        assert other.review.save()
+        lb = other.review.labels
+        assert spans(lb) == [(5, 15, "from A")] and spans(lb, "therapist") == [] and not other.review.dirty
+        assert not rec.exists()
+        # Yes: B replaces A's save; then A's next save asks in turn
+        lb.create("therapist", 40, 60, "from B")
+        la.create("annotator", 70, 80, "more A")
+        assert other.review.save()  # B saved after reloading: no conflict for B
+        answers.question = B.Yes
+        n = len(answers.asked)
+        assert window.review.save() and answers.asked[n][0] == "Labels changed on disk"
+        saved = open_review(VideoRef.open(video)).labels
+        assert spans(saved) == [(5, 15, "from A"), (70, 80, "more A")] and spans(saved, "therapist") == []
+    finally:
+        close_second(window, other)
+
+
 def test_autosave_within_two_seconds(qtbot, answers: Answers, window, video: Path) -> None:
     labels = opened(qtbot, window, video)
     rec = recovery_path(window.review.review.video)

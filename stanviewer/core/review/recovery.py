@@ -36,6 +36,7 @@ from stanviewer.core.review.model import Change
 from stanviewer.core.review.reviewfile import (
     Review,
     VideoRef,
+    file_stamp,
     read_review_dict,
     review_from_dict,
     review_path,
@@ -262,6 +263,8 @@ def restore(info: RecoveryInfo, video: VideoRef | None = None, *, user: str | No
     ref = video if video is not None else VideoRef.open(info.video)
     data = read_review_dict(info.path)
     review = review_from_dict(data, info.review_path, video=ref, user=user, source=info.path)
+    # the user chose these labels over the review file as it is now: a later save by someone else is a conflict
+    review.disk_stamp = file_stamp(info.review_path)
     review.generation = 1  # unsaved: the recovered edits are not in the review file yet
     return review
 

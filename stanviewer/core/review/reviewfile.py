@@ -21,10 +21,22 @@ Opening checks the video's content fingerprint (:func:`~stanviewer.core.fileio.f
 never attach to a different video silently. A mismatch raises :class:`VideoMismatchError` naming both
 files; ``allow_other_video=True`` (``--force`` on the command line) attaches them anyway and records
 the override in the file. Autosave and crash recovery: :mod:`stanviewer.core.review.recovery`.
+
+Two writers of one review file (two windows, two instances, a colleague on a shared drive): a
+:class:`Review` remembers the SHA-256 of the review file's bytes as it last read or wrote them
+(:attr:`Review.disk_stamp`; ``None`` when there was no file). :meth:`Review.save` hashes the file
+again first and raises :class:`ReviewConflictError` when it changed meanwhile, instead of replacing
+another writer's save silently; the caller decides (the app asks: overwrite theirs, reload theirs,
+cancel; :meth:`Review.save` with ``overwrite=True`` replaces it). A content hash, not the
+modification time: it cannot miss a change made within one timestamp tick, nor report one for a
+file that was only touched. The check and the rename are not one atomic step (no portable file lock
+works on network drives), so two saves within the same few milliseconds can still race; every
+other interleaving is caught. The recovery file (autosave) is per process state and is not checked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +52,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SUFFIX",
     "Review",
+    "ReviewConflictError",
     "VideoMismatchError",
     "VideoRef",
     "load_review",
@@ -57,6 +70,18 @@ DEFAULT_TIERS = ("annotator", "therapist")
 
 class VideoMismatchError(LabelError):
     """A review file belongs to another video (different content fingerprint or frame count)."""
+
+
+class ReviewConflictError(LabelError):
+    """The review file changed on disk since this review read or wrote it (another window or program saved it)."""
+
+
+def file_stamp(path: str | Path) -> str | None:
+    """SHA-256 of a file's bytes (hex), or None when there is no file (see the module doc: conflicts)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,8 @@ class Review:
         created, modified: ISO times; ``modified`` moves with every change of the labels.
         generation: counts changes; ``saved_generation`` is its value at the last explicit save.
         overrides: notes of fingerprint overrides (kept in the file).
+        disk_stamp: :func:`file_stamp` of :attr:`path` as this review last read or wrote it (None: no file
+            then); :meth:`save` refuses to replace a file whose stamp moved (module doc: conflicts).
     """
 
     def __init__(
@@ -150,6 +177,7 @@ class Review:
         created: str | None = None,
         modified: str | None = None,
         overrides: list[dict[str, Any]] | None = None,
+        disk_stamp: str | None = None,
     ) -> None:
         if labels.n_frames != video.frames:
             raise EditError(f"labels cover {labels.n_frames} frames but the video has {video.frames}")
@@ -159,6 +187,7 @@ class Review:
         self.created = created or now_iso()
         self.modified = modified or self.created
         self.overrides = list(overrides or [])
+        self.disk_stamp = disk_stamp
         self.generation = 0
         self.saved_generation = 0
         labels.sig_changed.connect(self._on_change)
@@ -195,14 +224,31 @@ class Review:
         """Write the review file atomically to ``path`` (no change of state; used by the autosaver)."""
         return write_review_dict(self.to_dict(), path)
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Explicit save to :attr:`path` (or ``path``, which becomes the new one); drops the recovery file."""
+    def changed_on_disk(self) -> bool:
+        """The review file is not what this review last read or wrote (another writer saved it)."""
+        now = file_stamp(self.path)
+        return now is not None and now != self.disk_stamp  # a deleted file is no one else's save to keep
+
+    def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
+        """Explicit save to :attr:`path` (or ``path``, which becomes the new one); drops the recovery file.
+
+        Raises :class:`ReviewConflictError` when :attr:`path` changed on disk since this review read or
+        wrote it, unless ``overwrite`` (a new ``path`` is the caller's choice and is not checked).
+        """
         from stanviewer.core.review.recovery import recovery_path
 
         gen = self.generation
-        if path is not None:
+        if path is not None and Path(path) != self.path:
             self.path = Path(path)
-        out = self.write(self.path)
+        elif not overwrite and self.changed_on_disk():
+            raise ReviewConflictError(
+                "was changed by another window or program since this one opened or saved it; "
+                "saving now would replace those labels",
+                self.path,
+            )
+        data = encode_review_dict(self.to_dict(), self.path)
+        out = write_review_bytes(data, self.path)
+        self.disk_stamp = hashlib.sha256(data).hexdigest()
         self.saved_generation = gen
         recovery_path(self.video).unlink(missing_ok=True)
         return out
@@ -210,11 +256,21 @@ class Review:
 
 def write_review_dict(data: dict[str, Any], path: str | Path) -> Path:
     """JSON with indentation, atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
+    return write_review_bytes(encode_review_dict(data, path), path)
+
+
+def encode_review_dict(data: dict[str, Any], path: str | Path) -> bytes:
+    """The review file's bytes: indented JSON in UTF-8."""
     text = json.dumps(data, indent=1, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+def write_review_bytes(data: bytes, path: str | Path) -> Path:
+    """Write a review file's bytes atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
     try:
-        with atomic_write(path) as f:
-            f.write(text + "\n")
+        with atomic_write(path, "wb") as f:
+            f.write(data)
     except OSError as e:
         raise LabelError(f"cannot write the review file ({e.strerror or e})", path) from e
     return path
@@ -337,8 +393,11 @@ def load_review(
     user: str | None = None,
 ) -> Review:
     """Read a review file; with ``video``, check that it belongs to that video (see module doc)."""
+    stamp = file_stamp(path)  # before reading: a save in between shows as a conflict, never as none
     data = read_review_dict(path)
-    return review_from_dict(data, path, video=video, allow_other_video=allow_other_video, user=user)
+    review = review_from_dict(data, path, video=video, allow_other_video=allow_other_video, user=user)
+    review.disk_stamp = stamp
+    return review
 
 
 def open_review(
