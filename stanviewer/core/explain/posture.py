@@ -79,11 +79,14 @@ def analyze_posture(
     *,
     heatmap_path: str | Path | None = None,
     roi: tuple[np.ndarray, tuple[float, float, float]] | None = None,
+    readings: dict | None = None,
 ) -> Job[Analysis]:
     """Score every frame of an open video with a posture-MIL checkpoint (a job returning an Analysis).
 
     ``heatmap_path``: write per-frame heatmaps there (with ``settings.heatmaps``); ``roi`` as for
-    :func:`~stanviewer.core.explain.scoring.analyze_reader`.
+    :func:`~stanviewer.core.explain.scoring.analyze_reader`. ``readings``: a dict that receives what was
+    read, for measurements (``rows``, ``joints`` in view coordinates, ``square``, ``rows_step``; see
+    :func:`joint_contributions`).
     """
     from stanviewer.core.training.train import select_device
 
@@ -166,6 +169,8 @@ def analyze_posture(
     if done == 0:
         raise StanError("no frame of the video could be decoded", reader.info.path)
     logits = frame_logits(model, video_joints(done), fine // every)
+    if readings is not None:
+        readings.update(rows=rows, joints=qview, square=square, rows_step=fine // every)
     heat_file = None
     if want_heat:
         heat_file = yield from _heatmaps(
