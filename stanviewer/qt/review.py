@@ -235,6 +235,10 @@ class ReviewController(QObject):
         except StanError as e:
             show_error(self.parent_widget, "Cannot save the labels", e)
             return False
+        except (OSError, ValueError) as e:  # not expected (the core reports LabelError): still a message, edits kept
+            log.exception("saving %s failed", self.review.path)
+            show_error(self.parent_widget, "Cannot save the labels", StanError(f"cannot write ({e})", self.review.path))
+            return False
         self.sigSaved.emit(path)
         self.sigLabelsChanged.emit()
         self.sigMessage.emit(f"Saved {path}")

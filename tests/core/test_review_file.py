@@ -307,3 +307,21 @@ def test_a_save_never_replaces_another_writers_save_silently(video: Path) -> Non
         c.save()
     b.path.unlink()  # deleted meanwhile: nobody's save is lost by writing it again
     c.save()
+
+
+def test_a_file_name_that_is_not_utf8_round_trips(video: Path, tmp_path: Path) -> None:
+    raw = os.fsencode(tmp_path) + b"/clip\xe9.mp4"  # Latin-1 name from an old USB stick
+    os.rename(video, raw)
+    name = Path(os.fsdecode(raw))  # 'clip\udce9.mp4'
+    r = open_review(name)
+    with Autosaver(r, delay=0.05, max_delay=0.1) as saver:  # autosave works
+        r.labels.set_label("annotator", 1, 5, "lean")
+        _wait_for(saver.path, lambda d: True, 2.0)
+    assert saver.last_error is None
+    path = r.save()
+    text = path.read_bytes().decode("utf-8")  # still UTF-8 text, the odd byte as an escape
+    assert "clip\\udce9.mp4" in text
+    assert os.fsencode(load_review(path).video.path) == os.fsencode(name.resolve())  # the stored path
+    back = open_review(name)
+    assert back.path == path
+    assert back.labels.spans()["annotator"] == [(1, 5, "lean")]

@@ -474,6 +474,39 @@ def test_dirty_close_prompts(qtbot, answers: Answers, window, video: Path, analy
     assert review_path(other).exists()
 
 
+def test_a_video_name_that_is_not_utf8_saves_and_a_failed_save_keeps_the_window(
+    qtbot, answers: Answers, window, analysed_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    raw = os.fsencode(tmp_path) + b"/clip\xe9.mp4"  # a Latin-1 file name: 'clip\udce9.mp4' in Python
+    shutil.copy(analysed_video, raw)
+    video = Path(os.fsdecode(raw))
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 5, 15, "lean")
+    rec = recovery_path(window.review.review.video)
+    qtbot.waitUntil(rec.exists, timeout=2000)  # autosave works
+    # a save that fails unexpectedly is a message; closing then keeps the window, the edits and the recovery
+    from stanviewer.core.review import reviewfile
+
+    def broken(data, path):
+        raise ValueError("simulated")
+
+    answers.close = B.Save
+    with monkeypatch.context() as m:
+        m.setattr(reviewfile, "encode_review_dict", broken)
+        window.close()
+    assert window.isVisible() and window.review.dirty and rec.exists()
+    assert answers.errors and answers.errors[-1][0] == "Cannot save the labels"
+    # Ctrl+S and Close > Save work, and the labels come back
+    key(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not window.review.dirty and review_path(video).exists() and not rec.exists()
+    window.review.labels.create("annotator", 20, 30, "more")
+    window.close()
+    assert not window.isVisible()
+    assert spans(open_review(VideoRef.open(video)).labels) == [(5, 15, "lean"), (20, 30, "more")]
+
+
 def test_export_and_import_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 5, 15, "lean")

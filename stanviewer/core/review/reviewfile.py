@@ -260,9 +260,19 @@ def write_review_dict(data: dict[str, Any], path: str | Path) -> Path:
 
 
 def encode_review_dict(data: dict[str, Any], path: str | Path) -> bytes:
-    """The review file's bytes: indented JSON in UTF-8."""
-    text = json.dumps(data, indent=1, ensure_ascii=False)
-    return (text + "\n").encode("utf-8")
+    """The review file's bytes: indented JSON in UTF-8.
+
+    A file name that is not valid UTF-8 (``b'clip\\xe9.mp4'`` from an old Latin-1 USB stick) reaches
+    Python as a string with lone surrogates (``'clip\\udce9.mp4'``, PEP 383) that UTF-8 cannot encode.
+    Such characters are written as JSON ``\\uXXXX`` escapes: the file stays UTF-8 text, and reading it
+    gives back the same string, so ``os.fsencode`` of the stored path is the original file name's bytes.
+    Every other character is written as itself.
+    """
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    try:
+        return text.encode("utf-8", "backslashreplace")  # only lone surrogates are unencodable
+    except (UnicodeError, ValueError) as e:  # not expected; a clear message rather than a traceback
+        raise LabelError(f"cannot write the review file ({e})", path) from e
 
 
 def write_review_bytes(data: bytes, path: str | Path) -> Path:
