@@ -239,3 +239,43 @@ def test_import_checks_the_recorded_video(fmt: str, cfr: Path, vfr: Path, tmp_pa
     with pytest.raises(VideoMismatchError, match="another video"):
         import_labels(path, times, fingerprint=other)
     assert import_labels(path, times, fingerprint=other, allow_other_video=True)[0].spans() == [(1, 4, "x")]
+
+
+def _eaf(tiers: dict[str, str], start_ms: int = 400, end_ms: int = 800) -> str:
+    """A minimal ELAN file: one annotation per tier (TIER_ID -> value)."""
+    body = "".join(
+        f'<TIER TIER_ID="{name}"><ANNOTATION><ALIGNABLE_ANNOTATION ANNOTATION_ID="a{k}" TIME_SLOT_REF1="t1" '
+        f'TIME_SLOT_REF2="t2"><ANNOTATION_VALUE>{value}</ANNOTATION_VALUE></ALIGNABLE_ANNOTATION></ANNOTATION></TIER>'
+        for k, (name, value) in enumerate(tiers.items())
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><ANNOTATION_DOCUMENT><HEADER TIME_UNITS="milliseconds"/><TIME_ORDER>'
+        f'<TIME_SLOT TIME_SLOT_ID="t1" TIME_VALUE="{start_ms}"/><TIME_SLOT TIME_SLOT_ID="t2" TIME_VALUE="{end_ms}"/>'
+        f"</TIME_ORDER>{body}</ANNOTATION_DOCUMENT>"
+    )
+
+
+def test_imported_tier_names_follow_the_review_files_rule(cfr: Path, tmp_path: Path) -> None:
+    from stanviewer.core.review.model import EditError
+    from stanviewer.core.review.reviewfile import load_review
+
+    review, times = _setup(cfr)
+    path = tmp_path / "spaces.eaf"
+    path.write_text(_eaf({"Rater 2 ": "lean"}), encoding="utf-8")
+    tiers = import_labels(path, times)
+    assert [t.name for t in tiers] == ["Rater 2"]  # surrounding spaces removed
+    review.labels.replace_tiers(tiers)
+    saved = review.save(tmp_path / "r.stanreview.json")
+    assert "Rater 2" in load_review(saved).labels.tier_names()  # the saved file opens again
+    # names that become one, or nothing, are refused with the tier named
+    path.write_text(_eaf({"Rater 2": "lean", "Rater 2 ": "x"}), encoding="utf-8")
+    with pytest.raises(LabelError, match="'Rater 2' and 'Rater 2 ' have the same name"):
+        import_labels(path, times)
+    path.write_text(_eaf({"  ": "lean"}), encoding="utf-8")
+    with pytest.raises(LabelError, match="empty name"):
+        import_labels(path, times)
+    # the model itself refuses a name its file could not hold, whoever builds the tiers
+    from stanviewer.core.review.model import Tier
+
+    with pytest.raises(EditError, match="without surrounding spaces"):
+        review.labels.replace_tiers([Tier(" x", "annotator")])

@@ -28,6 +28,7 @@ import csv
 import io
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from stanviewer.core.errors import LabelError
@@ -478,6 +479,19 @@ def import_labels(
     ``allow_other_video``). Put the tiers into a model with :meth:`LabelsModel.replace_tiers` (one undo
     step).
     """
+    return _tier_names_as_loaded(_read_any(path, times, fmt, video, tier, label, fingerprint, allow_other_video), path)
+
+
+def _read_any(
+    path: str | Path,
+    times: FrameTimes,
+    fmt: str | None,
+    video: str | None,
+    tier: str,
+    label: str,
+    fingerprint: str | None,
+    allow_other_video: bool,
+) -> list[Tier]:
     fmt = fmt or format_of(path)
     n = times.count
     if fingerprint is not None and not allow_other_video and fmt in ("json", "eaf"):
@@ -495,6 +509,28 @@ def import_labels(
     if fmt == "boris":
         return read_boris(path, times, tier=tier)
     raise LabelError(f"unknown label format {fmt!r}; choose from {', '.join(FORMATS)}", path)
+
+
+def _tier_names_as_loaded(tiers: list[Tier], path: str | Path) -> list[Tier]:
+    """Imported tier names follow the review file's rule (what loading it accepts), whatever the format.
+
+    Surrounding whitespace is removed (ELAN and spreadsheets keep a trailing space invisibly); a name that
+    is then empty, or two tiers whose names become one, are refused with a message naming them, so that
+    an import can never lead to a review file that does not open again.
+    """
+    seen: dict[str, str] = {}
+    out = []
+    for t in tiers:
+        name = t.name.strip()
+        if not name:
+            raise LabelError(f"a tier has an empty name ({t.name!r}); name it in the file and import again", path)
+        if name in seen:
+            raise LabelError(
+                f"tiers {seen[name]!r} and {t.name!r} have the same name once surrounding spaces are removed", path
+            )
+        seen[name] = t.name
+        out.append(t if name == t.name else replace(t, name=name))
+    return out
 
 
 def _check_fingerprint(path: Path, fmt: str, fingerprint: str) -> None:

@@ -322,6 +322,7 @@ class LabelsModel:
                 new.append(t)
             changed.append(t.name)
         if changed or not keep_others:
+            self._check_names([x.name for x in new])  # the names that loading the review file accepts
             self._apply(tuple(new), text, tuple(changed), kind="tiers")
 
     # ------------------------------------------------------------------ proposal
