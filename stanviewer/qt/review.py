@@ -25,7 +25,14 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from stanviewer.core.errors import StanError
 from stanviewer.core.review.model import DEFAULT_LABEL, MODEL_TIER, EditError, LabelsModel, Selection
-from stanviewer.core.review.recovery import Autosaver, discard, find_recovery, recovery_path, restore
+from stanviewer.core.review.recovery import (
+    Autosaver,
+    discard,
+    drop_recovery,
+    find_recovery,
+    in_use_elsewhere,
+    restore,
+)
 from stanviewer.core.review.reviewfile import (
     Review,
     ReviewConflictError,
@@ -111,15 +118,24 @@ class ReviewController(QObject):
         ref = VideoRef.from_reader(reader)
         review = None
         try:
+            # a recovery file that another window or instance is still writing is not a crash's leftover:
+            # find_recovery skips it and nothing here deletes it
+            elsewhere = in_use_elsewhere(ref)
             info = find_recovery(path)
         except (OSError, StanError) as e:
             log.warning("no crash recovery for %s: %s", path, e)
-            info = None
+            elsewhere, info = False, None
+        note = (
+            f"{ref.name} is also open in another window or stanviewer instance; its unsaved labels stay there, "
+            "and saving here asks before replacing labels saved there."
+        )
+        if elsewhere and info is None:
+            QMessageBox.information(self.parent_widget, "Video open elsewhere", note)
         if info is not None:
             answer = QMessageBox.question(
                 self.parent_widget,
                 "Restore unsaved labels?",
-                info.summary(),
+                info.summary() + (f"\n\n{note}" if elsewhere else ""),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.Yes,
             )
@@ -203,7 +219,7 @@ class ReviewController(QObject):
             self.autosaver.stop(flush=not ask and review.dirty)
             self.autosaver = None
         if ask and not save and review.dirty:
-            recovery_path(review.video).unlink(missing_ok=True)  # the user discarded them
+            drop_recovery(review)  # the user discarded them
         lab = review.labels
         for sig, slot in (
             (lab.sig_changed, self._on_changed),
@@ -276,7 +292,7 @@ class ReviewController(QObject):
             return False
         old.saved_generation = old.generation  # the user dropped them: closing must not autosave them again
         self.close(ask=False)
-        recovery_path(old.video).unlink(missing_ok=True)
+        drop_recovery(old)
         self._attach(new)
         self.sigMessage.emit(f"Reloaded the labels saved in {new.path.name}")
         return True

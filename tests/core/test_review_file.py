@@ -325,3 +325,33 @@ def test_a_file_name_that_is_not_utf8_round_trips(video: Path, tmp_path: Path) -
     back = open_review(name)
     assert back.path == path
     assert back.labels.spans()["annotator"] == [(1, 5, "lean")]
+
+
+def test_a_live_recovery_file_is_not_offered_nor_deleted(video: Path) -> None:
+    from stanviewer.core.review.recovery import in_use_elsewhere
+
+    a = open_review(video)
+    saver = Autosaver(a, delay=0.05, max_delay=0.1)  # a window editing the video, still running
+    try:
+        a.labels.set_label("annotator", 1, 5, "unsaved A")
+        _wait_for(saver.path, lambda d: True, 2.0)
+        assert in_use_elsewhere(video)
+        assert find_recovery(video) is None  # not a crash's leftover
+        b = open_review(video)  # a second editor autosaves beside it, not over it
+        with Autosaver(b, delay=0.05, max_delay=0.1) as other:
+            assert other.path != saver.path
+            b.labels.set_label("therapist", 7, 9, "B")
+            _wait_for(other.path, lambda d: True, 2.0)
+            b.save()  # drops its own recovery file only
+        assert saver.path.exists() and not other.path.exists()
+        assert _label_at(json.loads(saver.path.read_text(encoding="utf-8")), 1) == "unsaved A"
+        time.sleep(0.01)
+        a.labels.set_label("annotator", 10, 12, "later A")
+        _wait_for(saver.path, lambda d: _label_at(d, 10) == "later A", 2.0)
+    finally:
+        saver.stop(flush=False)  # the first editor dies without a save
+    assert not in_use_elsewhere(video)
+    info = find_recovery(video)  # now it is a crash's leftover (newer than B's save)
+    assert info is not None and info.path == saver.path
+    discard(info)
+    assert not saver.path.exists()

@@ -384,7 +384,8 @@ def test_two_windows_never_overwrite_each_others_save_silently(
         la.create("annotator", 5, 15, "from A")
         assert window.review.save()
         lb.create("therapist", 40, 60, "from B")
-        rec = recovery_path(other.review.review.video)
+        rec = other.review.autosaver.path  # a recovery file of its own (the first window has the first one)
+        assert rec != window.review.autosaver.path
         qtbot.waitUntil(rec.exists, timeout=2000)  # autosave goes on regardless
         # Cancel: nothing is written, B keeps its edits and their recovery file
         answers.question = B.Cancel
@@ -409,6 +410,38 @@ def test_two_windows_never_overwrite_each_others_save_silently(
         assert spans(saved) == [(5, 15, "from A"), (70, 80, "more A")] and spans(saved, "therapist") == []
     finally:
         close_second(window, other)
+
+
+def test_a_second_window_leaves_the_first_windows_recovery_alone(
+    qtbot, answers: Answers, window, video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stanviewer.core.review.recovery import find_recovery
+
+    infos: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a, **k: infos.append((title, text)))
+    la = opened(qtbot, window, video)
+    la.create("annotator", 5, 15, "unsaved A")
+    rec = recovery_path(window.review.review.video)
+    qtbot.waitUntil(rec.exists, timeout=2000)
+    other = second_window(qtbot, tmp_path)
+    try:
+        answers.question = B.No  # were it asked to restore, No would delete the first window's recovery
+        opened(qtbot, other, video)
+        assert not answers.asked  # no crash happened: nothing to restore
+        assert infos and infos[-1][0] == "Video open elsewhere" and "another window" in infos[-1][1]
+        assert rec.exists() and other.review.autosaver.path != rec
+        other.review.labels.create("therapist", 40, 60, "B")
+        qtbot.waitUntil(other.review.autosaver.path.exists, timeout=2000)
+        assert "unsaved A" in rec.read_text(encoding="utf-8")  # not overwritten by the second window
+        assert other.review.close()  # Discard: drops the second window's recovery file, not the first's
+        assert rec.exists()
+    finally:
+        close_second(window, other)
+    # the first window dies without saving: its edits are offered as a crash's leftover
+    window.review.autosaver.stop(flush=False)
+    info = find_recovery(video)
+    assert info is not None and info.path == rec
+    window.review.review.generation = window.review.review.saved_generation  # let the fixture close quietly
 
 
 def test_autosave_within_two_seconds(qtbot, answers: Answers, window, video: Path) -> None:

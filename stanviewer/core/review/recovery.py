@@ -10,6 +10,15 @@
 - After a crash (even ``kill -9``), :func:`find_recovery` tells whether a recovery file of the video is
   newer than its review file; the app offers :func:`restore` (the review with the recovered labels,
   saved to the sidecar on the next explicit save) or :func:`discard`.
+- **Live recovery files.** An :class:`Autosaver` holds an exclusive OS lock (``flock``; ``msvcrt.locking``
+  on Windows) on ``<recovery file>.lock`` for as long as it runs; the lock file also names its owner
+  (process id, host, start time) for messages. The operating system drops the lock when the process
+  dies (``kill -9`` and power loss included), so "locked" means "an editor of this video is running",
+  without the pid-reuse and clock problems of a pid check. :func:`find_recovery` never offers a locked
+  (live) recovery file, and nothing here deletes one: it belongs to the window still editing it
+  (:func:`in_use_elsewhere` tells the app to say so). A second editor of the same video (another window
+  or instance) autosaves to a slot of its own (``<name>-<fp>.2.stanreview.json``, ``.3``, ...), so the
+  two never overwrite each other's recovery file; after a crash the newest unlocked slot is offered.
 
 ::
 
@@ -22,8 +31,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -44,7 +57,25 @@ from stanviewer.core.review.reviewfile import (
 )
 from stanviewer.core.review.signals import Signal
 
-__all__ = ["Autosaver", "RecoveryInfo", "discard", "find_recovery", "recovery_path", "restore"]
+__all__ = [
+    "Autosaver",
+    "RecoveryInfo",
+    "discard",
+    "drop_recovery",
+    "find_recovery",
+    "in_use_elsewhere",
+    "recovery_path",
+    "restore",
+]
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+#: how many editors of one video can autosave side by side (slot 1 is the plain recovery file)
+MAX_SLOTS = 16
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +90,99 @@ def recovery_path(video: VideoRef | str | Path, fingerprint: str | None = None) 
     folder = data_dir() / "recovery"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{safe}-{fp[:16]}.stanreview.json"
+
+
+def _slot(first: Path, k: int) -> Path:
+    """Recovery file ``k`` (1: ``first`` itself; k > 1: ``<stem>.k.stanreview.json``) of a video."""
+    if k == 1:
+        return first
+    return first.with_name(first.name.removesuffix(".stanreview.json") + f".{k}.stanreview.json")
+
+
+def _lock_path(rec: Path) -> Path:
+    return rec.with_name(rec.name + ".lock")
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # pragma: no cover - Windows
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:  # pragma: no cover - Windows
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+class _OwnerLock:
+    """An exclusive lock on ``<recovery file>.lock`` while an autosaver of that file runs (module doc)."""
+
+    def __init__(self, rec: Path) -> None:
+        self.path = _lock_path(rec)
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            log.warning("cannot lock %s (%s); the recovery file is not marked as in use", self.path, e)
+            return True  # a read-only data folder must not stop autosave attempts
+        if not _try_lock(fd):
+            os.close(fd)
+            return False
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        with contextlib.suppress(OSError):  # for people looking into the folder; the lock is what counts
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(owner).encode() + b"\n")
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # while still holding it: a newcomer locks a fresh file
+        _unlock(self.fd)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = None
+
+
+def _is_live(rec: Path) -> bool:
+    """Whether a running autosaver (this process's included) holds ``rec``'s lock."""
+    lock = _lock_path(rec)
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return False
+    try:
+        if _try_lock(fd):
+            _unlock(fd)
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def _slots(first: Path) -> list[Path]:
+    return [_slot(first, k) for k in range(1, MAX_SLOTS + 1)]
+
+
+def in_use_elsewhere(video: VideoRef | str | Path, fingerprint: str | None = None) -> bool:
+    """Whether another window or instance is editing ``video`` now (holds one of its recovery locks)."""
+    first = recovery_path(video, fingerprint)
+    return any(_lock_path(p).exists() and _is_live(p) for p in _slots(first))
 
 
 class Autosaver:
@@ -85,7 +209,23 @@ class Autosaver:
         start: bool = True,
     ) -> None:
         self.review = review
-        self.path = Path(path) if path is not None else recovery_path(review.video)
+        self._lock: _OwnerLock | None = None
+        if path is not None:
+            self.path = Path(path)
+            self._lock = _OwnerLock(self.path)
+            if not self._lock.acquire():
+                log.warning("recovery file %s is in use by another editor", self.path)
+                self._lock = None
+        else:  # the first slot no running editor holds (module doc: live recovery files)
+            first = recovery_path(review.video)
+            for candidate in _slots(first):
+                lock = _OwnerLock(candidate)
+                if lock.acquire():
+                    self.path, self._lock = candidate, lock
+                    break
+            else:
+                raise LabelError(f"{MAX_SLOTS} editors of this video are open already", first)
+        review.recovery_files.add(self.path)
         self.delay, self.max_delay = delay, max_delay
         self.sig_saved = Signal("autosaved")
         self.sig_error = Signal("autosave failed")
@@ -164,6 +304,9 @@ class Autosaver:
             self._thread.join(timeout=10)
         if flush:
             self.flush()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Autosaver:
         return self
@@ -219,8 +362,13 @@ def find_recovery(video: str | Path, project: str | Path | None = None) -> Recov
     """
     video = Path(video)
     fp = video_fingerprint(video)
-    rec = recovery_path(video, fp)
-    if not rec.exists():
+    found = [info for p in _slots(recovery_path(video, fp)) if (info := _recovery_info(p, video, fp, project))]
+    return max(found, key=lambda i: _parse_iso(i.modified), default=None)
+
+
+def _recovery_info(rec: Path, video: Path, fp: str, project: str | Path | None) -> RecoveryInfo | None:
+    """:func:`find_recovery` for one recovery file; None for a live one (another editor's, left alone)."""
+    if not rec.exists() or _is_live(rec):
         return None
     try:
         data = read_review_dict(rec)
@@ -265,10 +413,25 @@ def restore(info: RecoveryInfo, video: VideoRef | None = None, *, user: str | No
     review = review_from_dict(data, info.review_path, video=ref, user=user, source=info.path)
     # the user chose these labels over the review file as it is now: a later save by someone else is a conflict
     review.disk_stamp = file_stamp(info.review_path)
+    review.recovery_files.add(info.path)  # removed by the next explicit save
     review.generation = 1  # unsaved: the recovered edits are not in the review file yet
     return review
 
 
 def discard(info: RecoveryInfo) -> None:
-    """Delete the recovery file (the user chose the saved review)."""
-    info.path.unlink(missing_ok=True)
+    """Delete the recovery file (the user chose the saved review); a live one (another editor's) is kept."""
+    if not _is_live(info.path):
+        info.path.unlink(missing_ok=True)
+
+
+def drop_recovery(review: Review) -> None:
+    """Delete a review's recovery files (after an explicit save, or when its edits are discarded).
+
+    Its own (:attr:`Review.recovery_files`: its autosaver's, the one it was restored from) and a leftover
+    first slot that no running editor holds; never another running editor's.
+    """
+    for p in review.recovery_files:
+        p.unlink(missing_ok=True)
+    first = recovery_path(review.video)
+    if first not in review.recovery_files and not _is_live(first):
+        first.unlink(missing_ok=True)

@@ -188,6 +188,7 @@ class Review:
         self.modified = modified or self.created
         self.overrides = list(overrides or [])
         self.disk_stamp = disk_stamp
+        self.recovery_files: set[Path] = set()  # this review's recovery files (its autosaver's, restored from)
         self.generation = 0
         self.saved_generation = 0
         labels.sig_changed.connect(self._on_change)
@@ -235,7 +236,7 @@ class Review:
         Raises :class:`ReviewConflictError` when :attr:`path` changed on disk since this review read or
         wrote it, unless ``overwrite`` (a new ``path`` is the caller's choice and is not checked).
         """
-        from stanviewer.core.review.recovery import recovery_path
+        from stanviewer.core.review.recovery import drop_recovery
 
         gen = self.generation
         if path is not None and Path(path) != self.path:
@@ -250,7 +251,7 @@ class Review:
         out = write_review_bytes(data, self.path)
         self.disk_stamp = hashlib.sha256(data).hexdigest()
         self.saved_generation = gen
-        recovery_path(self.video).unlink(missing_ok=True)
+        drop_recovery(self)
         return out
 
 
