@@ -482,13 +482,19 @@ class MainWindow(QMainWindow):
         w = JobWorker(lambda: open_job(path, folder), "open")
         w.sigProgress.connect(self._on_open_progress)
         w.sigReturned.connect(self._on_opened)
-        w.sigErrored.connect(lambda e: self._on_open_failed(path, e))
+        w.sigErrored.connect(lambda e: self._on_open_failed(path, e, w))
         self._opener = w
         w.start()
 
-    def _on_open_failed(self, path: Path, err: BaseException) -> None:
+    def _on_open_failed(self, path: Path, err: BaseException, worker: Any = None) -> None:
         self.statusBar().showMessage(f"Cannot open {path.name}", 8000)
         show_error(self, "Cannot open the video", err)
+        s = self.session
+        newer = worker is not None and worker is not self._opener  # a later open superseded this one
+        if self.review.review is None and s.reader is not None and s.path is not None and not newer:
+            # open_path closed the review of the video still on screen (after Save/Discard): open it again,
+            # so that the video that stays is fully editable
+            self.review.open_for(s.path, s.reader)
         self.sigOpenFailed.emit(path)
 
     def _on_open_progress(self, p: Progress) -> None:

@@ -540,6 +540,26 @@ def test_a_video_name_that_is_not_utf8_saves_and_a_failed_save_keeps_the_window(
     assert spans(open_review(VideoRef.open(video)).labels) == [(5, 15, "lean"), (20, 30, "more")]
 
 
+def test_a_failed_open_leaves_the_shown_video_editable(
+    qtbot, answers: Answers, window, video: Path, tmp_path: Path
+) -> None:
+    labels = opened(qtbot, window, video)
+    labels.create("annotator", 5, 15, "lean")
+    answers.close = B.Save  # switching video: the labels are saved first
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    with qtbot.waitSignal(window.sigOpenFailed, timeout=LONG):
+        window.open_path(bad)
+    assert answers.errors and answers.errors[-1][0] == "Cannot open the video"
+    assert window.session.path == video and window.review.review is not None  # the video and its review stay
+    assert spans(window.review.labels) == [(5, 15, "lean")] and not window.review.dirty
+    window.session.set_frame(30)
+    key(qtbot, window, Qt.Key.Key_I)
+    assert window.review.labels.selection is not None  # edit keys work
+    key(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert window.statusBar().currentMessage().startswith("Saved")
+
+
 def test_export_and_import_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 5, 15, "lean")
