@@ -299,6 +299,12 @@ class ReviewController(QObject):
 
     # ---------------------------------------------------------------- core signals -> Qt
     def _on_changed(self, _change: object) -> None:
+        names = self.human_tiers()
+        if names and self.active_tier not in names:
+            # its tier went away (an undone import, a removed tier): edits go to an existing tier instead
+            self.active_tier = names[0]
+            self.sigMessage.emit(f"The edit tier is now {self.active_tier}")
+            self.sigActiveChanged.emit()
         self.sigLabelsChanged.emit()
 
     def _on_selection(self, sel: Selection | None) -> None:

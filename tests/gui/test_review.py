@@ -560,6 +560,29 @@ def test_a_failed_open_leaves_the_shown_video_editable(
     assert window.statusBar().currentMessage().startswith("Saved")
 
 
+def test_undoing_an_import_that_added_the_edit_tier_falls_back_to_an_existing_tier(
+    qtbot, answers: Answers, window, video: Path, tmp_path: Path
+) -> None:
+    from stanviewer.core.review.formats import BORIS_COLUMNS
+
+    opened(qtbot, window, video)
+    f = tmp_path / "x.boris.csv"
+    f.write_text(",".join(BORIS_COLUMNS) + "\n" + "o,d,,v,4.8,25,Rater 2,lean,,,STATE,1.0,2.0,,,\n", encoding="utf-8")
+    answers.open_file = str(f)
+    window.findChild(type(window.undo_action), "action_import_labels").trigger()
+    bar = window.review_bar
+    bar.tier.setCurrentText("Rater 2")
+    bar.tier.activated.emit(bar.tier.currentIndex())
+    assert window.review.active_tier == "Rater 2"
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the wrong file: undo the import
+    assert "Rater 2" not in window.review.human_tiers()
+    assert window.review.active_tier == bar.tier.currentText() == "annotator"
+    window.session.set_frame(30)
+    key(qtbot, window, Qt.Key.Key_I)
+    sel = window.review.labels.selection
+    assert sel is not None and sel.tier == "annotator"
+
+
 def test_export_and_import_via_the_menu(qtbot, answers: Answers, window, video: Path, tmp_path: Path) -> None:
     labels = opened(qtbot, window, video)
     labels.create("annotator", 5, 15, "lean")
