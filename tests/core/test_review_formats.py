@@ -279,3 +279,45 @@ def test_imported_tier_names_follow_the_review_files_rule(cfr: Path, tmp_path: P
 
     with pytest.raises(EditError, match="without surrounding spaces"):
         review.labels.replace_tiers([Tier(" x", "annotator")])
+
+
+BORIS_ROW = "o,d,,cfr.mp4,1.0,25,annotator,lean,,,STATE,{},{},,,\n"
+IMPOSSIBLE_TIMES = [
+    ("boris", "nan", "nan"),
+    ("boris", "0.1", "nan"),
+    ("boris", "inf", "inf"),
+    ("boris", "-1", "0.2"),
+    ("boris", "60", "70"),
+    ("boris", "0.1", "70"),
+    ("eaf", -5000, 100),
+    ("eaf", 60000, 70000),
+    ("eaf", 100, 70000),
+]
+
+
+@pytest.mark.parametrize(("fmt", "t0", "t1"), IMPOSSIBLE_TIMES, ids=[f"{f}-{a}-{b}" for f, a, b in IMPOSSIBLE_TIMES])
+def test_impossible_times_are_refused_not_clamped(fmt: str, t0: object, t1: object, cfr: Path, tmp_path: Path) -> None:
+    from stanviewer.core.review.formats import BORIS_COLUMNS
+
+    _, times = _setup(cfr)
+    if fmt == "boris":
+        path = tmp_path / "x.boris.csv"
+        path.write_text(",".join(BORIS_COLUMNS) + "\n" + BORIS_ROW.format(t0, t1), encoding="utf-8")
+        where = "line 2: times"
+    else:
+        path = tmp_path / "x.eaf"
+        path.write_text(_eaf({"annotator": "lean"}, int(t0), int(t1)), encoding="utf-8")  # type: ignore[call-overload]
+        where = "annotation a0: times"
+    with pytest.raises(LabelError, match=f"{where} .* not a range inside the video"):
+        import_labels(path, times)
+
+
+def test_times_at_the_end_of_the_video_still_import(cfr: Path, tmp_path: Path) -> None:
+    from stanviewer.core.review.formats import BORIS_COLUMNS
+
+    _, times = _setup(cfr)
+    n, end = times.count, times.end
+    path = tmp_path / "x.boris.csv"
+    stop = end + 0.08  # another program measured the duration a little longer
+    path.write_text(",".join(BORIS_COLUMNS) + "\n" + BORIS_ROW.format(f"{end:.3f}", f"{stop:.3f}"), encoding="utf-8")
+    assert import_labels(path, times)[0].spans() == [(n - 1, n, "lean")]

@@ -325,6 +325,9 @@ def read_eaf(path: str | Path, times: FrameTimes) -> list[Tier]:
             t1, t2 = slots[r1], slots[r2]
             if t2 < t1:
                 raise fail(al, f"annotation {al.get('ANNOTATION_ID')} ends ({t2} ms) before it starts ({t1} ms)")
+            problem = times.range_problem(t1 / 1000.0, t2 / 1000.0)
+            if problem:
+                raise fail(al, f"annotation {al.get('ANNOTATION_ID')}: {problem}")
             label = (al.findtext("ANNOTATION_VALUE") or "").strip()
             if not label:
                 raise fail(al, f"annotation {al.get('ANNOTATION_ID')} has an empty value")

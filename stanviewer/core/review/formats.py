@@ -419,10 +419,9 @@ def read_boris(path: str | Path, times: FrameTimes, *, tier: str = "annotator") 
             t0, t1 = float(row[ix["Start (s)"]]), float(row[ix["Stop (s)"]] or row[ix["Start (s)"]])
         except ValueError:
             raise LabelError(f"line {line}: Start (s) and Stop (s) must be numbers", path) from None
-        if t1 < t0 or t0 < 0 or t0 > times.end + 0.0005:
-            raise LabelError(
-                f"line {line}: times {t0}-{t1} s are not a range inside the video (0-{times.end:.3f} s)", path
-            )
+        problem = times.range_problem(t0, t1)
+        if problem:
+            raise LabelError(f"line {line}: {problem}", path)
         a = min(times.boundary_at(t0), n - 1)
         b = max(min(times.boundary_at(t1), n), a + 1)
         category = row[ix["Behavioral category"]].strip() if "Behavioral category" in ix else ""

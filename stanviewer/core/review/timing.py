@@ -5,15 +5,25 @@ end of an interval that runs to the last frame) is the end of the video (last fr
 duration). Imports map seconds back to the **nearest frame boundary**, so a time written with 3
 decimals (BORIS) or whole milliseconds (ELAN) comes back to the same frame as long as frames are more
 than 2 ms apart (anything under 500 fps).
+
+Times that are not a range of the video are refused, not clamped onto the first or last frame
+(:meth:`FrameTimes.range_problem`, the one rule of every import that reads seconds): not a number,
+negative, a start after the end of the video (half a millisecond of rounding allowed), a stop more than
+0.1 s (or one frame, when longer) after it, or a stop before the start. The slack on the stop is for
+another program (ELAN, BORIS) that measured the video's duration a little longer: such a stop means the end.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FrameTimes"]
+__all__ = ["STOP_SLACK_S", "FrameTimes"]
+
+#: how far (seconds) an imported stop may lie after the end of the video and still mean its end (module doc)
+STOP_SLACK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,20 @@ class FrameTimes:
     def ms(self, frame: int) -> int:
         """Whole milliseconds of frame boundary ``frame`` (``round(pts * 1000)``)."""
         return int(round(self.start_s(frame) * 1000.0))
+
+    def range_problem(self, t0: float, t1: float) -> str | None:
+        """Why ``t0``..``t1`` seconds are not a time range inside this video (module doc), or None."""
+        rounding = 0.0005 + 1e-9  # times written with 3 decimals or whole milliseconds
+        last = self.end - float(self.starts[-1]) if self.count else 0.0
+        slack = max(last, STOP_SLACK_S)
+        inside = (
+            math.isfinite(t0)
+            and math.isfinite(t1)
+            and 0.0 <= t0 <= t1
+            and t0 <= self.end + rounding
+            and t1 <= self.end + slack
+        )
+        return None if inside else f"times {t0:g}-{t1:g} s are not a range inside the video (0-{self.end:.3f} s)"
 
     def boundary_at(self, seconds: float) -> int:
         """The frame boundary (0..N) nearest to ``seconds``."""
