@@ -1052,6 +1052,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_cleanly_on_termination() -> None:
+    """``kill``, ``timeout``, a closed terminal: stop as Ctrl+C does, so that jobs remove their partial files."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            with contextlib.suppress(ValueError, OSError):  # not the main thread, or not allowed here
+                signal.signal(sig, _terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = ["self-test" if x == "--self-test" else x for x in argv]  # the bundle's documented spelling
@@ -1076,6 +1091,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["open", *argv])
     from stanviewer.core.errors import StanError
 
+    if args.command != "open":
+        _stop_cleanly_on_termination()
     try:
         return int(args.run(args) or 0)
     except StanError as e:

@@ -124,10 +124,18 @@ def write_dict_rows(path: str | Path, rows: list[dict], float_format: str | None
 def distinct_names(paths: Sequence[str | Path]) -> list[str]:
     """One output name per path: the file name without extension where no other path of ``paths`` has it,
     else prefixed with as many parent folder names as make it unique (``p01/trial1.mp4``,
-    ``p02/trial1.mp4`` -> ``p01_trial1``, ``p02_trial1``), so that outputs of a batch never overwrite
-    each other. The same path always gets the same name."""
+    ``p02/trial1.mp4`` -> ``p01_trial1``, ``p02_trial1``; files of one folder that differ only in their
+    extension keep it: ``trial_mp4``, ``trial_mkv``), so that outputs of a batch never overwrite each
+    other. The same path always gets the same name."""
     parts = [Path(os.path.abspath(p)).parts for p in paths]
     stems = [Path(p).stem for p in paths]
+    # trial.mp4 and trial.mkv in one folder: no folder tells them apart, the extension does (trial_mkv)
+    place = [(pa[:-1], st) for pa, st in zip(parts, stems)]
+    files_at = {pl: {pa for pa, q in zip(parts, place) if q == pl} for pl in place}
+    stems = [
+        f"{st}_{Path(p).suffix.lstrip('.')}" if len(files_at[place[i]]) > 1 and Path(p).suffix else st
+        for i, (p, st) in enumerate(zip(paths, stems))
+    ]
     depth = [0] * len(paths)
 
     def name(i: int) -> str:

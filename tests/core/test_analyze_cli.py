@@ -132,3 +132,22 @@ def test_printed_segment_ends_are_when_the_last_frame_ends() -> None:
     assert a.end_time(10) == pytest.approx(0.4)
     a.meta["video"] = {"fps": 25.0}
     assert a.end_time(10) == pytest.approx(0.4)
+
+
+def test_termination_stops_a_command_as_ctrl_c_does() -> None:
+    """``kill``/``timeout``/a closed terminal raise KeyboardInterrupt, so jobs clean up their partial files."""
+    import os
+    import signal
+
+    from stanviewer.cli import _stop_cleanly_on_termination
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        _stop_cleanly_on_termination()
+        for s in saved:
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), s)
+                signal.sigtimedwait([], 0.1) if hasattr(signal, "sigtimedwait") else None
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)

@@ -34,6 +34,10 @@ def test_distinct_names_prefix_parent_folders_only_where_file_names_meet(tmp_pat
     assert distinct_names(paths) == ["a_p01_trial1", "b_p01_trial1", "p02_trial1", "trial2", "a_p01_trial1"]
     assert distinct_names([tmp_path / "x" / "v.mp4", tmp_path / "Übung 1" / "v.avi"]) == ["x_v", "Übung 1_v"]
     assert distinct_names([]) == []
+    # one folder, one name, two containers: the extension tells them apart (one output overwrote the other)
+    same = [tmp_path / "in" / "trial.mp4", tmp_path / "in" / "trial.mkv", tmp_path / "in" / "trial.mp4"]
+    assert distinct_names(same) == ["trial_mp4", "trial_mkv", "trial_mp4"]
+    assert distinct_names([*same[:2], tmp_path / "other" / "trial.mp4"]) == ["trial_mp4", "trial_mkv", "trial"]
 
 
 def test_files_the_tool_writes_get_normal_permissions(tmp_path: Path) -> None:

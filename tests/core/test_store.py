@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -232,6 +233,51 @@ def test_a_stopped_analysis_leaves_no_cache_folder(make_video: Callable[..., Pat
     job.close()  # what a cancelled worker or an interrupted command does to the generator
     after = set(base.iterdir()) if base.exists() else set()
     assert after == before
+
+
+def test_stopping_one_of_two_runs_of_an_analysis_leaves_the_others_result(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The app and a terminal analyse one video at once; one is stopped: the other's result survives, and
+    the stopped run, had it finished second, would have kept the first one's folder."""
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 4))
+    video = make_video("store_two_runs.mp4", 40)
+    st = AnalysisSettings(method="vanilla")
+    stopped = analyze_video(video, ck, st, use_cache=False)
+    next(stopped)
+    running = analyze_video(video, ck, st, use_cache=False)
+    next(running)  # both are under way
+    stopped.close()
+    (a, folder), _ = _run(running)
+    assert (folder / "analysis.json").exists() and (folder / "heatmaps.zip").exists()
+    assert a.heatmap_path == folder / "heatmaps.zip"
+    late = analyze_video(video, ck, st, use_cache=False)
+    next(late)
+    (b, folder_b), _ = _run(late)  # finishes after the folder is there: keeps it
+    assert folder_b == folder and b.heatmap_path == folder / "heatmaps.zip" and (folder / "heatmaps.zip").exists()
+    assert not list(folder.parent.glob(".*.tmp"))
+
+
+def test_work_folders_of_killed_runs_are_swept(make_video: Callable[..., Path], tmp_path: Path) -> None:
+    """SIGKILL or a power cut leaves a run's work folder; the next analysis of that video removes it."""
+    import subprocess
+    import sys
+
+    from stanviewer.core.explain.store import cache_dir
+    from stanviewer.core.video import open_video
+
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 5))
+    video = make_video("store_swept.mp4", 20)
+    with open_video(video) as r:
+        base = cache_dir() / "analyses" / r.info.fingerprint[:32]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = base / f".somekey.{int(dead.stdout)}.abc123.tmp"
+    live = base / f".otherkey.{os.getpid()}.def456.tmp"
+    for p in (stale, live):
+        p.mkdir(parents=True)
+        (p / "heatmaps.zip").write_bytes(b"partial")
+    _run(analyze_video(video, ck, AnalysisSettings(method="window", heatmaps=False), use_cache=False))
+    assert not stale.exists() and live.exists()
 
 
 def test_thresholds_go_to_their_own_file_when_two_checkpoints_share_a_name(

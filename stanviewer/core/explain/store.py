@@ -13,9 +13,12 @@ Cached analyses live under ``cache_dir()/analyses/<video fingerprint>/<settings 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,6 +222,43 @@ def cached_analyses(fingerprint: str) -> list[Path]:
     return sorted(found, key=lambda p: (made_by_evaluation(p), -(p / "analysis.json").stat().st_mtime))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # no permission to signal it, or a platform without signal 0: assume it runs
+        return True
+    return True
+
+
+def _sweep_stale_work(parent: Path) -> None:
+    """Remove work folders (``.<key>.<pid>.<token>.tmp``) of runs whose process is gone (killed, crashed)."""
+    if not parent.is_dir():
+        return
+    for p in parent.glob(".*.tmp"):
+        parts = p.name.split(".")
+        if len(parts) >= 5 and parts[-3].isdigit() and not _pid_alive(int(parts[-3])):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _move_into_place(work: Path, folder: Path, a: Analysis) -> Analysis:
+    """Rename the finished ``work`` folder to ``folder``; if another run put the same analysis there first,
+    keep that one (the same video, model, settings and boxes) and return it."""
+    if folder.exists() and not (folder / "analysis.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)  # a folder left by an older version, or damaged
+    try:
+        os.rename(work, folder)
+    except OSError:
+        if (folder / "analysis.json").exists():
+            with contextlib.suppress(StanError):
+                return load_analysis(folder)
+        raise
+    if a.heatmap_path is not None:
+        a.heatmap_path = folder / "heatmaps.zip"
+    return a
+
+
 def analyze_video(
     path: str | Path,
     checkpoint: Checkpoint,
@@ -259,20 +299,23 @@ def analyze_video(
                 return a, folder
             except StanError:
                 shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
         from stanviewer.core.explain.scoring import analyze_reader
 
+        # each run computes in a folder of its own and moves it into place when done: two runs of one
+        # analysis (the app's and a terminal's) never write into, or clean up, each other's files
+        _sweep_stale_work(folder.parent)
+        work = folder.parent / f".{folder.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp"
+        work.mkdir(parents=True)
         try:
-            a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=folder / "heatmaps.zip", roi=roi)
-        except BaseException:  # cancelled, interrupted or failed: leave no half-made cache folder behind
-            if not (folder / "analysis.json").exists():
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
-    a.meta["video"]["path"] = str(Path(path).resolve())
-    a.meta["analysis_key"] = key  # video, model file, settings and person boxes (``analyze --out`` skips on it)
-    if made_by:
-        a.meta["made_by"] = made_by
-    save_analysis(a, folder, labels)
+            a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=work / "heatmaps.zip", roi=roi)
+            a.meta["video"]["path"] = str(Path(path).resolve())
+            a.meta["analysis_key"] = key  # video, model, settings and person boxes (``analyze --out`` skips on it)
+            if made_by:
+                a.meta["made_by"] = made_by
+            save_analysis(a, work, labels)
+            a = _move_into_place(work, folder, a)
+        finally:  # cancelled, interrupted or failed: leave no half-made folder behind
+            shutil.rmtree(work, ignore_errors=True)
     if out is not None:
         save_analysis(a, out, labels)
         return a, Path(out)
