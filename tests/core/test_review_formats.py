@@ -321,3 +321,21 @@ def test_times_at_the_end_of_the_video_still_import(cfr: Path, tmp_path: Path) -
     stop = end + 0.08  # another program measured the duration a little longer
     path.write_text(",".join(BORIS_COLUMNS) + "\n" + BORIS_ROW.format(f"{end:.3f}", f"{stop:.3f}"), encoding="utf-8")
     assert import_labels(path, times)[0].spans() == [(n - 1, n, "lean")]
+
+
+@pytest.mark.parametrize("fmt", ["intervals", "frames", "boris"])
+def test_labels_with_line_breaks_survive_the_csv_formats(fmt: str, cfr: Path, tmp_path: Path) -> None:
+    review, times = _setup(cfr)
+    m = review.labels
+    for k, label in enumerate(["lean\nright", "a\r\nb", "x\ry", "p\u2028q", "r\u2029s\x85t"]):
+        m.set_label("annotator", 2 * k, 2 * k + 1, label)
+    want = m.tier("annotator").spans()
+    path = export_labels(review, tmp_path / f"x{EXTENSIONS[fmt]}", fmt, times)
+    got = next(t for t in import_labels(path, times, video=cfr.name) if t.name == "annotator")
+    assert got.spans() == want
+    # a malformed row after a multi-line one is reported on the line where it starts in the file
+    text = path.read_text(encoding="utf-8")
+    bad = path.with_name("bad" + EXTENSIONS[fmt])
+    bad.write_text(text + '"unclosed\n', encoding="utf-8")
+    with pytest.raises(LabelError, match=f"line {text.count(chr(10)) + 1}:"):
+        import_labels(bad, times, video=cfr.name)

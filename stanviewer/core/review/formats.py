@@ -141,8 +141,12 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def _csv_text(rows: Iterable[Sequence[object]]) -> str:
+    rows = list(rows)
+    # Python's writer quotes a field with "\n" (the line terminator) but not one with a lone "\r", which a
+    # reader then takes for a line break: quote every field when a label holds one (rare; still plain CSV)
+    lone_cr = any("\r" in c for row in rows for c in row if isinstance(c, str))
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL if lone_cr else csv.QUOTE_MINIMAL)
     w.writerows(rows)
     return buf.getvalue()
 
@@ -178,13 +182,18 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise LabelError(f"line {line}: not UTF-8 text", path) from None
-    lines = text.splitlines()
+    # The csv module reads the whole text (newline="" semantics): a quoted label may hold line breaks
+    # (ELAN allows multi-line values; \u2028 too), which splitting into lines first would cut apart.
+    # Rows are numbered by the file line they start on.
+    reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[int, list[str]]] = []
+    start = 1
     try:
-        for k, row in enumerate(csv.reader(lines), start=1):
-            rows.append((k, row))
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as e:
-        raise LabelError(f"line {len(rows) + 1}: not valid CSV ({e})", path) from None
+        raise LabelError(f"line {start}: not valid CSV ({e})", path) from None
     rows = [(k, r) for k, r in rows if any(c.strip() for c in r)]
     if not rows:
         raise LabelError("line 1: the file is empty (a header is required)", path)
