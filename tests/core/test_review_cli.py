@@ -54,6 +54,11 @@ def test_agree_prints_kappa_prf_and_spans(project: tuple[Path, Path], capsys: py
     assert "12-24" in out and "18-24" not in out
     assert main(["agree", str(review), "--a", "annotator", "--b", "nobody"]) == 2
     assert "no tier named 'nobody'" in capsys.readouterr().err
+    # the model tier without an analysis: says so (as export does), not "no tier named 'model'"
+    for target in (videos / "b.mp4", videos / "b.mp4.stanreview.json"):
+        assert main(["agree", str(target), "--a", "annotator", "--b", "model"]) == 2
+        err = capsys.readouterr().err
+        assert "no analysis found for b.mp4" in err and "--analysis" in err and "no tier named" not in err
 
 
 def test_agree_takes_force_for_a_review_of_another_video(

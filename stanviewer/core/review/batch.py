@@ -333,6 +333,12 @@ def run_agree(
             allow_other_video=allow_other_video,
         )
         review, times = prep.review, prep.times
+    if MODEL_TIER in (a, b) and review.labels.proposal is None:
+        # the model tier comes from an analysis (or the review file as saved with one): say that none was found
+        raise StanError(
+            f"no analysis found for {Path(review.video.path).name}, and its review file holds no model tier "
+            "(analyse it first, or pass --analysis)"
+        )
     ag = agreement(review.labels, a, b, label)
     head = [f"video       {review.video.path}"]
     prop = review.labels.proposal
