@@ -135,6 +135,11 @@ def test_normalise_scores() -> None:
     assert s.min() == 0.0 and s.max() == 1.0
     assert np.all(s[500:] == 1.0)
     assert np.all(normalise_scores(np.full(10, 3.0)) == 0.0)
+    # a video whose frames are all the same: float32 rounding in the raw scores is not a curve
+    flat = np.float32(0.182482) + np.float32(1e-7) * (np.arange(300, dtype=np.float32) % 7)
+    assert np.all(normalise_scores(flat) == 0.0)
+    small = 1e-9 * np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # tiny gradients with a real spread still scale
+    assert normalise_scores(small).max() == 1.0
 
 
 def test_segments_basic_and_options() -> None:

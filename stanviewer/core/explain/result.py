@@ -175,12 +175,17 @@ def shown_scores(raw: np.ndarray, probability: bool) -> np.ndarray:
     return normalise_scores(raw)
 
 
+FLAT_SPREAD = 1e-5  # relative spread under which a raw curve counts as flat (float32 rounding is ~1e-7 a step)
+
+
 def normalise_scores(raw: np.ndarray, percentiles: tuple[float, float] = CLIP_PERCENTILES) -> np.ndarray:
-    """Clip to the given percentiles, then min-max to [0, 1] (float32)."""
+    """Clip to the given percentiles, then min-max to [0, 1] (float32). A curve that is flat but for float32
+    rounding (a spread under :data:`FLAT_SPREAD` of its size: a video whose frames are all the same) becomes 0,
+    not rounding noise stretched to the full range."""
     r = np.asarray(raw, np.float64)
     if r.size == 0:
         return r.astype(np.float32)
     lo, hi = np.percentile(r, percentiles)
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-12 * max(1.0, abs(hi)):
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= FLAT_SPREAD * max(abs(hi), abs(lo)):
         return np.zeros(r.shape, np.float32)
     return ((np.clip(r, lo, hi) - lo) / (hi - lo)).astype(np.float32)
