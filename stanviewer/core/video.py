@@ -36,7 +36,8 @@ from stanviewer.core.paths import cache_dir
 
 __all__ = ["FrameIndex", "VideoInfo", "VideoReader", "Window", "open_video", "window_starts"]
 
-INDEX_VERSION = 3  # 3: corrupt packets are left out of the index, AVI truncation noticed
+OPEN_GOP_CODECS = ("mpeg2video", "mpeg1video")
+INDEX_VERSION = 4  # 3: corrupt packets are left out of the index, AVI truncation noticed; 4: seek_back, shared
 MAX_FPS = 10_000.0
 MIN_FPS = 0.01
 DEFAULT_MAX_SIDE = 1920
@@ -53,6 +54,10 @@ class FrameIndex:
     keyframe_pts: np.ndarray  # int64 [K], sorted, subset of pts
     time_base: Fraction
     truncated: bool = False  # the demuxer or decoder stopped early; the index covers what decodes
+    # ticks to seek before a keyframe's pts to land on it: the stream's largest pts - dts (MPEG-TS/PS put a
+    # keyframe's packet before its presentation time; seeking to the pts itself lands on the next one)
+    seek_back: int = 0
+    shared: int = 0  # frames left out because they share their timestamp with another (cannot be addressed)
 
     @property
     def count(self) -> int:
@@ -71,6 +76,8 @@ class FrameIndex:
                 keyframe_pts=self.keyframe_pts,
                 time_base=np.array([self.time_base.numerator, self.time_base.denominator], np.int64),
                 truncated=np.bool_(self.truncated),
+                seek_back=np.int64(self.seek_back),
+                shared=np.int64(self.shared),
             )
 
     @classmethod
@@ -85,6 +92,8 @@ class FrameIndex:
                     keyframe_pts=z["keyframe_pts"].astype(np.int64),
                     time_base=Fraction(int(tb[0]), int(tb[1])),
                     truncated=bool(z["truncated"]),
+                    seek_back=int(z["seek_back"]),
+                    shared=int(z["shared"]),
                 )
         except Exception:
             return None
@@ -110,6 +119,7 @@ class VideoInfo:
     keyframes: int
     fingerprint: str
     truncated: bool
+    shared_timestamps: int = 0  # frames left out: their timestamp is another frame's (FrameIndex.shared)
 
     def summary(self) -> str:
         """Several human-readable lines (``stanviewer info``)."""
@@ -132,6 +142,11 @@ class VideoInfo:
         ]
         if self.truncated:
             lines.append("warning     the file ends early (truncated or corrupt); frames that decode are indexed")
+        if self.shared_timestamps:
+            lines.append(
+                f"warning     {self.shared_timestamps} frames share their timestamp with another frame (the container "
+                "rounds times too coarsely for this frame rate); they are left out"
+            )
         return "\n".join(lines)
 
 
@@ -198,6 +213,7 @@ class VideoReader:
         stream = self._stream
         cached = self._index_path()
         index = FrameIndex.load(cached) if use_index_cache and cached.exists() else None
+        self._seek_back = 0 if index is None else index.seek_back
         if index is None:
             index = self._build_index()
             index = self._check_ends(index)
@@ -235,6 +251,7 @@ class VideoReader:
             raise VideoError("contains no video stream (audio only or not a video)", self.path)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        self._open_gop = int(_codec_name(self._stream) in OPEN_GOP_CODECS)
         self._first_frame: av.VideoFrame | None = None
 
     def _index_path(self) -> Path:
@@ -246,9 +263,14 @@ class VideoReader:
         key_list: list[int] = []
         truncated = False
         counter = 0
+        delay = 0
+        discarded = 0
         try:
             for packet in self._container.demux(stream):
-                if packet.size == 0 or packet.is_discard:
+                if packet.size == 0:
+                    continue
+                if packet.is_discard:  # before an edit list's start (a clip cut without re-encoding)
+                    discarded += 1
                     continue
                 if packet.is_corrupt:  # e.g. the partly written last packet of a truncated file
                     truncated = True
@@ -257,6 +279,8 @@ class VideoReader:
                 if ts is None:  # no timestamps at all: fall back to packet order
                     ts = counter
                 counter += 1
+                if packet.pts is not None and packet.dts is not None:
+                    delay = max(delay, int(packet.pts) - int(packet.dts))
                 pts_list.append(int(ts))
                 if packet.is_keyframe:
                     key_list.append(int(ts))
@@ -266,6 +290,7 @@ class VideoReader:
             raise VideoError("contains no video frames", self.path)
         tb = stream.time_base or Fraction(1, 1)
         pts = np.unique(np.asarray(pts_list, dtype=np.int64))
+        shared = len(pts_list) - int(pts.size)
         declared = self._container.duration  # microseconds, when the container states it
         if declared and pts.size > 1:
             got = float((pts[-1] - pts[0]) * tb)
@@ -273,12 +298,15 @@ class VideoReader:
             if got + 2 * frame_s < 0.9 * declared / 1e6:
                 truncated = True
         # AVI computes its duration from the data that is there; its header still counts every frame.
-        if stream.frames and pts.size + 2 < 0.9 * stream.frames:
+        if stream.frames and pts.size + discarded + 2 < 0.9 * stream.frames:
             truncated = True
         keys = np.unique(np.asarray(key_list, dtype=np.int64))
         if keys.size == 0 or keys[0] > pts[0]:
             keys = np.unique(np.concatenate([[pts[0]], keys]))
-        return FrameIndex(pts=pts, keyframe_pts=keys, time_base=Fraction(tb), truncated=truncated)
+        self._seek_back = delay
+        return FrameIndex(
+            pts=pts, keyframe_pts=keys, time_base=Fraction(tb), truncated=truncated, seek_back=delay, shared=shared
+        )
 
     def _check_ends(self, index: FrameIndex) -> FrameIndex:
         """Drop frames at the start or the end that do not decode (open GOPs, truncated files)."""
@@ -293,14 +321,24 @@ class VideoReader:
             pts = pts[pts >= first_pts]
             keys = keys[keys >= first_pts] if (keys >= first_pts).any() else np.array([first_pts])
         # End: decode the last GOP and keep what actually comes out.
+        pts_set = set(pts.tolist())
         decoded: list[int] = []
         failed = False
         try:
             self._seek_pts(int(keys[-1]))
+            stray = False
             for frame in self._container.decode(self._stream):
                 p = _frame_pts(frame)
+                stray = stray or (p is not None and p not in pts_set)
                 if p is not None and p >= keys[-1]:
                     decoded.append(p)
+            if stray:  # the seek landed off the index (MPEG program streams): read the whole file once instead
+                decoded.clear()
+                self._rewind()
+                for frame in self._container.decode(self._stream):
+                    p = _frame_pts(frame)
+                    if p is not None and p >= keys[-1]:
+                        decoded.append(p)
         except av.error.FFmpegError:
             failed = True
         tail = pts[pts >= keys[-1]]
@@ -317,7 +355,14 @@ class VideoReader:
             if pts.size == 0:
                 raise VideoError("no frame can be decoded (file truncated or corrupt)", self.path)
         self._next_index = None
-        return FrameIndex(pts=pts, keyframe_pts=keys, time_base=index.time_base, truncated=truncated)
+        return FrameIndex(
+            pts=pts,
+            keyframe_pts=keys,
+            time_base=index.time_base,
+            truncated=truncated,
+            seek_back=index.seek_back,
+            shared=index.shared,
+        )
 
     def _decode_first(self, from_pts: int) -> av.VideoFrame | None:
         with contextlib.suppress(av.error.FFmpegError):
@@ -362,6 +407,7 @@ class VideoReader:
             keyframes=int(self.index.keyframe_pts.size),
             fingerprint=self._fingerprint,
             truncated=self.index.truncated,
+            shared_timestamps=self.index.shared,
         )
 
     # ------------------------------------------------------------------ public API
@@ -509,7 +555,14 @@ class VideoReader:
 
     def _seek_pts(self, target_pts: int) -> None:
         assert self._container is not None
-        self._container.seek(int(target_pts), backward=True, any_frame=False, stream=self._stream)
+        self._container.seek(int(target_pts) - self._seek_back, backward=True, any_frame=False, stream=self._stream)
+        self._decode_iter = None
+        self._next_index = None
+
+    def _rewind(self) -> None:
+        """Back to the file's start (the fallback where seeking to a keyframe does not land on it)."""
+        assert self._container is not None
+        self._container.seek(0, backward=True, any_frame=False)
         self._decode_iter = None
         self._next_index = None
 
@@ -563,9 +616,14 @@ class VideoReader:
         attempts = 0
         while True:
             if not forward_ok:
-                seek_to = int(keys[max(0, k - attempts)])
+                # MPEG-1/2 GOPs are open: the B-frames after a keyframe lean on the GOP before it, so start there
+                seek_to = int(keys[max(0, k - attempts - self._open_gop)])
                 try:
-                    self._seek_pts(seek_to)
+                    if attempts > 3 or k - attempts < 0:
+                        self._rewind()  # seeking does not land where the index says: decode from the start
+                        seek_to = int(pts[0])
+                    else:
+                        self._seek_pts(seek_to)
                 except av.error.FFmpegError as e:
                     raise VideoError(f"cannot seek to frame {i} ({_short(e)})", self.path) from e
                 floor = seek_to
@@ -603,7 +661,7 @@ class VideoReader:
             # The decoder skipped the target: the index lied about a keyframe. Re-seek earlier.
             attempts += 1
             forward_ok = False
-            if k - attempts < -1 or attempts > 3:
+            if k - attempts < -2 or attempts > 5:
                 raise VideoError(f"frame {i} cannot be reached by seeking (broken index)", self.path)
 
 

@@ -53,7 +53,33 @@ def _in_time(fn: Callable[[], object], timeout: float = 30.0) -> object:
 
 
 # ---------------------------------------------------------------------------------------------- exactness
-FORMATS = ["h264_bframes", "mp4v_file", "mjpeg_file", "mkv_file"]
+FORMATS = ["h264_bframes", "mp4v_file", "mjpeg_file", "mkv_file", "mpegts_file", "mpegps_file"]
+
+
+def _write_av(path: Path, n: int, codec: str, fmt: str, pattern_frame: Callable[..., np.ndarray], **opts: str) -> Path:
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.options = dict(opts)
+        for i in range(n):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(pattern_frame(i, 96, 64), format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mpegts_file(tmp_path_factory: pytest.TempPathFactory, pattern: Callable[..., np.ndarray]) -> Path:
+    """H.264 in MPEG-TS (camcorders' .mts): the keyframe's packet comes before its presentation time, so
+    seeking to its pts landed on the next keyframe (no frame decoded at all with one GOP)."""
+    return _write_av(tmp_path_factory.mktemp("ts") / "clip.ts", 60, "h264", "mpegts", pattern, bf="2", g="25")
+
+
+@pytest.fixture(scope="module")
+def mpegps_file(tmp_path_factory: pytest.TempPathFactory, pattern: Callable[..., np.ndarray]) -> Path:
+    """MPEG-2 in an MPEG program stream (.mpg, DVD): 36 of 60 frames were indexed, frame 0 unreachable."""
+    return _write_av(tmp_path_factory.mktemp("ps") / "clip.mpg", 60, "mpeg2video", "mpeg", pattern, bf="2", g="12")
 
 
 @pytest.mark.parametrize("fixture", FORMATS)
@@ -430,6 +456,35 @@ def test_complete_files_are_not_flagged_truncated(
     for path in (h264_bframes, mp4v_file, mjpeg_file, mkv_file):
         with open_video(path) as r:
             assert not r.info.truncated, path
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command to cut a clip")
+def test_a_clip_cut_without_re_encoding_is_not_called_truncated(h264_bframes: Path, tmp_path: Path) -> None:
+    """``ffmpeg -ss 1 -c copy``: the packets before the cut stay in the file, marked to discard (an edit list)."""
+    cut = tmp_path / "cut.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-ss", "4", "-i", str(h264_bframes), "-c", "copy", str(cut)], check=True
+    )
+    with av.open(str(cut)) as c:
+        assert any(p.is_discard for p in c.demux(c.streams.video[0]) if p.size)  # the case this is about
+    with open_video(cut) as r:
+        assert not r.info.truncated and r.frame_count > 0
+
+
+def test_frames_that_share_a_timestamp_are_reported(tmp_path: Path, pattern: Callable[..., np.ndarray]) -> None:
+    """Matroska keeps milliseconds: at 1200 frames/s several frames get one timestamp and cannot be addressed."""
+    path = tmp_path / "fast.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=1200)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(36):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(pattern(i, 64, 48), format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    with open_video(path) as r:
+        assert r.info.shared_timestamps > 0 and r.frame_count + r.info.shared_timestamps == 36
+        assert "share their timestamp" in r.info.summary()
 
 
 # ------------------------------------------------------------------------------------------------ caches
