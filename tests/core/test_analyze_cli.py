@@ -4,6 +4,7 @@ reported without stopping the others, and the printed segments' options."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -151,3 +152,31 @@ def test_termination_stops_a_command_as_ctrl_c_does() -> None:
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+
+
+def test_one_videos_output_problem_does_not_stop_the_batch(
+    tiny_checkpoint: Path, make_video: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``out/a`` is a file: video a fails with a one-line message, video b is analysed; a name too long for
+    the file system is cut; an output folder that cannot be written is said before any analysis."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    long = "リハビリ" * 20  # 240 bytes: with "in_" or an extension, over the 255 a file name may have
+    for stem, n in (("a", 20), ("b", 22), (long, 24)):
+        shutil.copy(make_video(f"batch_{len(stem)}.mp4", n), folder / f"{stem}.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").write_text("not a folder", encoding="utf-8")
+    args = ["analyze", str(folder), "--checkpoint", str(tiny_checkpoint), "--method", "window", "--no-heatmaps"]
+    assert main([*args, "--out", str(out)]) == 2
+    cap = capsys.readouterr()
+    assert "a: error: cannot write the results" in cap.err and "Traceback" not in cap.err
+    assert (out / "b" / "analysis.json").exists()
+    cut = [p for p in out.iterdir() if p.name.startswith("リハビリ")]
+    assert len(cut) == 1 and len(cut[0].name.encode()) <= 200 and (cut[0] / "scores.csv").exists()
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main([*args, "--out", str(locked / "results")]) == 2
+        cap = capsys.readouterr()
+        assert "output folder cannot be created (permission denied)" in cap.err and "predicted" not in cap.out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -76,7 +77,11 @@ def run_analyze(a: argparse.Namespace) -> int:
         heatmaps=not a.no_heatmaps,
     )
     items = expand_inputs(list(a.inputs))
-    names = distinct_names([it.video for it in items])  # p01/trial1.mp4 and p02/trial1.mp4 -> two folders
+    names = [_fit_name(n) for n in distinct_names([it.video for it in items])]  # p01/trial1, p02/trial1
+    if a.out:  # said at once, not after the first analysis
+        from stanviewer.core.review.clips import check_output_folder
+
+        check_output_folder(a.out)
     failed = 0
     for k, item in enumerate(items):
         name = names[k]
@@ -104,9 +109,9 @@ def run_analyze(a: argparse.Namespace) -> int:
                     from stanviewer.core.explain.store import save_analysis
 
                     save_analysis(analysis, out, labels)
-        except StanError as e:
+        except (StanError, OSError) as e:  # this video's problem, not the batch's: the others go on
             failed += 1
-            print(f"[{k + 1}/{len(items)}] {name}: error: {e}", file=sys.stderr)
+            print(f"[{k + 1}/{len(items)}] {name}: error: {_why(e)}", file=sys.stderr)
             continue
         th = a.threshold if a.threshold is not None else ck.threshold(method)
         segs = segments_from_scores(analysis.scores, th, printed_segment_options(a, analysis.fps))
@@ -120,7 +125,11 @@ def run_analyze(a: argparse.Namespace) -> int:
         )
         t = analysis.times
         if out is not None:  # the flagged segments as printed, for a spreadsheet
-            write_segments_csv(out / "segments.csv", analysis, segs, th)
+            try:
+                write_segments_csv(out / "segments.csv", analysis, segs, th)
+            except OSError as e:
+                failed += 1
+                print(f"[{k + 1}/{len(items)}] {name}: error: {_why(e)}", file=sys.stderr)
         for s in segs[:50]:
             print(
                 f"    frames {s.start}-{s.end - 1}  {_fmt_time(t[s.start])} - {_fmt_time(analysis.end_time(s.end))}  "
@@ -130,6 +139,23 @@ def run_analyze(a: argparse.Namespace) -> int:
             print(f"    ... {len(segs) - 50} more")
     print("Scores show which frames influenced the model; they are not a diagnosis.")
     return 2 if failed else 0
+
+
+def _fit_name(name: str, limit: int = 200) -> str:
+    """``name`` cut to at most ``limit`` bytes (file systems allow 255 per name), a short hash keeping cut
+    names apart."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
+        return name
+    tag = hashlib.sha1(raw).hexdigest()[:8]
+    return raw[: limit - 9].decode("utf-8", "ignore") + "_" + tag
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError) and not isinstance(e, StanError):
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        return f"cannot write the results ({e.strerror or e}){where}"
+    return str(e)
 
 
 def write_segments_csv(path: Path, analysis: Analysis, segs: list, threshold: float) -> None:
