@@ -258,6 +258,25 @@ def test_stopping_one_of_two_runs_of_an_analysis_leaves_the_others_result(
     assert not list(folder.parent.glob(".*.tmp"))
 
 
+def test_a_cached_analysis_follows_its_video_to_where_it_is_now(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The video was renamed after its analysis: the analysis served from the cache names the new path."""
+    import json
+    import shutil
+
+    ck = load_checkpoint(_micro_checkpoint(tmp_path, 6))
+    first = tmp_path / "upload_0001.mp4"
+    shutil.copy(make_video("store_moved.mp4", 20), first)
+    st = AnalysisSettings(method="window", heatmaps=False)
+    _run(analyze_video(first, ck, st))
+    moved = tmp_path / "patient07_week2.mp4"
+    first.rename(moved)
+    (a, folder), msgs = _run(analyze_video(moved, ck, st))
+    assert "cached" in msgs and a.meta["video"]["path"] == str(moved.resolve())
+    assert json.loads((folder / "analysis.json").read_text(encoding="utf-8"))["video"]["path"] == str(moved.resolve())
+
+
 def test_work_folders_of_killed_runs_are_swept(make_video: Callable[..., Path], tmp_path: Path) -> None:
     """SIGKILL or a power cut leaves a run's work folder; the next analysis of that video removes it."""
     import subprocess

@@ -289,8 +289,13 @@ def analyze_video(
             try:
                 a = load_analysis(folder)
                 a.meta["analysis_key"] = key  # analyses cached before the key was recorded get it now
+                here = str(Path(path).resolve())
+                moved = a.meta.setdefault("video", {}).get("path") != here  # renamed, moved, or a copy
+                a.meta["video"]["path"] = here  # "open analysis folder" opens the video where it is now
                 if made_by is None and a.meta.get("made_by"):  # a user asks for it: it is theirs now
                     a.meta.pop("made_by")
+                    save_analysis(a, folder)
+                elif moved:
                     save_analysis(a, folder)
                 yield Progress(1, 1, "cached")
                 if out is not None:
