@@ -48,10 +48,15 @@ def current_umask() -> int:
     return mask
 
 
+def _temp_prefix(target: Path) -> str:
+    """``.<name>.``: the temporary name must fit where the target's does (255 bytes), so a long name is cut."""
+    return "." + target.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore") + "."
+
+
 def make_temp(target: Path, suffix: str = ".tmp") -> Path:
     """An empty temporary file beside ``target`` with normal permissions (for atomic renames)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=suffix, dir=target.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~current_umask())
     return Path(tmp)
@@ -83,7 +88,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.chmod(tmp, 0o666 & ~current_umask())
     try:
         kwargs = {} if "b" in mode else {"encoding": encoding, "newline": ""}

@@ -170,7 +170,7 @@ class ReviewController(QObject):
                     return open_review(ref, allow_other_video=True)
                 except StanError as e2:
                     show_error(self.parent_widget, "Cannot open the review file", e2)
-        except StanError as e:
+        except (StanError, OSError) as e:  # OSError: the file system refuses the review file's name or folder
             show_error(self.parent_widget, "Cannot open the review file (editing is off for this video)", e)
         return None
 

@@ -327,6 +327,21 @@ def test_a_file_name_that_is_not_utf8_round_trips(video: Path, tmp_path: Path) -
     assert back.labels.spans()["annotator"] == [(1, 5, "lean")]
 
 
+def test_a_video_name_near_the_file_name_limit_gets_a_review_file_that_fits(video: Path, tmp_path: Path) -> None:
+    """80 Japanese characters are 240 bytes: with ``.stanreview.json`` the review file's name would pass the
+    255 bytes a file name may have. It is cut, marked with a hash of the whole name, and found again."""
+    long = video.with_name("リハビリ" * 20 + ".mp4")
+    os.rename(video, long)
+    r = open_review(long)
+    r.labels.set_label("annotator", 1, 5, "lean")
+    path = r.save()
+    assert len(path.name.encode()) <= 255 and path.name.endswith(".stanreview.json") and "~" in path.name
+    assert open_review(long).labels.spans()["annotator"] == [(1, 5, "lean")]
+    other = long.with_name("リハビリ" * 20 + "2.mp4")  # shares the first 220 bytes: its own file
+    assert review_path(other) != review_path(long)
+    assert review_path(video).name == "clip one.mp4.stanreview.json"  # short names as before
+
+
 def test_a_live_recovery_file_is_not_offered_nor_deleted(video: Path) -> None:
     from stanviewer.core.review.recovery import in_use_elsewhere
 

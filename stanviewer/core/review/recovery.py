@@ -87,6 +87,8 @@ def recovery_path(video: VideoRef | str | Path, fingerprint: str | None = None) 
     else:
         name, fp = Path(video).name, fingerprint or video_fingerprint(video)
     safe = re.sub(r"[^\w.-]+", "_", name)[:80]
+    if len(safe.encode("utf-8", "surrogateescape")) > 120:  # 80 CJK characters would pass a name's 255 bytes
+        safe = safe.encode("utf-8", "surrogateescape")[:120].decode("utf-8", "ignore")
     folder = data_dir() / "recovery"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{safe}-{fp[:16]}.stanreview.json"
