@@ -115,6 +115,13 @@ def open_job(path: Path, analysis_folder: Path | None = None) -> Job[OpenResult]
                 if k == 0 and analysis_folder is not None:
                     raise
                 continue
+            made_of = (a.meta.get("video") or {}).get("fingerprint")
+            if k == 0 and analysis_folder is not None and made_of and made_of != reader.info.fingerprint:
+                raise StanError(
+                    f"the analysis is of another video ({(a.meta.get('video') or {}).get('path', '?')}; its "
+                    f"fingerprint differs from {path.name}'s)",
+                    f,
+                )
             if len(a.scores) != n:
                 if k == 0 and analysis_folder is not None:
                     raise StanError(f"the analysis has {len(a.scores)} frames, the video {n}: another video?", f)

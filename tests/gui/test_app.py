@@ -281,6 +281,19 @@ def test_bad_files_give_a_dialog(qtbot, window, tmp_path: Path, dialogs, analyse
     assert window.session.frame_count == N_FRAMES
 
 
+def test_an_analysis_of_another_video_is_refused(qtbot, window, dialogs, analysed_video: Path, make_video) -> None:
+    """``stanviewer open A.mp4 --analysis <B's folder>``: same frame count, other video: said, not shown on A."""
+    from stanviewer.core.explain.store import cached_analyses
+    from stanviewer.core.video import open_video
+
+    with open_video(analysed_video) as r:
+        folder = cached_analyses(r.info.fingerprint)[0]
+    other = make_video("gui_other_same_length.mp4", N_FRAMES, "mjpeg")
+    with qtbot.waitSignal(window.sigOpenFailed, timeout=SHORT):
+        window.open_path(other, folder)
+    assert dialogs and "analysis is of another video" in dialogs[-1][1] and window.session.analysis is None
+
+
 def test_missing_bundled_model_is_a_clear_message(qtbot, window, analysed_video: Path, dialogs) -> None:
     from stanviewer.core.errors import CheckpointError
     from stanviewer.core.models.bundled import default_checkpoint_path
