@@ -86,18 +86,41 @@ def test_binary_per_frame_file_is_the_design_label_format(cfr: Path, tmp_path: P
     assert back[0].spans() == [(5, 9, "compensation")]
 
 
+def test_eaf_links_a_copy_of_the_score_curve_beside_itself(vfr: Path, tmp_path: Path) -> None:
+    """The analysis cache the curve comes from is "safe to delete": the EAF must not depend on it."""
+    import xml.etree.ElementTree as ET
+
+    review, times = _setup(vfr)
+    _label(review)
+    scores = tmp_path / "cache" / "scores.csv"
+    scores.parent.mkdir()
+    scores.write_text("frame,time_s,score\n0,0.0,0.5\n", encoding="utf-8")
+    path = export_labels(review, tmp_path / "out" / "labels.eaf", "eaf", times, scores_csv=scores)
+    link = ET.parse(path).getroot().find("HEADER/LINKED_FILE_DESCRIPTOR")
+    assert link is not None and link.get("RELATIVE_LINK_URL") == "./labels.scores.csv"
+    scores.unlink()
+    assert (path.parent / "labels.scores.csv").read_text(encoding="utf-8").startswith("frame,time_s,score")
+    # no curve to link: no link
+    bare = export_labels(review, tmp_path / "out" / "bare.eaf", "eaf", times, scores_csv=tmp_path / "none.csv")
+    assert ET.parse(bare).getroot().find("HEADER/LINKED_FILE_DESCRIPTOR") is None
+
+
 def test_eaf_read_back_by_pympi_with_identical_intervals(vfr: Path, tmp_path: Path) -> None:
     pympi = pytest.importorskip("pympi")
     review, times = _setup(vfr)
     _label(review)
     scores = tmp_path / "analysis" / "scores.csv"
+    scores.parent.mkdir()
+    scores.write_text("frame,time_s,score\n0,0.0,0.5\n", encoding="utf-8")
     path = export_labels(review, tmp_path / "out" / "labels.eaf", "eaf", times, scores_csv=scores)
     eaf = pympi.Elan.Eaf(str(path))
     assert eaf.adocument["FORMAT"] == "3.0" and eaf.header["TIME_UNITS"] == "milliseconds"
     assert eaf.media_descriptors[0]["RELATIVE_MEDIA_URL"] == os.path.relpath(vfr, path.parent)
     assert eaf.media_descriptors[0]["MEDIA_URL"] == vfr.resolve().as_uri()
-    assert eaf.linked_file_descriptors[0]["LINK_URL"] == scores.resolve().as_uri()
-    assert eaf.linked_file_descriptors[0]["RELATIVE_LINK_URL"] == "../analysis/scores.csv"
+    beside = path.with_name("labels.scores.csv")  # a copy beside the EAF: the analysis cache may be deleted
+    assert eaf.linked_file_descriptors[0]["LINK_URL"] == beside.resolve().as_uri()
+    assert eaf.linked_file_descriptors[0]["RELATIVE_LINK_URL"] == "./labels.scores.csv"
+    assert beside.read_bytes() == scores.read_bytes()
     ms = [*VFR_MS, round(times.end * 1000)]
     for tier in review.labels.all_tiers():
         want = [(ms[iv.start], ms[iv.end], iv.label) for iv in tier.intervals]

@@ -110,8 +110,16 @@ def write_eaf(
             "RELATIVE_MEDIA_URL": _relative(video, folder),
         },
     )
-    if scores_csv is not None:
-        sc = Path(scores_csv).resolve()
+    if scores_csv is not None and Path(scores_csv).is_file():
+        # the score curve goes beside the .eaf (the analysis cache it comes from may be deleted any time)
+        sc = path.with_name(path.stem + ".scores.csv").resolve()
+        if Path(scores_csv).resolve() != sc:
+            try:
+                data = Path(scores_csv).read_bytes()
+                with atomic_write(sc, "wb", encoding=None) as f:
+                    f.write(data)
+            except OSError as e:
+                raise LabelError(f"cannot copy the score curve beside the EAF file ({e.strerror or e})", sc) from e
         ET.SubElement(
             header,
             "LINKED_FILE_DESCRIPTOR",
