@@ -305,7 +305,8 @@ class Session(QObject):
 
     def _options_from_seconds(self) -> SegmentOptions:
         assert self.segment_seconds is not None
-        return SegmentOptions.from_seconds(self.fps, *self.segment_seconds, self.options.hysteresis)
+        times = self.times if len(self.times) else None  # a variable frame rate: seconds of its own frames
+        return SegmentOptions.from_seconds(self.fps, *self.segment_seconds, self.options.hysteresis, times)
 
     def _set_options(self, options: SegmentOptions) -> None:
         if options == self.options:

@@ -170,6 +170,27 @@ def test_segment_options_from_seconds_follow_the_frame_rate() -> None:
     assert segments_from_scores(s, 0.5, SegmentOptions.from_seconds(25.0)) == [Segment(10, 25)]
 
 
+def test_segment_lengths_follow_the_frames_own_times_when_the_frame_rate_varies() -> None:
+    """90 frames at 30 fps, then 2 fps: a 0.67 s run in the fast part is dropped and a 2.5 s run in the slow
+    part kept at a 1 s minimum (at the average rate it was the other way round)."""
+    times = np.concatenate([np.arange(90) / 30, 3.0 + np.arange(1, 31) / 2])
+    s = np.zeros(times.size)
+    s[10:30] = 1.0  # 20 frames at 30 fps: 0.67 s
+    s[95:100] = 1.0  # 5 frames at 2 fps: 2.5 s
+    fps = (times.size - 1) / (times[-1] - times[0])
+    o = SegmentOptions.from_seconds(fps, 1.0, 0.0, times=times)
+    assert o.seconds == (1.0, 0.0) and segments_from_scores(s, 0.5, o) == [Segment(95, 100)]
+    # gaps too: 0.5 s apart at 2 fps is one frame, joined at a 0.6 s merge gap
+    s2 = np.zeros(times.size)
+    s2[100:102] = s2[103:105] = 1.0
+    joined = SegmentOptions.from_seconds(fps, 0.0, 0.6, times=times)
+    assert segments_from_scores(s2, 0.5, joined) == [Segment(100, 105)]
+    # a constant frame rate keeps the whole-frame rounding (and equal options compare equal)
+    cfr = np.arange(100) / 25
+    assert SegmentOptions.from_seconds(25.0, times=cfr) == SegmentOptions(10, 10)
+    assert SegmentOptions.from_seconds(25.0, times=cfr).seconds is None
+
+
 def test_prf_and_frame_f1() -> None:
     m = prf(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]))
     assert (m.tp, m.fp, m.fn, m.tn) == (1, 1, 1, 1)

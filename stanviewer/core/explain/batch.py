@@ -114,7 +114,7 @@ def run_analyze(a: argparse.Namespace) -> int:
             print(f"[{k + 1}/{len(items)}] {name}: error: {_why(e)}", file=sys.stderr)
             continue
         th = a.threshold if a.threshold is not None else ck.threshold(method)
-        segs = segments_from_scores(analysis.scores, th, printed_segment_options(a, analysis.fps))
+        segs = segments_from_scores(analysis.scores, th, printed_segment_options(a, analysis.fps, analysis.times))
         pred = analysis.prediction
         p = pred["probabilities"].get(pred["class"], float("nan"))
         target_p = pred["probabilities"].get(analysis.meta["target"], float("nan"))
@@ -184,10 +184,13 @@ def write_segments_csv(path: Path, analysis: Analysis, segs: list, threshold: fl
             f.write("segment,first_frame,last_frame,start_s,end_s,duration_s,peak,mean,threshold\n")
 
 
-def printed_segment_options(a: argparse.Namespace, fps: float) -> SegmentOptions:
+def printed_segment_options(a: argparse.Namespace, fps: float, times: np.ndarray | None = None) -> SegmentOptions:
     """The segment options of ``analyze``'s printout: ``--min-frames``/``--merge-gap`` when given, else
-    ``--min-seconds``/``--merge-seconds`` at the video's frame rate ``fps``."""
-    o = SegmentOptions.from_seconds(fps, a.min_seconds, a.merge_seconds)
+    ``--min-seconds``/``--merge-seconds`` at the video's frame rate ``fps`` (in seconds of its own frames
+    with its frame ``times`` when the frame rate varies)."""
+    o = SegmentOptions.from_seconds(fps, a.min_seconds, a.merge_seconds, times=times)
+    if a.min_frames is None and a.merge_gap is None:
+        return o
     return SegmentOptions(
         a.min_frames if a.min_frames is not None else o.min_frames,
         a.merge_gap if a.merge_gap is not None else o.merge_gap,

@@ -17,7 +17,7 @@ evaluation and the calibration score the plain threshold (every frame at or abov
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,9 +39,14 @@ DEFAULT_MERGE_SECONDS = 0.4  # flagged runs this close are joined in what users 
 
 @dataclass(frozen=True)
 class SegmentOptions:
+    """Minimum length and gap merging in frames; for a video with a variable frame rate (given its frame
+    times), in seconds of its own frames: ``seconds`` (min, merge) and ``times`` (each frame's start, s)."""
+
     min_frames: int = 1
     merge_gap: int = 0
     hysteresis: float = 0.0
+    seconds: tuple[float, float] | None = None
+    times: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_seconds(
@@ -50,13 +55,33 @@ class SegmentOptions:
         min_seconds: float = DEFAULT_MIN_SECONDS,
         merge_seconds: float = DEFAULT_MERGE_SECONDS,
         hysteresis: float = 0.0,
+        times: np.ndarray | None = None,
     ) -> SegmentOptions:
         """Options for a video at ``fps`` frames/s: durations rounded to whole frames (at least 1 frame
-        kept; an unknown or absurd frame rate keeps every segment and merges nothing)."""
+        kept; an unknown or absurd frame rate keeps every segment and merges nothing). With the video's
+        frame ``times`` and a variable frame rate (frame durations differing by more than 1 %), segments are
+        measured in seconds of the frames they cover: 1 s of a 2 frames/s stretch is 2 frames, not 30."""
         if not np.isfinite(fps) or fps <= 0 or fps > 10000:
             return cls(1, 0, hysteresis)
         min_frames = max(1, int(round(max(0.0, min_seconds) * fps)))
-        return cls(min_frames, max(0, int(round(max(0.0, merge_seconds) * fps))), hysteresis)
+        merge = max(0, int(round(max(0.0, merge_seconds) * fps)))
+        if times is not None and _variable(np.asarray(times, np.float64)):
+            secs = (max(0.0, float(min_seconds)), max(0.0, float(merge_seconds)))
+            return cls(min_frames, merge, hysteresis, secs, np.asarray(times, np.float64))
+        return cls(min_frames, merge, hysteresis)
+
+
+def _variable(times: np.ndarray) -> bool:
+    d = np.diff(times)
+    if d.size < 2 or not np.all(np.isfinite(d)) or np.median(d) <= 0:
+        return False
+    return bool((d.max() - d.min()) > 0.01 * np.median(d))
+
+
+def _frame_ends(times: np.ndarray) -> np.ndarray:
+    """When each frame ends: the next frame's start; the last lasts a typical frame."""
+    last = times[-1] + (float(np.median(np.diff(times))) if times.size > 1 else 0.0)
+    return np.append(times[1:], last)
 
 
 @dataclass(frozen=True)
@@ -88,6 +113,8 @@ def segments_from_scores(scores: np.ndarray, threshold: float, options: SegmentO
                 runs.append((a, b))
     else:
         runs = _runs(high)
+    if o.seconds is not None and o.times is not None and len(o.times) == len(s):
+        return _timed(runs, o.times, *o.seconds)  # a variable frame rate: seconds of the video's own frames
     if o.merge_gap > 0 and runs:
         merged = [runs[0]]
         for a, b in runs[1:]:
@@ -97,6 +124,19 @@ def segments_from_scores(scores: np.ndarray, threshold: float, options: SegmentO
                 merged.append((a, b))
         runs = merged
     return [Segment(a, b) for a, b in runs if b - a >= max(1, o.min_frames)]
+
+
+def _timed(runs: list[tuple[int, int]], times: np.ndarray, min_s: float, merge_s: float) -> list[Segment]:
+    starts, ends = times, _frame_ends(times)
+    if merge_s > 0 and runs:
+        merged = [runs[0]]
+        for a, b in runs[1:]:
+            if starts[a] - ends[merged[-1][1] - 1] <= merge_s + 1e-9:
+                merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        runs = merged
+    return [Segment(a, b) for a, b in runs if ends[b - 1] - starts[a] >= min_s - 1e-9]
 
 
 def flags_from_segments(segments: Sequence[Segment], n_frames: int) -> np.ndarray:

@@ -132,7 +132,7 @@ def prepare(
         ref = VideoRef.from_reader(reader)
         times = FrameTimes.from_reader(reader)
     review = open_review(ref, project, allow_other_video=allow_other_video)
-    prep = Prepared(review, times, options=SegmentOptions.from_seconds(ref.fps, *segment_seconds))
+    prep = Prepared(review, times, options=SegmentOptions.from_seconds(ref.fps, *segment_seconds, times=times.starts))
     if analysis is not None and not Path(analysis).is_dir():
         raise StanError("no such analysis folder (--analysis)", analysis)
     folder = _find_analysis(ref, Path(analysis) if analysis is not None else None)

@@ -363,7 +363,12 @@ class LabelsModel:
         o = self._seg_options
         meta.update(
             threshold=float(threshold),
-            segment_options={"min_frames": o.min_frames, "merge_gap": o.merge_gap, "hysteresis": o.hysteresis},
+            segment_options={
+                "min_frames": o.min_frames,
+                "merge_gap": o.merge_gap,
+                "hysteresis": o.hysteresis,
+                **({"seconds": list(o.seconds)} if o.seconds is not None else {}),
+            },
         )
         when = now_iso()
         segs = segments_from_scores(self._scores, float(threshold), o)
