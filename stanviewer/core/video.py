@@ -36,7 +36,7 @@ from stanviewer.core.paths import cache_dir
 
 __all__ = ["FrameIndex", "VideoInfo", "VideoReader", "Window", "open_video", "window_starts"]
 
-OPEN_GOP_CODECS = ("mpeg2video", "mpeg1video")
+OPEN_GOP_CODECS = ("mpeg2video", "mpeg1video")  # in program streams (.mpg, .vob) they need the GOP before
 INDEX_VERSION = 4  # 3: corrupt packets are left out of the index, AVI truncation noticed; 4: seek_back, shared
 MAX_FPS = 10_000.0
 MIN_FPS = 0.01
@@ -251,7 +251,11 @@ class VideoReader:
             raise VideoError("contains no video stream (audio only or not a video)", self.path)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self._open_gop = int(_codec_name(self._stream) in OPEN_GOP_CODECS)
+        formats = set(self._container.format.name.split(","))
+        # MPEG transport and program streams: a keyframe's packet comes before its presentation time, and
+        # seeking by time is inexact (program streams); other containers seek exactly to keyframes
+        self._mpeg_stream = bool(formats & {"mpegts", "mpeg", "vob"})
+        self._open_gop = int(_codec_name(self._stream) in OPEN_GOP_CODECS and bool(formats & {"mpeg", "vob"}))
         self._first_frame: av.VideoFrame | None = None
 
     def _index_path(self) -> Path:
@@ -329,7 +333,8 @@ class VideoReader:
             stray = False
             for frame in self._container.decode(self._stream):
                 p = _frame_pts(frame)
-                stray = stray or (p is not None and p not in pts_set)
+                # a frame inside the index's span that the index does not hold: the seek landed off it
+                stray = stray or (self._mpeg_stream and p is not None and pts[0] <= p <= pts[-1] and p not in pts_set)
                 if p is not None and p >= keys[-1]:
                     decoded.append(p)
             if stray:  # the seek landed off the index (MPEG program streams): read the whole file once instead
@@ -555,7 +560,8 @@ class VideoReader:
 
     def _seek_pts(self, target_pts: int) -> None:
         assert self._container is not None
-        self._container.seek(int(target_pts) - self._seek_back, backward=True, any_frame=False, stream=self._stream)
+        back = self._seek_back if self._mpeg_stream else 0
+        self._container.seek(int(target_pts) - back, backward=True, any_frame=False, stream=self._stream)
         self._decode_iter = None
         self._next_index = None
 

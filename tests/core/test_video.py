@@ -450,6 +450,24 @@ def test_truncated_avi_is_flagged(mjpeg_file: Path, tmp_path: Path, reference_fr
         assert np.array_equal(r.frame(r.frame_count - 1), ref[r.frame_count - 1])
 
 
+def test_only_mpeg_streams_seek_early_or_fall_back_to_the_start(
+    h264_bframes: Path, mkv_file: Path, mjpeg_file: Path, mpegts_file: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The pts - dts allowance and the rewind fallback are for MPEG-TS/PS: elsewhere each seek would land a
+    GOP early (2-3x the decoding per random frame), and a cut-off AVI was decoded whole when opened."""
+    from stanviewer.core import video as video_mod
+
+    for path in (h264_bframes, mkv_file):
+        with open_video(path, use_index_cache=False) as r:
+            assert not r._mpeg_stream and r._open_gop == 0
+    with open_video(mpegts_file, use_index_cache=False) as r:
+        assert r._mpeg_stream and r.index.seek_back > 0
+    rewinds = []
+    monkeypatch.setattr(video_mod.VideoReader, "_rewind", lambda self: rewinds.append(1))
+    with open_video(_truncated(mjpeg_file, tmp_path / "cut90.avi", 0.9), use_index_cache=False) as r:
+        assert r.info.truncated and not rewinds
+
+
 def test_complete_files_are_not_flagged_truncated(
     h264_bframes: Path, mp4v_file: Path, mjpeg_file: Path, mkv_file: Path
 ) -> None:
