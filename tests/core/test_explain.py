@@ -189,6 +189,8 @@ def test_segment_lengths_follow_the_frames_own_times_when_the_frame_rate_varies(
     cfr = np.arange(100) / 25
     assert SegmentOptions.from_seconds(25.0, times=cfr) == SegmentOptions(10, 10)
     assert SegmentOptions.from_seconds(25.0, times=cfr).seconds is None
+    mkv = np.round(np.arange(300) / 29.97, 3)  # Matroska's milliseconds: 33 and 34 ms frames, still constant
+    assert SegmentOptions.from_seconds(29.97, times=mkv).seconds is None
 
 
 def test_prf_and_frame_f1() -> None:

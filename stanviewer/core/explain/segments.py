@@ -59,7 +59,7 @@ class SegmentOptions:
     ) -> SegmentOptions:
         """Options for a video at ``fps`` frames/s: durations rounded to whole frames (at least 1 frame
         kept; an unknown or absurd frame rate keeps every segment and merges nothing). With the video's
-        frame ``times`` and a variable frame rate (frame durations differing by more than 1 %), segments are
+        frame ``times`` and a variable frame rate (frame durations differing by more than 1 % and 1.5 ms), segments are
         measured in seconds of the frames they cover: 1 s of a 2 frames/s stretch is 2 frames, not 30."""
         if not np.isfinite(fps) or fps <= 0 or fps > 10000:
             return cls(1, 0, hysteresis)
@@ -75,7 +75,8 @@ def _variable(times: np.ndarray) -> bool:
     d = np.diff(times)
     if d.size < 2 or not np.all(np.isfinite(d)) or np.median(d) <= 0:
         return False
-    return bool((d.max() - d.min()) > 0.01 * np.median(d))
+    # Matroska/WebM keep milliseconds: a 29.97 fps video alternates 33 and 34 ms frames and is not variable
+    return bool((d.max() - d.min()) > max(0.01 * np.median(d), 0.0015))
 
 
 def _frame_ends(times: np.ndarray) -> np.ndarray:
