@@ -17,6 +17,7 @@ the result lists what was written and what failed.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -84,11 +85,30 @@ def _find_analysis(video: VideoRef, analysis: Path | None) -> Path | None:
         for cand in cands:
             if _analysis_fingerprint(cand) == video.fingerprint:
                 return cand
+        # `analyze --out` may have named it otherwise (trial_mp4 beside trial_mkv, a long name cut to fit):
+        # any subfolder holding an analysis of this very video
+        if analysis.is_dir():
+            mtime = analysis.stat().st_mtime_ns
+            hit = _by_fingerprint(str(analysis), mtime).get(video.fingerprint)
+            if hit is not None:
+                return Path(hit)
         return cands[0] if cands else None
     from stanviewer.core.explain.store import cached_analyses
 
     found = cached_analyses(video.fingerprint)
     return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=8)
+def _by_fingerprint(folder: str, _mtime_ns: int) -> dict[str, str]:
+    """{video fingerprint: subfolder} of the analyses in ``folder`` (read once per folder state)."""
+    out: dict[str, str] = {}
+    for q in sorted(Path(folder).iterdir()):
+        if q.is_dir() and (q / "analysis.json").exists():
+            fp = _analysis_fingerprint(q)
+            if fp is not None:
+                out.setdefault(fp, str(q))
+    return out
 
 
 def _analysis_fingerprint(folder: Path) -> str | None:
