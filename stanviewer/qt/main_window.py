@@ -513,6 +513,7 @@ class MainWindow(QMainWindow):
             return
         s = self.session
         s.set_video(res.reader, res.path)
+        self.analysis_panel.set_cached([])  # the last video's analyses are not this one's (filled when it opens)
         s.set_label_tiers(res.tiers)
         self.review.open_for(res.path, res.reader)
         self._start_previews(res.path, res.reader)

@@ -234,6 +234,9 @@ class Session(QObject):
                 "it belongs to another video",
                 folder,
             )
+        made_of = None if analysis is None else (analysis.meta.get("video") or {}).get("fingerprint")
+        if made_of and self.reader is not None and made_of != self.reader.info.fingerprint:
+            raise StanError("the analysis is of another video (its fingerprint differs)", folder)
         self.analysis, self.analysis_folder, self.partial = analysis, folder, None
         self.run, self._kept_threshold = None, None
         if analysis is not None:

@@ -289,9 +289,17 @@ def test_an_analysis_of_another_video_is_refused(qtbot, window, dialogs, analyse
     with open_video(analysed_video) as r:
         folder = cached_analyses(r.info.fingerprint)[0]
     other = make_video("gui_other_same_length.mp4", N_FRAMES, "mjpeg")
+    open_and_wait(qtbot, window, analysed_video)  # B is on screen, its analyses listed
     with qtbot.waitSignal(window.sigOpenFailed, timeout=SHORT):
         window.open_path(other, folder)
     assert dialogs and "analysis is of another video" in dialogs[-1][1] and window.session.analysis is None
+    combo = window.analysis_panel.cached  # B's analyses are not offered for A (choosing one showed it on A)
+    assert window.session.path == other and combo.findData(str(folder)) < 0
+    from stanviewer.core.errors import StanError
+    from stanviewer.core.explain.store import load_analysis
+
+    with pytest.raises(StanError, match="analysis is of another video"):
+        window.session.set_analysis(load_analysis(folder), folder)
 
 
 def test_missing_bundled_model_is_a_clear_message(qtbot, window, analysed_video: Path, dialogs) -> None:
