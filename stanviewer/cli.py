@@ -1056,6 +1056,10 @@ def _terminated(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _opens_the_app(args: argparse.Namespace) -> bool:
+    return args.command == "open" or (args.command == "demo" and not getattr(args, "no_gui", False))
+
+
 def _stop_cleanly_on_termination() -> None:
     """``kill``, ``timeout``, a closed terminal: stop as Ctrl+C does, so that jobs remove their partial files."""
     import signal
@@ -1091,7 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["open", *argv])
     from stanviewer.core.errors import StanError
 
-    if args.command != "open":
+    if not _opens_the_app(args):  # inside Qt's event loop the interrupt would be swallowed by a slot
         _stop_cleanly_on_termination()
     try:
         return int(args.run(args) or 0)

@@ -137,7 +137,6 @@ def test_printed_segment_ends_are_when_the_last_frame_ends() -> None:
 
 def test_termination_stops_a_command_as_ctrl_c_does() -> None:
     """``kill``/``timeout``/a closed terminal raise KeyboardInterrupt, so jobs clean up their partial files."""
-    import os
     import signal
 
     from stanviewer.cli import _stop_cleanly_on_termination
@@ -152,6 +151,16 @@ def test_termination_stops_a_command_as_ctrl_c_does() -> None:
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+
+
+def test_commands_that_open_the_app_keep_the_default_termination() -> None:
+    """Qt's event loop swallows an exception raised in a slot: a SIGTERM to the app must still end it."""
+    from stanviewer.cli import _opens_the_app, build_parser
+
+    p = build_parser()
+    assert _opens_the_app(p.parse_args(["demo"])) and _opens_the_app(p.parse_args(["open", "x.mp4"]))
+    assert not _opens_the_app(p.parse_args(["demo", "--no-gui"]))
+    assert not _opens_the_app(p.parse_args(["analyze", "x.mp4"]))
 
 
 def test_one_videos_output_problem_does_not_stop_the_batch(
