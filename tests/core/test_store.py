@@ -290,13 +290,16 @@ def test_work_folders_of_killed_runs_are_swept(make_video: Callable[..., Path], 
     with open_video(video) as r:
         base = cache_dir() / "analyses" / r.info.fingerprint[:32]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = base / f".somekey.{int(dead.stdout)}.abc123.tmp"
-    live = base / f".otherkey.{os.getpid()}.def456.tmp"
-    for p in (stale, live):
+    from stanviewer.core.explain.store import _HOST
+
+    stale = base / f".somekey.{int(dead.stdout)}-{_HOST}.abc123.tmp"
+    live = base / f".otherkey.{os.getpid()}-{_HOST}.def456.tmp"
+    elsewhere = base / f".thirdkey.{int(dead.stdout)}-0123abcd.fed987.tmp"  # another computer's run (NFS home)
+    for p in (stale, live, elsewhere):
         p.mkdir(parents=True)
         (p / "heatmaps.zip").write_bytes(b"partial")
     _run(analyze_video(video, ck, AnalysisSettings(method="window", heatmaps=False), use_cache=False))
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and live.exists() and elsewhere.exists()
 
 
 def test_thresholds_go_to_their_own_file_when_two_checkpoints_share_a_name(

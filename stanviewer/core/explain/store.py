@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -222,7 +223,12 @@ def cached_analyses(fingerprint: str) -> list[Path]:
     return sorted(found, key=lambda p: (made_by_evaluation(p), -(p / "analysis.json").stat().st_mtime))
 
 
+_HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]  # names this computer
+
+
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) sends Ctrl+C there: never judge, never sweep
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -233,12 +239,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _sweep_stale_work(parent: Path) -> None:
-    """Remove work folders (``.<key>.<pid>.<token>.tmp``) of runs whose process is gone (killed, crashed)."""
+    """Remove work folders (``.<key>.<pid>-<host>.<token>.tmp``) of runs on this computer whose process is
+    gone (killed, crashed); a run on another computer sharing the cache folder is never judged from here."""
     if not parent.is_dir():
         return
     for p in parent.glob(".*.tmp"):
-        parts = p.name.split(".")
-        if len(parts) >= 5 and parts[-3].isdigit() and not _pid_alive(int(parts[-3])):
+        pid, _, host = p.name.split(".")[-3].partition("-") if p.name.count(".") >= 4 else ("", "", "")
+        if pid.isdigit() and host == _HOST and not _pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -309,7 +316,7 @@ def analyze_video(
         # each run computes in a folder of its own and moves it into place when done: two runs of one
         # analysis (the app's and a terminal's) never write into, or clean up, each other's files
         _sweep_stale_work(folder.parent)
-        work = folder.parent / f".{folder.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp"
+        work = folder.parent / f".{folder.name}.{os.getpid()}-{_HOST}.{secrets.token_hex(3)}.tmp"
         work.mkdir(parents=True)
         try:
             a = yield from analyze_reader(reader, checkpoint, st, heatmap_path=work / "heatmaps.zip", roi=roi)
