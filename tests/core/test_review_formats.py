@@ -105,6 +105,28 @@ def test_eaf_links_a_copy_of_the_score_curve_beside_itself(vfr: Path, tmp_path: 
     assert ET.parse(bare).getroot().find("HEADER/LINKED_FILE_DESCRIPTOR") is None
 
 
+def test_eaf_of_a_long_or_non_utf8_video_name_is_written_and_reads_back(cfr: Path, tmp_path: Path) -> None:
+    """A 248-byte EAF name still gets its curve beside it (the copy's name is cut to fit), and a video name
+    that is not valid UTF-8 gives well-formed XML (its relative URL %-encodes the odd byte)."""
+    import os
+    import shutil
+
+    review, times = _setup(cfr)
+    _label(review)
+    scores = tmp_path / "scores.csv"
+    scores.write_text("frame,time_s,score\n0,0.0,0.5\n", encoding="utf-8")
+    long = export_labels(review, tmp_path / ("a" * 248 + ".eaf"), "eaf", times, scores_csv=scores)
+    assert [p for p in tmp_path.iterdir() if p.name.endswith(".scores.csv") and len(p.name.encode()) <= 255]
+    assert {t.name: t.spans() for t in import_labels(long, times)} == review.labels.spans()
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/clip\xe9.mp4"))
+    shutil.copy(cfr, odd)
+    review_odd, times_odd = _setup(odd)
+    _label(review_odd)
+    path = export_labels(review_odd, tmp_path / "odd.eaf", "eaf", times_odd)
+    assert "%E9" in path.read_text(encoding="utf-8")
+    assert {t.name: t.spans() for t in import_labels(path, times_odd)} == review_odd.labels.spans()
+
+
 def test_eaf_read_back_by_pympi_with_identical_intervals(vfr: Path, tmp_path: Path) -> None:
     pympi = pytest.importorskip("pympi")
     review, times = _setup(vfr)

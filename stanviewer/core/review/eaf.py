@@ -30,6 +30,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from itertools import pairwise
@@ -38,7 +39,7 @@ from xml.parsers import expat
 
 from stanviewer import __version__
 from stanviewer.core.errors import LabelError
-from stanviewer.core.fileio import atomic_write
+from stanviewer.core.fileio import atomic_write, fit_file_name
 from stanviewer.core.review.model import SOURCES, Interval, Tier, now_iso
 from stanviewer.core.review.reviewfile import Review
 from stanviewer.core.review.timing import FrameTimes
@@ -64,6 +65,8 @@ def _relative(target: Path, folder: Path) -> str:
     except ValueError:  # another drive on Windows
         return target.as_uri()
     rel = rel.replace(os.sep, "/")
+    if any("\udc80" <= ch <= "\udcff" for ch in rel):  # a name that is not valid UTF-8: its bytes, %-encoded
+        rel = urllib.parse.quote_from_bytes(os.fsencode(rel), safe="/._-~")
     return rel if rel.startswith("../") else "./" + rel
 
 
@@ -112,7 +115,7 @@ def write_eaf(
     )
     if scores_csv is not None and Path(scores_csv).is_file():
         # the score curve goes beside the .eaf (the analysis cache it comes from may be deleted any time)
-        sc = path.with_name(path.stem + ".scores.csv").resolve()
+        sc = path.with_name(fit_file_name(path.stem, ".scores.csv")).resolve()
         if Path(scores_csv).resolve() != sc:
             try:
                 data = Path(scores_csv).read_bytes()

@@ -44,7 +44,7 @@ from typing import Any
 
 from stanviewer import __version__
 from stanviewer.core.errors import LabelError
-from stanviewer.core.fileio import atomic_write, fingerprint
+from stanviewer.core.fileio import atomic_write, fingerprint, fit_file_name
 from stanviewer.core.review.model import Change, EditError, LabelsModel, now_iso
 
 __all__ = [
@@ -129,21 +129,6 @@ class VideoRef:
         return cls(str(d["path"]), str(d["fingerprint"]), int(d["frames"]), float(d["fps"]), float(d["duration_s"]))
 
 
-NAME_BYTES = 255  # the longest file name most file systems allow
-
-
-def _fit(name: str, suffix: str) -> str:
-    """``name + suffix``, or, where that is longer than a file name may be (a video name of 80 Japanese
-    characters is 240 bytes), ``name`` cut and marked with a hash of the whole name, so it stays its own."""
-    full = name + suffix
-    raw = full.encode("utf-8", "surrogateescape")
-    if len(raw) <= NAME_BYTES:
-        return full
-    tag = "~" + hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-    room = NAME_BYTES - len((tag + suffix).encode("utf-8"))
-    return name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore") + tag + suffix
-
-
 def review_path(video: str | Path, project: str | Path | None = None, video_fp: str | None = None) -> Path:
     """``<video>.stanreview.json`` beside the video, or in ``project`` when given.
 
@@ -154,10 +139,10 @@ def review_path(video: str | Path, project: str | Path | None = None, video_fp: 
     """
     v = Path(video)
     folder = Path(project) if project is not None else v.parent
-    plain = folder / _fit(v.name, SUFFIX)
+    plain = folder / fit_file_name(v.name, SUFFIX)
     if project is None or not video_fp:
         return plain
-    alt = folder / _fit(v.name, f".{video_fp[:12]}{SUFFIX}")
+    alt = folder / fit_file_name(v.name, f".{video_fp[:12]}{SUFFIX}")
     if alt.exists() or not plain.exists():
         return alt if alt.exists() else plain
     try:
