@@ -370,3 +370,29 @@ def test_a_live_recovery_file_is_not_offered_nor_deleted(video: Path) -> None:
     assert info is not None and info.path == saver.path
     discard(info)
     assert not saver.path.exists()
+
+
+def test_an_owner_lock_taken_while_its_file_is_removed_is_taken_again() -> None:
+    """A closes its video between B's open and B's lock of the lock file: B must not hold a lock on the
+    removed file (a third editor would then take the same recovery file)."""
+    from stanviewer.core.review import recovery as R
+
+    rec = R.recovery_path("race.mp4", "f" * 64)
+    a = R._OwnerLock(rec)
+    assert a.acquire()
+    b = R._OwnerLock(rec)
+    real = R._try_lock
+
+    def interleaved(fd: int) -> bool:
+        R._try_lock = real
+        a.release()
+        return real(fd)
+
+    R._try_lock = interleaved
+    try:
+        assert b.acquire()
+    finally:
+        R._try_lock = real
+    assert b.fd is not None and os.fstat(b.fd).st_nlink == 1  # the lock file on disk, not a removed one
+    assert not R._OwnerLock(rec).acquire()  # a third editor finds slot 1 taken
+    b.release()

@@ -125,6 +125,15 @@ def _unlock(fd: int) -> None:
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open ``fd`` is still the file at ``path`` (not one removed after it was opened)."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+
+
 class _OwnerLock:
     """An exclusive lock on ``<recovery file>.lock`` while an autosaver of that file runs (module doc)."""
 
@@ -133,13 +142,22 @@ class _OwnerLock:
         self.fd: int | None = None
 
     def acquire(self) -> bool:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            log.warning("cannot lock %s (%s); the recovery file is not marked as in use", self.path, e)
-            return True  # a read-only data folder must not stop autosave attempts
-        if not _try_lock(fd):
+        for _ in range(5):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                log.warning("cannot lock %s (%s); the recovery file is not marked as in use", self.path, e)
+                return True  # a read-only data folder must not stop autosave attempts
+            if not _try_lock(fd):
+                os.close(fd)
+                return False
+            if _same_file(fd, self.path):
+                break
+            # the holder removed the file between our open and our lock: we hold a lock on a deleted file,
+            # which no newcomer would see; open the path again
+            _unlock(fd)
             os.close(fd)
+        else:
             return False
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         with contextlib.suppress(OSError):  # for people looking into the folder; the lock is what counts
