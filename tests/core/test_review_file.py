@@ -396,3 +396,24 @@ def test_an_owner_lock_taken_while_its_file_is_removed_is_taken_again() -> None:
     assert b.fd is not None and os.fstat(b.fd).st_nlink == 1  # the lock file on disk, not a removed one
     assert not R._OwnerLock(rec).acquire()  # a third editor finds slot 1 taken
     b.release()
+
+
+def test_undoing_back_to_the_saved_labels_is_clean_again(video: Path) -> None:
+    """Edit, then undo to what was saved: no "unsaved changes" (the title's dot, the close question), and no
+    recovery file left to offer after a crash."""
+    r = open_review(video)
+    r.labels.set_label("annotator", 1, 5, "lean")
+    r.save()
+    assert not r.dirty
+    with Autosaver(r, delay=0.05, max_delay=0.1) as saver:
+        r.labels.set_label("annotator", 10, 12, "hike")
+        assert r.dirty
+        _wait_for(saver.path, lambda d: True, 2.0)
+        r.labels.undo()
+        assert not r.dirty
+        saver.flush()
+        assert not saver.path.exists()
+        r.labels.redo()
+        assert r.dirty
+        r.labels.undo()
+        assert not r.dirty

@@ -294,7 +294,12 @@ class Autosaver:
     def _write(self) -> None:
         review = self.review
         gen = review.generation
-        if gen == self._written_generation or gen == review.saved_generation:
+        if gen == self._written_generation:
+            return
+        if not review.dirty:  # edits undone back to the saved labels: nothing the review file lacks
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+            self._written_generation = gen
             return
         try:
             review.write(self.path)
@@ -434,7 +439,7 @@ def restore(info: RecoveryInfo, video: VideoRef | None = None, *, user: str | No
     # the user chose these labels over the review file as it is now: a later save by someone else is a conflict
     review.disk_stamp = file_stamp(info.review_path)
     review.recovery_files.add(info.path)  # removed by the next explicit save
-    review.generation = 1  # unsaved: the recovered edits are not in the review file yet
+    review.unsaved_until_saved()  # the recovered edits are not in the review file yet
     return review
 
 

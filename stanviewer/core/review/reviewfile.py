@@ -190,6 +190,7 @@ class Review:
         self.disk_stamp = disk_stamp
         self.recovery_files: set[Path] = set()  # this review's recovery files (its autosaver's, restored from)
         self.generation = 0
+        self._dirty_at: tuple[int, bool] = (0, False)
         self.saved_generation = 0
         labels.sig_changed.connect(self._on_change)
 
@@ -197,10 +198,35 @@ class Review:
         self.modified = now_iso()
         self.generation += 1
 
+    def _content_key(self) -> str:
+        return hashlib.sha256(json.dumps(self.labels.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+    @property
+    def saved_generation(self) -> int:
+        """``generation`` at the last explicit save (or when the labels were last declared clean)."""
+        return self._saved_generation
+
+    @saved_generation.setter
+    def saved_generation(self, value: int) -> None:
+        self._saved_generation = value
+        self._saved_key = self._content_key()  # what "saved" looks like: undoing back to it is clean again
+
+    def unsaved_until_saved(self) -> None:
+        """Count the labels as unsaved whatever they hold (restored from a recovery file: the review file
+        holds something else)."""
+        self.generation = self._saved_generation + 1
+        self._saved_key = ""
+
     @property
     def dirty(self) -> bool:
-        """Changes since the last explicit save."""
-        return self.generation != self.saved_generation
+        """Changes since the last explicit save (edits undone back to the saved labels are none)."""
+        if self.generation == self._saved_generation:
+            return False
+        gen, dirty = self._dirty_at
+        if gen != self.generation:
+            dirty = self._content_key() != self._saved_key
+            self._dirty_at = (self.generation, dirty)
+        return dirty
 
     def to_dict(self) -> dict[str, Any]:
         """The review file's content (JSON-able)."""
