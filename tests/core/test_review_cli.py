@@ -172,3 +172,36 @@ def test_export_keeps_videos_of_the_same_name_apart(tmp_path: Path, capsys: pyte
         assert got["model"] == [(*spans[patient][0], "compensation")]
     clips = sorted(c.name for c in (out / "clips").glob("*.mp4"))
     assert clips == ["p01_trial1_model_f000005-000011.mp4", "p02_trial1_model_f000014-000020.mp4"]
+
+
+def test_export_keeps_the_model_tier_as_it_was_reviewed(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review was saved with a model tier (its analysis, threshold 0.7, raw segments). A newer analysis
+    of another model in the cache must not replace it in `export` (the report then paired the reviewer's
+    status with another model's segments); --threshold cuts it again on purpose."""
+    from stanviewer.core.explain.segments import SegmentOptions
+    from stanviewer.core.explain.store import cache_folder, load_analysis
+    from stanviewer.core.review.batch import proposal_info
+
+    videos, analyses = project
+    video = videos / "a.mp4"
+    reviewed = load_analysis(analyses / "a")
+    review = open_review(video)
+    review.labels.set_proposal(reviewed.scores, 0.7, proposal_info(reviewed, analyses / "a"), SegmentOptions())
+    want = review.labels.spans()["model"]
+    review.save()
+    with open_video(video) as r:  # a newer analysis of another model, in the cache
+        fp, times = r.info.fingerprint, r.times()
+    other = fake_analysis(cache_folder(fp, "newer"), video, 1.0 - bump_scores(30), times, threshold=0.2)
+    assert load_analysis(other).meta["video"]["fingerprint"] == fp
+    out = tmp_path / "out"
+    assert main(["export", str(video), "--out", str(out)]) == 0
+    assert "model tier as reviewed" not in capsys.readouterr().out  # its analysis is there: nothing to say
+    with open_video(video) as r:
+        ft = FrameTimes.from_reader(r)
+    got = {t.name: t.spans() for t in import_labels(out / "a.intervals.csv", ft, video="a.mp4")}
+    assert got["model"] == want
+    assert main(["export", str(video), "--out", str(tmp_path / "again"), "--threshold", "0.2"]) == 0
+    again = {t.name: t.spans() for t in import_labels(tmp_path / "again" / "a.intervals.csv", ft, video="a.mp4")}
+    assert again["model"] != want

@@ -2,10 +2,12 @@
 
 Inputs are videos, folders of videos, ``manifest.csv`` files or review files (``*.stanreview.json``).
 For each video: its review (the sidecar or ``project`` file; empty tiers when there is none), its
-analysis (``analysis`` folder — one analysis, or a folder of ``<video stem>/`` analyses as written by
-``stanviewer analyze --out`` — else the newest cached analysis of the video) and from it the ``model``
-tier at ``threshold`` (default: the analysis' calibrated threshold), its segments cut as the app cuts
-them: ``segment_seconds`` = (minimum length, merge gap) in seconds, default 0.4 s each
+``model`` tier. A review file saved with a model tier is exported as it was reviewed (its model, analysis,
+threshold and segment options) unless ``analysis``, ``threshold`` or ``segment_seconds`` are given. Else
+its analysis (``analysis`` folder — one analysis, or a folder of ``<video stem>/`` analyses as written by
+``stanviewer analyze --out`` — else the newest cached analysis of the video) gives the ``model`` tier at
+``threshold`` (default: the analysis' calibrated threshold), its segments cut as the app cuts them:
+``segment_seconds`` = (minimum length, merge gap) in seconds, default 0.4 s each
 (:meth:`~stanviewer.core.explain.segments.SegmentOptions.from_seconds` at the video's frame rate).
 
 :func:`export_job` writes, per video, ``OUT/<stem><ext>`` (labels in one format), ``OUT/clips/`` (clips
@@ -71,6 +73,7 @@ class Prepared:
     threshold: float | None = None
     notes: list[str] = field(default_factory=list)
     options: SegmentOptions = field(default_factory=SegmentOptions)  # how the model tier's segments were cut
+    as_reviewed: bool = False  # the model tier is the review file's own, kept as it was reviewed
 
 
 def _find_analysis(video: VideoRef, analysis: Path | None) -> Path | None:
@@ -155,6 +158,18 @@ def prepare(
     prep = Prepared(review, times, options=SegmentOptions.from_seconds(ref.fps, *segment_seconds, times=times.starts))
     if analysis is not None and not Path(analysis).is_dir():
         raise StanError("no such analysis folder (--analysis)", analysis)
+    saved = review.labels.proposal
+    as_reviewed = (
+        analysis is None
+        and threshold is None
+        and tuple(segment_seconds)
+        == (
+            DEFAULT_MIN_SECONDS,
+            DEFAULT_MERGE_SECONDS,
+        )
+    )
+    if saved is not None and as_reviewed:
+        return _as_saved(prep, saved, ref)
     folder = _find_analysis(ref, Path(analysis) if analysis is not None else None)
     if folder is None:
         if analysis is not None:  # the user named a folder: that it holds nothing for this video is an error
@@ -183,6 +198,44 @@ def prepare(
     th = 0.5 if th is None else float(th)
     review.labels.set_proposal(a.scores, th, proposal_info(a, folder), prep.options)
     prep.analysis, prep.analysis_folder, prep.threshold = a, folder, th
+    return prep
+
+
+def _as_saved(prep: Prepared, saved: Any, ref: VideoRef) -> Prepared:
+    """The review file holds the ``model`` tier as it was reviewed (its model, analysis, threshold and segment
+    options): export that, not a tier cut again from whichever analysis of the video is newest. Its analysis
+    is loaded for the scores and heatmaps when it is still there."""
+    prep.as_reviewed = True
+    meta = saved.meta or {}
+    seg = meta.get("segment_options") or {}
+    secs = seg.get("seconds")
+    prep.options = SegmentOptions(
+        int(seg.get("min_frames", 1)),
+        int(seg.get("merge_gap", 0)),
+        float(seg.get("hysteresis", 0.0)),
+        (float(secs[0]), float(secs[1])) if isinstance(secs, list) and len(secs) == 2 else None,
+        prep.times.starts if isinstance(secs, list) else None,
+    )
+    th = meta.get("threshold")
+    prep.threshold = None if th is None else float(th)
+    where = Path(str(meta.get("analysis") or ""))
+    shown = f"{meta.get('model', '?')} / {meta.get('method', '?')}"
+    if str(where) and (where / "analysis.json").exists():
+        from stanviewer.core.explain.store import load_analysis
+
+        try:
+            a = load_analysis(where)
+        except StanError as e:
+            prep.notes.append(f"the model tier as reviewed ({shown}); its analysis cannot be read ({e}): no scores")
+            return prep
+        fp = (a.meta.get("video") or {}).get("fingerprint")
+        if (not fp or fp == ref.fingerprint) and len(a.scores) == ref.frames:
+            prep.analysis, prep.analysis_folder = a, where
+            return prep
+    prep.notes.append(
+        f"the model tier as reviewed ({shown}); its analysis is no longer there: no score curve or heatmaps "
+        "(pass --analysis, --threshold or segment options to cut the tier again from an analysis)"
+    )
     return prep
 
 
@@ -335,7 +388,7 @@ def run_agree(
                 allow_other_video=allow_other_video,
             )
             review = load_review(target, prep.review.video, allow_other_video=allow_other_video)
-            if prep.analysis is not None:
+            if prep.analysis is not None and not prep.as_reviewed and prep.threshold is not None:
                 review.labels.set_proposal(
                     prep.analysis.scores, prep.threshold, proposal_info(prep.analysis), prep.options
                 )
