@@ -68,8 +68,10 @@ def test_report_has_provenance_table_and_disclaimer(qapp, labelled, tmp_path: Pa
         "trunk lean",
         "key frame",
         "with heatmap",
+        "Model output",  # never "Prediction": the app's wording, a model output and not a diagnosis
     ):
         assert needle in text, needle
+    assert "Prediction" not in text
     assert " ".join(DISCLAIMER.split()) in text
 
 

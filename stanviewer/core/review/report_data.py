@@ -92,8 +92,10 @@ def _facts(review: Review, analysis: Any, threshold: float | None) -> list[tuple
             ("Model", f"{model.get('name', '?')} (SHA-256 {str(model.get('sha256', ''))[:12]}…)"),
             ("Explained class", str(am.get("target", "?"))),
             (
-                "Prediction",
-                f"{pred.get('class', '?')} (p = {probs.get(pred.get('class'), float('nan')):.2f})" if pred else "—",
+                "Model output",
+                f"{pred.get('class', '?')} (p = {probs.get(pred.get('class'), float('nan')):.2f}; not a diagnosis)"
+                if pred
+                else "—",
             ),
             ("Method", f"{am.get('method', '?')}" + (f" {params}" if params else "")),
             (
