@@ -346,6 +346,7 @@ class ColorBar(QWidget):
             self.update()
 
     def caption(self) -> str:
+        """The short line beside the bar (it fits a 1366 px window); :meth:`explanation` is the tooltip."""
         s = self.session
         a = s.analysis
         if s.partial is not None:
@@ -354,13 +355,29 @@ class ColorBar(QWidget):
             return "Saliency overlay: run an analysis to see where the model looked"
         if a.heatmap_path is None:
             return f"No saliency map: method '{s.method}' scores whole windows (no spatial detail)"
+        scale = "each frame to its own peak" if s.overlay.relative_to == "frame" else "1 = video's 99th-percentile peak"
+        hidden = f"; under {s.overlay.floor:g} hidden" if s.overlay.floor > 0 else ""
+        what = "Body parts" if s.method == "posture" else "Saliency"
+        return f"{what} ({s.method}, '{a.meta.get('target', '?')}'): {scale}{hidden}"
+
+    def explanation(self) -> str:
+        """The caption in full (the bar's tooltip)."""
+        s = self.session
+        a = s.analysis
+        if a is None or a.heatmap_path is None or s.partial is not None:
+            return self.caption()
         if s.overlay.relative_to == "frame":
             scale = "each frame scaled to its own maximum (not comparable across frames)"
         else:
             scale = "1 = this video's 99th-percentile frame peak (comparable across frames)"
-        hidden = f"; under {s.overlay.floor:g} not drawn" if s.overlay.floor > 0 else ""
-        what = "Body parts behind the evidence" if s.method == "posture" else "Saliency"
-        return f"{what} ({s.method}, class '{a.meta.get('target', '?')}'): 0 → 1, {scale}{hidden}"
+        hidden = f"; values under {s.overlay.floor:g} are not drawn" if s.overlay.floor > 0 else ""
+        what = (
+            "Body parts behind the evidence: a blob at each joint the model read, as strong as that joint's "
+            "displacement from the video's usual posture adds to the frame's evidence"
+            if s.method == "posture"
+            else "Saliency: where a change of the input would change the model's output most"
+        )
+        return f"{what}. Method {s.method}, class '{a.meta.get('target', '?')}'; 0 → 1, {scale}{hidden}."
 
     def paintEvent(self, e: QPaintEvent) -> None:
         p = QPainter(self)
@@ -387,10 +404,9 @@ class ColorBar(QWidget):
             p.drawText(QPointF(x - fm.horizontalAdvance(t) / 2, bar.bottom() + fm.ascent() + 2), t)
         text = self._caption_drawn = self.caption()
         if not s.overlay.visible and s.analysis is not None:
-            text += "  (overlay hidden: press H)"
-        p.drawText(
-            QRectF(bar.right() + 12, 0, self.width() - bar.right() - 16, self.height()),
-            int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
-            text,
-        )
+            text = "Overlay hidden (press H). " + text  # first: a cut line must still say it
+        room = QRectF(bar.right() + 12, 0, self.width() - bar.right() - 16, self.height())
+        text = fm.elidedText(text, Qt.TextElideMode.ElideRight, int(room.width()))  # "…", never a cut word
+        p.drawText(room, int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), text)
+        self.setToolTip(self.explanation())
         p.end()

@@ -370,7 +370,7 @@ def test_overlay_controls_and_help(qtbot, window, analysed_video: Path) -> None:
     qtbot.keyClick(window.view, Qt.Key.Key_H)
     assert window.session.overlay.visible and window.view._heat_image is not None
     # the faint part of the map is left out by default; the floor moves with the control and says so
-    assert window.session.overlay.floor == 0.1 and "under 0.1 not drawn" in window.colorbar.caption()
+    assert window.session.overlay.floor == 0.1 and "under 0.1 hidden" in window.colorbar.caption()
     heat = window.view._heat
     assert heat is not None
     faint = (heat > 0) & (heat <= 0.1)
@@ -379,7 +379,7 @@ def test_overlay_controls_and_help(qtbot, window, analysed_video: Path) -> None:
         a = np.frombuffer(alpha, np.uint8).reshape(*heat.shape, 4)[..., 3]
         assert (a[faint] == 0).all()
     window.floor.setCurrentIndex(window.floor.findData(0.0))
-    assert window.session.overlay.floor == 0.0 and "not drawn" not in window.colorbar.caption()
+    assert window.session.overlay.floor == 0.0 and "hidden" not in window.colorbar.caption()
     window.scale.setCurrentIndex(1)
     assert window.session.overlay.relative_to == "frame" and "each frame" in window.colorbar.caption()
     dlg = ShortcutsDialog(window.actions(), window)
@@ -771,6 +771,11 @@ def test_the_window_fits_a_laptop_screen_with_the_curve_readable(qtbot, window, 
     assert hint.width() <= 1366 and hint.height() <= 740
     qtbot.waitUntil(lambda: window.timeline.vb.geometry().height() >= 90, timeout=SHORT)  # the curve's own area
     assert window.opacity.width() >= 60
+    bar = window.colorbar  # its caption fits beside the colour bar; the tooltip says it in full
+    room = bar.width() - min(220.0, bar.width() * 0.3) - 28
+    assert bar.fontMetrics().horizontalAdvance(bar.caption()) <= room, (bar.caption(), room)
+    bar.grab()  # paints, which sets the tooltip
+    assert "comparable across frames" in bar.toolTip()
 
 
 def test_a_threshold_reads_the_same_everywhere(qtbot, window, analysed_video: Path) -> None:
