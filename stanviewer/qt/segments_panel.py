@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from stanviewer.core.explain.segments import format_threshold
@@ -14,6 +15,7 @@ from stanviewer.qt.video_view import format_time
 __all__ = ["SegmentsModel", "SegmentsPanel"]
 
 COLUMNS = ["#", "First", "Last", "Start", "End", "Dur. (s)", "Peak", "Mean"]
+DROP_FIRST = (7, 2)  # Mean, then Last: the columns a narrow panel leaves out first
 TIPS = [
     "Segment number",
     "First flagged frame (0-based index)",
@@ -143,6 +145,7 @@ class SegmentsPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self._sized = False
+        self._widths: list[int] = []
         self.table.setAlternatingRowColors(True)
         self.table.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         lay.addWidget(self.table)
@@ -194,9 +197,32 @@ class SegmentsPanel(QWidget):
         last = format_time(max(0.0, s.time_of(max(0, s.frame_count - 1)))) if s.frame_count else "0:00.000"
         longest = s.time_of(max(0, s.frame_count - 1)) if s.frame_count else 0.0  # a segment lasts at most that
         widest = [str(max(99, len(s.segments))), str(n), str(n), last, last, f"{longest:.2f}", "1.00", "1.00"]
+        self._widths = []
         for col, (head, cell) in enumerate(zip(COLUMNS, widest)):
-            w = max(hm.horizontalAdvance(head) + 16, fm.horizontalAdvance(cell) + 12)
+            w = max(hm.horizontalAdvance(head) + 12, fm.horizontalAdvance(cell) + 10)
             self.table.setColumnWidth(col, w)
+            self._widths.append(w)
+        self._fit_visible()
+
+    def _fit_visible(self) -> None:
+        """Hide the columns a narrow panel cannot show (Mean, then Last: Dur. and End say the same) instead of
+        clipping Peak behind a scroll bar; a wider panel shows them again."""
+        if not self._widths:
+            return
+        room = self.table.viewport().width()
+        hidden: list[int] = []
+        for col in (*DROP_FIRST, None):
+            if sum(w for c, w in enumerate(self._widths) if c not in hidden) <= room or col is None:
+                break
+            hidden.append(col)
+        for c in range(len(COLUMNS)):
+            self.table.setColumnHidden(c, c in hidden)
+        names = ", ".join(COLUMNS[c] for c in hidden)
+        self.table.horizontalHeader().setToolTip(f"Widen this panel to show: {names}" if hidden else "")
+
+    def resizeEvent(self, e: QResizeEvent) -> None:
+        super().resizeEvent(e)
+        self._fit_visible()
 
     def _on_selected(self, row: int) -> None:
         sm = self.table.selectionModel()

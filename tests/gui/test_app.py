@@ -776,6 +776,12 @@ def test_the_window_fits_a_laptop_screen_with_the_curve_readable(qtbot, window, 
     assert bar.fontMetrics().horizontalAdvance(bar.caption()) <= room, (bar.caption(), room)
     bar.grab()  # paints, which sets the tooltip
     assert "comparable across frames" in bar.toolTip()
+    t = window.segments_panel.table  # the segment table shows whole columns, Peak included, no clipping
+    shown = [c for c in range(t.model().columnCount()) if not t.isColumnHidden(c)]
+    assert 6 in shown and sum(t.columnWidth(c) for c in shown) <= t.viewport().width()
+    window.resize(2400, 1300)
+    window.resizeDocks([window.segments_dock], [520], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: not any(t.isColumnHidden(c) for c in range(8)), timeout=SHORT)  # room: all of them
 
 
 def test_a_threshold_reads_the_same_everywhere(qtbot, window, analysed_video: Path) -> None:
