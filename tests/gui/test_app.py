@@ -60,6 +60,8 @@ def test_open_video_shows_first_frame_and_cached_analysis(qtbot, window, analyse
     table, m = window.segments_panel.table, window.segments_panel.model
     fm = table.fontMetrics()
     for col in range(m.columnCount()):
+        if table.isColumnHidden(col):  # a narrow panel leaves whole columns out (Mean, Last)
+            continue
         widest = max(fm.horizontalAdvance(str(m.data(m.index(r, col)))) for r in range(m.rowCount()))
         assert table.columnWidth(col) >= widest, col
 
