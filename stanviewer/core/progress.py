@@ -69,7 +69,7 @@ def run_job(
     """
     if stream == "stderr":
         stream = sys.stderr
-    start = time.monotonic()
+    eta = Eta()
     last = 0.0
     drew = False
     tty = stream is not None and hasattr(stream, "isatty") and stream.isatty()
@@ -79,9 +79,10 @@ def run_job(
             if on_progress is not None:
                 on_progress(p)
             now = time.monotonic()
+            left = eta.seconds_left(p, now)
             if stream is not None and (now - last >= min_interval):
                 last = now
-                line = format_progress(p, now - start)
+                line = format_progress(p, left)
                 if tty:
                     stream.write("\r" + line[:120].ljust(120))
                     drew = True
@@ -95,13 +96,48 @@ def run_job(
         return stop.value
 
 
-def format_progress(p: Progress, elapsed: float) -> str:
-    """``[#####-----]  42%  12/30  eta 0:31  message``."""
+class Eta:
+    """Time left in the current phase of a job, from that phase's own pace.
+
+    A job's progress restarts when it moves to a new phase (reading the video, then scoring its windows):
+    the count and its total change. Measured from the job's start, the first reports of a phase gave an
+    ETA 100x too long; each phase is timed from its own first report instead, and none is given before
+    it has run for ``settle`` seconds.
+    """
+
+    def __init__(self, settle: float = 0.5) -> None:
+        self.settle = settle
+        self._phase: tuple[int, str] | None = None
+        self._t0 = 0.0
+        self._done0 = 0
+
+    def seconds_left(self, p: Progress, now: float | None = None) -> float | None:
+        """Seconds left in ``p``'s phase, None while unknown."""
+        now = time.monotonic() if now is None else now
+        if p.total <= 0:
+            return None
+        phase = (p.total, p.message.split(":", 1)[0])
+        if phase != self._phase or p.done < self._done0:
+            self._phase, self._t0, self._done0 = phase, now, p.done
+            return None
+        dt, done = now - self._t0, p.done - self._done0
+        if done <= 0 or dt < self.settle:
+            return None
+        return dt / done * (p.total - p.done)
+
+
+def format_eta(seconds: float | None) -> str:
+    """``m:ss`` (or ``--:--`` when unknown)."""
+    if seconds is None or seconds != seconds:
+        return "--:--"
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+def format_progress(p: Progress, eta: float | None) -> str:
+    """``[#####-----]  42%  12/30  eta 0:31  message`` (``eta``: seconds left in this phase, or None)."""
     width = 24
     if p.total > 0:
         frac = p.fraction
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
-        eta_s = "--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}"
-        return f"[{bar}] {frac * 100:3.0f}%  {p.done}/{p.total}  eta {eta_s}  {p.message}"
+        return f"[{bar}] {frac * 100:3.0f}%  {p.done}/{p.total}  eta {format_eta(eta)}  {p.message}"
     return f"[{'?' * width}] {p.done}  {p.message}"

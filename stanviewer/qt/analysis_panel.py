@@ -35,7 +35,7 @@ from stanviewer.core.errors import CheckpointError, StanError
 from stanviewer.core.models.bundled import BUNDLED_NAME, bundled_checkpoints
 from stanviewer.core.models.metadata import check_metadata, not_a_model
 from stanviewer.core.models.registry import describe_arch, family
-from stanviewer.core.progress import Job, Progress
+from stanviewer.core.progress import Eta, Job, Progress, format_eta
 from stanviewer.qt.analysis_process import server
 from stanviewer.qt.dialogs import show_error
 from stanviewer.qt.session import RunInfo, Session
@@ -122,7 +122,7 @@ class AnalysisPanel(QWidget):
         self.worker: JobWorker | None = None
         self._probe: JobWorker | None = None
         self._loader: JobWorker | None = None
-        self._t_first: float | None = None
+        self._eta = Eta()
         self.meta: dict | None = None
         self.model_text = ""  # what the status bar says about the chosen model (also before anyone listens)
         self._shown: str | None = None  # the cached analysis folder on screen (selected in the list)
@@ -475,7 +475,7 @@ class AnalysisPanel(QWidget):
         self.worker.sigErrored.connect(self._on_error)
         self.worker.sigAborted.connect(self._on_aborted)
         self.worker.sigDone.connect(self._on_done)
-        self._t_first = None
+        self._eta = Eta()  # a new run: its own phases
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self.message.setText("Loading the model…")
@@ -527,16 +527,9 @@ class AnalysisPanel(QWidget):
             self.session.begin_run(RunInfo(self._run_method, p.partial.sha256, self.run_threshold(p.partial.sha256)))
             return
         if p.total > 0:
-            now = time.monotonic()
-            if self._t_first is None:
-                self._t_first = now
-                self._done_first = p.done
             self.progress.setValue(round(PROGRESS_STEPS * min(1.0, p.done / p.total)))
-            eta = ""
-            rate_done = p.done - self._done_first
-            if rate_done > 0:
-                left = (now - self._t_first) / rate_done * (p.total - p.done)
-                eta = f" — about {int(left) // 60}:{int(left) % 60:02d} left"
+            left = self._eta.seconds_left(p)  # this phase's own pace (core.progress.Eta, as the CLI)
+            eta = "" if left is None else f" — about {format_eta(left)} left"
             self.message.setText(f"{p.message}{eta}")
         else:
             self.message.setText(p.message)

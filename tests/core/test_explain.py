@@ -244,3 +244,18 @@ def test_partial_scores_stop_at_the_settled_frames_and_fill_unsampled_ones() -> 
     np.testing.assert_allclose(c[:5], normalise_scores(np.array([1.0, 2.0, 3.0, 4.0, 5.0])), atol=1e-6)
     legacy = PartialScores(raw, count, np.zeros(7)).curve()  # without ``final``: every frame reached so far
     assert not np.isnan(legacy[5]) and np.isnan(legacy[1])
+
+
+def test_eta_follows_each_phase_of_a_job() -> None:
+    """Reading 15000 frames took 30 s, then 3745 windows start: the first window reports must not promise
+    116 minutes (the time since the job started divided by the new phase's tiny fraction)."""
+    from stanviewer.core.progress import Eta, Progress, format_eta
+
+    eta = Eta(settle=0.5)
+    assert eta.seconds_left(Progress(0, 15000, "reading"), now=0.0) is None
+    assert eta.seconds_left(Progress(7500, 15000, "reading"), now=15.0) == pytest.approx(15.0)
+    assert eta.seconds_left(Progress(32, 3745, "window: window 32/3745"), now=30.0) is None  # a new phase
+    assert eta.seconds_left(Progress(64, 3745, "window: window 64/3745"), now=30.2) is None  # not settled yet
+    left = eta.seconds_left(Progress(1920, 3745, "window: window 1920/3745"), now=60.0)
+    assert left == pytest.approx(30.0 / 1888 * 1825)
+    assert format_eta(75.4) == "1:15" and format_eta(None) == "--:--"
