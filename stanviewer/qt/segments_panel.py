@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt
@@ -173,12 +174,8 @@ class SegmentsPanel(QWidget):
             )
             a = s.analysis
             if a is not None and s.partial is None:
-                pred, target = (a.prediction or {}).get("class"), a.meta.get("target")
-                if pred and target and pred != target:
-                    self.summary.setText(
-                        self.summary.text() + f"<br><i>The model predicts '{pred}' for this video; the segments "
-                        f"show where it looked for '{target}' anyway.</i>"
-                    )
+                for note in a.cautions():  # the same cautions `analyze` prints
+                    self.summary.setText(self.summary.text() + f"<br><i>{html.escape(note[0].upper() + note[1:])}.</i>")
         if not self._sized and n:
             self._size_columns()
             self._sized = True

@@ -259,3 +259,18 @@ def test_eta_follows_each_phase_of_a_job() -> None:
     left = eta.seconds_left(Progress(1920, 3745, "window: window 1920/3745"), now=60.0)
     assert left == pytest.approx(30.0 / 1888 * 1825)
     assert format_eta(75.4) == "1:15" and format_eta(None) == "--:--"
+
+
+def test_an_analysis_says_when_its_segments_deserve_caution() -> None:
+    """No person in most frames, or a video-level output of the other class: the app and `analyze` say so."""
+    from stanviewer.core.explain.result import Analysis
+
+    def make(found: float | None, pred: str) -> Analysis:
+        z = np.zeros(10, np.float32)
+        meta = {"target": "compensation", "person_found": found}
+        return Analysis(z, z, z, np.arange(10) / 25, [], {"class": pred}, meta)
+
+    assert make(1.0, "compensation").cautions() == []
+    assert make(None, "compensation").cautions() == []  # boxes given, or no local view: nothing to say
+    notes = make(0.0, "normal").cautions()
+    assert len(notes) == 2 and "found someone in only 0% of the frames" in notes[0] and "'normal'" in notes[1]

@@ -123,6 +123,8 @@ def run_analyze(a: argparse.Namespace) -> int:
             f"{analysis.meta['target']} p={target_p:.2f}), method {method}, threshold {th:.2f}, "
             f"{len(segs)} flagged segment(s) -> {folder}"
         )
+        for note in analysis.cautions():  # as the app's segment panel says them
+            print(f"    note: {note}")
         t = analysis.times
         if out is not None:  # the flagged segments as printed, for a spreadsheet
             try:
@@ -138,6 +140,10 @@ def run_analyze(a: argparse.Namespace) -> int:
         if len(segs) > 50:
             print(f"    ... {len(segs) - 50} more")
     print("Scores show which frames influenced the model; they are not a diagnosis.")
+    if ck.meta.get("synthetic_only", True) and "imported_from" not in ck.meta:
+        from stanviewer.core.models.bundled import SYNTHETIC_WARNING
+
+        print(SYNTHETIC_WARNING)
     return 2 if failed else 0
 
 

@@ -114,6 +114,7 @@ def analyze_posture(
     s = min(1.0, st.work_side / max(rw, rh))
     work = (max(2, round(rw * s)), max(2, round(rh * s)))
     roi_source = "given" if roi is not None else None
+    person_found = None  # share of frames where the person finder found someone (its own boxes only)
     if roi is None:
         from stanviewer.core.explain.scoring import _prefixed
         from stanviewer.core.roi import compute_roi, inference_provider
@@ -122,6 +123,7 @@ def analyze_posture(
         roi_source = provider
         track = yield from _prefixed(compute_roi(reader, provider=provider), "finding the person")
         roi = (np.asarray(track.boxes, np.float32), track.crop_square())
+        person_found = round(float(np.mean(np.asarray(track.confidence) > 0)), 4)
     boxes, square = local_geometry(roi[0], roi[1], spec.local_mask, (rw, rh), work)
 
     qview = np.zeros((len(rows), model.cfg.joints, 2), np.float32)  # joints in view coordinates [-1, 1]
@@ -199,6 +201,7 @@ def analyze_posture(
         "method_params": {},
         "views": spec.views,
         "roi": roi_source,
+        "person_found": person_found,
         "window": {
             "frames": 1,
             "step": every,

@@ -18,6 +18,7 @@ __all__ = [
 ]
 
 CLIP_PERCENTILES = (1.0, 99.0)
+PERSON_FOUND_MIN = 0.5  # below this share of frames with a person found, an analysis says so
 
 
 # Bump when the same settings give different scores (part of every analysis' cache key and metadata).
@@ -159,6 +160,23 @@ class Analysis:
         video = self.meta.get("video") or {}
         fps = float(video.get("fps") or 0)
         return float(video.get("duration_s") or (t[-1] + (1 / fps if fps > 0 else 0)))
+
+    def cautions(self) -> list[str]:
+        """What a reader of this analysis must know before trusting its segments (the app and ``analyze``
+        say the same): the person was rarely found; the video-level output is another class."""
+        out = []
+        found = self.meta.get("person_found")
+        if found is not None and found < PERSON_FOUND_MIN:
+            out.append(
+                f"the person finder found someone in only {100 * found:.0f}% of the frames; where it found no "
+                "one, the scores are not about a person and mean nothing"
+            )
+        pred, target = (self.prediction or {}).get("class"), self.meta.get("target")
+        if pred and target and pred != target:
+            out.append(
+                f"the model predicts '{pred}' for this video; the segments show where it looked for '{target}' anyway"
+            )
+        return out
 
 
 def probability_scores(meta: dict) -> bool:

@@ -179,6 +179,7 @@ def analyze_reader(
     work = (max(2, round(rw * s)), max(2, round(rh * s)))
     boxes = square = None
     roi_source = None
+    person_found = None  # share of frames where the person finder found someone (its own boxes only)
     if "local" in views:
         roi_source = "given" if roi is not None else None
         if roi is None:
@@ -188,6 +189,7 @@ def analyze_reader(
             roi_source = provider
             track = yield from _prefixed(compute_roi(reader, provider=provider), "finding the person")
             roi = (np.asarray(track.boxes, np.float32), track.crop_square())
+            person_found = round(float(np.mean(np.asarray(track.confidence) > 0)), 4)
         boxes, square = local_geometry(roi[0], roi[1], spec.local_mask, (rw, rh), work)
     heat_wh = heatmap_size(rw, rh, st.heatmap_side)
     maker = _ViewMaker(spec, work, boxes, square, views, heat_wh)
@@ -388,6 +390,7 @@ def analyze_reader(
         "method_params": st.method_params(),
         "views": spec.views,
         "roi": roi_source,  # local views: the ROI provider used (or "given" boxes); None without a local view
+        "person_found": person_found,
         "window": {
             "frames": spec.frames,
             "step": step,
