@@ -45,7 +45,7 @@ from stanviewer.qt.review import ReviewController
 from stanviewer.qt.review_bar import STATUS_TEXT, ReviewBar
 from stanviewer.qt.review_files import ReviewFiles
 from stanviewer.qt.segments_panel import SegmentsPanel
-from stanviewer.qt.session import Session, Tier, find_label_file
+from stanviewer.qt.session import Session, Tier, curve_name, find_label_file
 from stanviewer.qt.settings import AppSettings
 from stanviewer.qt.timeline import ThresholdBar, Timeline
 from stanviewer.qt.transport import Transport, TransportBar, make_actions
@@ -128,9 +128,8 @@ def open_job(path: Path, analysis_folder: Path | None = None) -> Job[OpenResult]
                 continue
             if res.analysis is None:
                 res.analysis, res.folder = a, f
-            elif a.meta.get("method") not in res.curves and a.meta.get("method") != res.analysis.meta.get("method"):
-                res.curves[str(a.meta.get("method"))] = a.scores
-            if len(res.curves) >= 5:
+            res.curves.setdefault(curve_name(a), a.scores)  # method · model: two models' "vanilla" differ
+            if len(res.curves) >= 6:
                 break
     except BaseException:
         if not handed_over:

@@ -42,6 +42,12 @@ class Overlay:
     roi_visible: bool = False
 
 
+def curve_name(analysis: Analysis) -> str:
+    """How an analysis' curve is named for comparison: its method and its model (``vanilla · cnn-…``)."""
+    model = (analysis.meta.get("model") or {}).get("name", "?")
+    return f"{analysis.meta.get('method', '?')} · {model}"
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """A running analysis: its method, its model (checkpoint SHA-256) and the threshold its curve is cut at
@@ -242,7 +248,8 @@ class Session(QObject):
         if analysis is not None:
             t = threshold if threshold is not None else float(analysis.meta.get("threshold", 0.5))
             self.threshold = float(np.clip(t, 0.0, 1.0))
-            self.curves.pop(self.method or "", None)
+            if len(analysis.scores) == self.frame_count:  # kept for comparison once another one is shown
+                self.curves[curve_name(analysis)] = analysis.scores
         self.sigAnalysisChanged.emit()
         self.sigScoresChanged.emit()
         self.sigThresholdChanged.emit(self.threshold)
@@ -277,9 +284,12 @@ class Session(QObject):
         self._recompute_segments()
 
     def set_curves(self, curves: dict[str, np.ndarray]) -> None:
-        """Other methods' scores for the same video (toggleable on the timeline)."""
+        """Scores of the video's analyses, named by :func:`curve_name` (toggleable on the timeline; the one on
+        screen is left out there)."""
         n = self.frame_count
-        self.curves = {k: v for k, v in curves.items() if len(v) == n and k != self.method}
+        self.curves = {k: v for k, v in curves.items() if len(v) == n}
+        if self.analysis is not None and len(self.analysis.scores) == n:
+            self.curves[curve_name(self.analysis)] = self.analysis.scores
         self.sigCurvesChanged.emit()
 
     def set_roi_boxes(self, boxes: np.ndarray | None) -> None:

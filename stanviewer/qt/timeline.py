@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from stanviewer.core.explain.segments import format_threshold
 from stanviewer.qt.lanes import LaneViewBox
-from stanviewer.qt.session import Session
+from stanviewer.qt.session import Session, curve_name
 
 __all__ = ["ThresholdBar", "TimeAxis", "Timeline", "intervals_path", "prediction_text"]
 
@@ -290,9 +290,10 @@ class Timeline(QWidget):
             item.setVisible(name in self._visible_curves)
 
     def available_curves(self) -> dict[str, np.ndarray]:
-        """Curves that can be toggled: other methods' scores and the window probability."""
-        out = dict(self.session.curves)
+        """Curves that can be toggled: the video's other analyses (method · model) and the window probability."""
         a = self.session.analysis
+        shown = None if a is None else curve_name(a)
+        out = {k: v for k, v in self.session.curves.items() if k != shown}
         if a is not None and self.session.partial is None and np.isfinite(a.window_prob).any():
             out["window probability"] = a.window_prob
         return out
@@ -499,7 +500,9 @@ class ThresholdBar(QWidget):
         self.curves_button = QToolButton(self)
         self.curves_button.setText("Curves ▾")
         self.curves_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.curves_button.setToolTip("Show other methods' curves (cached analyses) and the window probability")
+        self.curves_button.setToolTip(
+            "Compare with this video's other analyses (method · model, cached) and the window probability"
+        )
         self.curves_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.curves_menu = QMenu(self)
         self.curves_button.setMenu(self.curves_menu)

@@ -77,6 +77,26 @@ def test_timeline_refills_its_extra_curves_instead_of_rebuilding_them(qtbot, win
     assert "gradcam" not in tl.extra and item not in tl.plot.listDataItems()
 
 
+def test_curves_are_named_by_method_and_model_and_follow_the_analysis_shown(
+    qtbot, window, analysed_video: Path
+) -> None:
+    """Two models' "vanilla" are not one curve; the analysis shown before stays offered for comparison."""
+    from dataclasses import replace as dc_replace
+
+    from stanviewer.qt.session import curve_name
+
+    open_and_wait(qtbot, window, analysed_video)
+    tl, s = window.timeline, window.session
+    first = s.analysis
+    other = dc_replace(first, scores=first.scores[::-1].copy(), meta={**first.meta, "model": {"name": "other-model"}})
+    assert curve_name(first) != curve_name(other) and curve_name(other).endswith("· other-model")
+    s.set_analysis(other)
+    names = tl.available_curves()
+    assert curve_name(first) in names and curve_name(other) not in names  # the one on screen is not offered
+    s.set_analysis(first)
+    assert curve_name(other) in tl.available_curves() and curve_name(first) not in tl.available_curves()
+
+
 def test_threshold_moves_segments_in_timeline_and_table(qtbot, window, analysed_video: Path) -> None:
     open_and_wait(qtbot, window, analysed_video)
     s, bar, tl, panel = window.session, window.threshold_bar, window.timeline, window.segments_panel
