@@ -49,7 +49,7 @@ class ReviewBar(QWidget):
         lay.addWidget(self.state)
         lay.addStretch(1)
         for w in (self.tier, self.label, self.status):
-            w.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Tab reaches it too
 
         self.tier.activated.connect(lambda _k: controller.set_active_tier(self.tier.currentText()))
         self.label.activated.connect(lambda _k: controller.set_label(self.label.currentText()))

@@ -148,7 +148,7 @@ class SegmentsPanel(QWidget):
         self._sized = False
         self._widths: list[int] = []
         self.table.setAlternatingRowColors(True)
-        self.table.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.table.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         lay.addWidget(self.table)
         self.table.clicked.connect(self._on_clicked)
         self.table.activated.connect(self._on_clicked)

@@ -487,7 +487,7 @@ class ThresholdBar(QWidget):
         self.spin.setDecimals(3)
         self.spin.setSingleStep(0.01)
         self.spin.setKeyboardTracking(False)
-        self.spin.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.spin.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         row.addWidget(self.spin)
         row.addSpacing(12)
         row.addWidget(QLabel("Min. length"))
@@ -499,7 +499,7 @@ class ThresholdBar(QWidget):
         row.addSpacing(12)
         self.curves_button = QToolButton(self)
         self.curves_button.setText("Curves ▾")
-        self.curves_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.curves_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.curves_button.setToolTip(
             "Compare with this video's other analyses (method · model, cached) and the window probability"
         )
@@ -534,7 +534,7 @@ class ThresholdBar(QWidget):
         box.setSingleStep(0.1)
         box.setSuffix(" s")
         box.setKeyboardTracking(False)
-        box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        box.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         box.setValue(value)
         box.setProperty("tip", tip)
         box.setToolTip(tip)

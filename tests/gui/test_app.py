@@ -829,3 +829,22 @@ def test_a_missing_bundled_model_does_not_stop_a_video_opening(
     open_and_wait(qtbot, window, analysed_video)
     qtbot.waitUntil(lambda: bool(opened), timeout=LONG)
     assert window.session.analysis is not None and window.analysis_panel.cached.count() >= 1
+
+
+def test_tab_reaches_the_analysis_threshold_and_review_controls(qtbot, window, analysed_video: Path) -> None:
+    """Keyboard-only use: Tab from the picture visits the model, Run, the threshold, the segment options,
+    the segments table and the review bar (it used to alternate between the picture and the timeline)."""
+    from PySide6.QtWidgets import QApplication
+
+    open_and_wait(qtbot, window, analysed_video)
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.view, timeout=SHORT)
+    seen = set()
+    for _ in range(80):
+        window.focusNextPrevChild(True)
+        seen.add(QApplication.focusWidget())
+    panel, bar = window.analysis_panel, window.threshold_bar
+    for w in (panel.checkpoint, panel.method, panel.run_button, bar.spin, bar.min_seconds, bar.merge_seconds):
+        assert w in seen, w
+    assert window.segments_panel.table in seen
