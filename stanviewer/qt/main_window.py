@@ -304,6 +304,7 @@ class MainWindow(QMainWindow):
         self.heat_action = self._action(v, "Heatmap overlay", lambda: self.heat_check.toggle(), ["H"], "heatmap")
         self.roi_action = self._action(v, "ROI box", lambda: self.roi_check.toggle(), ["R"], "roi")
         self.roi_action.setEnabled(HAS_ROI)
+        self._overlay_menus(v)  # the overlay bar's choices, reachable from the keyboard (Alt+V)
         v.addSeparator()
         self._action(v, "Zoom in timeline", lambda: self.timeline.zoom(2.0), ["=", "+"], "zoom_in")
         self._action(v, "Zoom out timeline", lambda: self.timeline.zoom(0.5), ["-"], "zoom_out")
@@ -323,6 +324,25 @@ class MainWindow(QMainWindow):
         self._action(h, "&Keyboard shortcuts", self.show_shortcuts, ["F1", "?"], "shortcuts")
         self._action(h, "&About stanviewer", lambda: show_about(self, str(self.settings.path)), [], "about")
         self._rebuild_recent()
+
+    def _overlay_menus(self, v: Any) -> None:
+        """View ▸ Heatmap colours / floor / scale: the same choices as the combo boxes beside the transport
+        (which follow, since the menus set the combos)."""
+        for title, combo, items in (
+            ("Heatmap colours", self.cmap, [(self.cmap.itemText(k), k) for k in range(self.cmap.count())]),
+            ("Heatmap floor", self.floor, [(self.floor.itemText(k), k) for k in range(self.floor.count())]),
+            ("Heatmap scale", self.scale, [(self.scale.itemText(k), k) for k in range(self.scale.count())]),
+        ):
+            menu = v.addMenu(title)
+            group = QActionGroup(menu)
+            for text, k in items:
+                act = menu.addAction(text)
+                act.setCheckable(True)
+                group.addAction(act)
+                act.triggered.connect(lambda _on=False, c=combo, i=k: c.setCurrentIndex(i))
+            menu.aboutToShow.connect(
+                lambda m=menu, c=combo: [a.setChecked(j == c.currentIndex()) for j, a in enumerate(m.actions())]
+            )
 
     def _build_edit_menu(self, e: Any) -> None:
         r = self.review

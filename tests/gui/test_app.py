@@ -848,3 +848,16 @@ def test_tab_reaches_the_analysis_threshold_and_review_controls(qtbot, window, a
     for w in (panel.checkpoint, panel.method, panel.run_button, bar.spin, bar.min_seconds, bar.merge_seconds):
         assert w in seen, w
     assert window.segments_panel.table in seen
+
+
+def test_the_overlay_choices_are_in_the_view_menu(qtbot, window) -> None:
+    """Colour map, floor and scale, reachable from the keyboard (Alt+V) as well as beside the transport."""
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    menus = {a.text(): a.menu() for a in view.actions() if a.menu() is not None}
+    assert {"Heatmap colours", "Heatmap floor", "Heatmap scale"} <= set(menus)
+    next(a for a in menus["Heatmap floor"].actions() if a.text() == "Hide < 0.2").trigger()
+    assert window.session.overlay.floor == 0.2 and window.floor.currentText() == "Hide < 0.2"
+    next(a for a in menus["Heatmap scale"].actions() if a.text() == "Each frame").trigger()
+    assert window.session.overlay.relative_to == "frame"
+    next(a for a in menus["Heatmap colours"].actions() if a.text() == "viridis").trigger()
+    assert window.session.overlay.colormap == "viridis"
