@@ -19,15 +19,16 @@ MIB = 1 << 20
 NAME_BYTES = 255  # the longest file name most file systems allow
 
 
-def fit_file_name(name: str, suffix: str) -> str:
-    """``name + suffix``, or, where that is longer than a file name may be (a video name of 80 Japanese
-    characters is 240 bytes), ``name`` cut and marked with a hash of the whole name, so it stays its own."""
+def fit_file_name(name: str, suffix: str = "", limit: int = NAME_BYTES) -> str:
+    """``name + suffix``, or, where that is longer than ``limit`` bytes (a file name may have 255; a video
+    name of 80 Japanese characters is 240 bytes), ``name`` cut and marked with a hash of the whole name, so
+    it stays its own."""
     full = name + suffix
     raw = full.encode("utf-8", "surrogateescape")
-    if len(raw) <= NAME_BYTES:
+    if len(raw) <= limit:
         return full
     tag = "~" + hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-    room = NAME_BYTES - len((tag + suffix).encode("utf-8"))
+    room = limit - len((tag + suffix).encode("utf-8"))
     return name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore") + tag + suffix
 
 

@@ -86,15 +86,21 @@ def test_binary_per_frame_file_is_the_design_label_format(cfr: Path, tmp_path: P
     assert back[0].spans() == [(5, 9, "compensation")]
 
 
+def _score_curve(folder: Path) -> Path:
+    """A one-row ``scores.csv`` (an analysis's score curve) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "scores.csv"
+    path.write_text("frame,time_s,score\n0,0.0,0.5\n", encoding="utf-8")
+    return path
+
+
 def test_eaf_links_a_copy_of_the_score_curve_beside_itself(vfr: Path, tmp_path: Path) -> None:
     """The analysis cache the curve comes from is "safe to delete": the EAF must not depend on it."""
     import xml.etree.ElementTree as ET
 
     review, times = _setup(vfr)
     _label(review)
-    scores = tmp_path / "cache" / "scores.csv"
-    scores.parent.mkdir()
-    scores.write_text("frame,time_s,score\n0,0.0,0.5\n", encoding="utf-8")
+    scores = _score_curve(tmp_path / "cache")
     path = export_labels(review, tmp_path / "out" / "labels.eaf", "eaf", times, scores_csv=scores)
     link = ET.parse(path).getroot().find("HEADER/LINKED_FILE_DESCRIPTOR")
     assert link is not None and link.get("RELATIVE_LINK_URL") == "./labels.scores.csv"
@@ -113,8 +119,7 @@ def test_eaf_of_a_long_or_non_utf8_video_name_is_written_and_reads_back(cfr: Pat
 
     review, times = _setup(cfr)
     _label(review)
-    scores = tmp_path / "scores.csv"
-    scores.write_text("frame,time_s,score\n0,0.0,0.5\n", encoding="utf-8")
+    scores = _score_curve(tmp_path)
     long = export_labels(review, tmp_path / ("a" * 248 + ".eaf"), "eaf", times, scores_csv=scores)
     assert [p for p in tmp_path.iterdir() if p.name.endswith(".scores.csv") and len(p.name.encode()) <= 255]
     assert {t.name: t.spans() for t in import_labels(long, times)} == review.labels.spans()
@@ -131,9 +136,7 @@ def test_eaf_read_back_by_pympi_with_identical_intervals(vfr: Path, tmp_path: Pa
     pympi = pytest.importorskip("pympi")
     review, times = _setup(vfr)
     _label(review)
-    scores = tmp_path / "analysis" / "scores.csv"
-    scores.parent.mkdir()
-    scores.write_text("frame,time_s,score\n0,0.0,0.5\n", encoding="utf-8")
+    scores = _score_curve(tmp_path / "analysis")
     path = export_labels(review, tmp_path / "out" / "labels.eaf", "eaf", times, scores_csv=scores)
     eaf = pympi.Elan.Eaf(str(path))
     assert eaf.adocument["FORMAT"] == "3.0" and eaf.header["TIME_UNITS"] == "milliseconds"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -16,7 +15,14 @@ from stanviewer.core.explain.result import Analysis
 from stanviewer.core.explain.scoring import AnalysisSettings
 from stanviewer.core.explain.segments import SegmentOptions, segments_from_scores
 from stanviewer.core.explain.store import analysis_key, analyze_video, roi_identity
-from stanviewer.core.fileio import atomic_write, distinct_names, each_file_once, fingerprint, write_dict_rows
+from stanviewer.core.fileio import (
+    atomic_write,
+    distinct_names,
+    each_file_once,
+    fingerprint,
+    fit_file_name,
+    write_dict_rows,
+)
 from stanviewer.core.manifest import read_frame_labels, read_manifest
 from stanviewer.core.progress import run_job
 
@@ -77,7 +83,7 @@ def run_analyze(a: argparse.Namespace) -> int:
         heatmaps=not a.no_heatmaps,
     )
     items = expand_inputs(list(a.inputs))
-    names = [_fit_name(n) for n in distinct_names([it.video for it in items])]  # p01/trial1, p02/trial1
+    names = [fit_file_name(n, limit=200) for n in distinct_names([it.video for it in items])]  # p01/trial1, p02/trial1
     if a.out:  # said at once, not after the first analysis
         from stanviewer.core.review.clips import check_output_folder
 
@@ -145,16 +151,6 @@ def run_analyze(a: argparse.Namespace) -> int:
 
         print(SYNTHETIC_WARNING)
     return 2 if failed else 0
-
-
-def _fit_name(name: str, limit: int = 200) -> str:
-    """``name`` cut to at most ``limit`` bytes (file systems allow 255 per name), a short hash keeping cut
-    names apart."""
-    raw = name.encode("utf-8", "surrogateescape")
-    if len(raw) <= limit:
-        return name
-    tag = hashlib.sha1(raw).hexdigest()[:8]
-    return raw[: limit - 9].decode("utf-8", "ignore") + "_" + tag
 
 
 def _why(e: BaseException) -> str:
